@@ -1,0 +1,50 @@
+"""Base diffusion components: tiny seeded ones (smoke) or pretrained ones (hub id / local dir)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+    from nsync_bench.config import ModelConfig
+    from nsync_bench.models.components import DiffusionComponents
+
+
+def resolve_device(name: str) -> torch.device:
+    import torch
+
+    from nsync_bench.errors import ConfigError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device = 'cuda' but no CUDA device is available; use --set device=cpu or device=auto.")
+    return torch.device(name)
+
+
+def load_components(model: ModelConfig, device: torch.device, weight_dtype: torch.dtype) -> DiffusionComponents:
+    """Build or load the components, move them to ``device``; frozen UNet/VAE in ``weight_dtype``.
+
+    The text encoder stays fp32: Textual Inversion trains one of its rows.
+    """
+    from nsync_bench.errors import ConfigError
+
+    if model.source == "tiny":
+        from nsync_bench.models.tiny import build_tiny_components
+
+        components = build_tiny_components(seed=model.tiny_seed, resolution=model.resolution)
+    else:
+        if not model.pretrained:
+            raise ConfigError("model.source = 'pretrained' needs model.pretrained (a hub id or a local directory).")
+        from nsync_bench.models.pretrained import load_pretrained_components
+
+        components = load_pretrained_components(model.pretrained, revision=model.revision)
+    for module in (components.unet, components.vae):
+        # Cast only when needed: diffusers warns on every .to(dtype) call, even a no-op one.
+        if module.dtype == weight_dtype:
+            module.to(device=device)
+        else:
+            module.to(device=device, dtype=weight_dtype)
+    components.text_encoder.to(device=device)
+    return components

@@ -1,0 +1,48 @@
+"""Sessions: tests (default suite, CPU, offline), smoke (the README's main job end to end), lint.
+
+Each session installs the project into its own virtualenv; ``nox -s tests`` is all a fresh
+machine needs.
+"""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+OFFLINE = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    "CUDA_VISIBLE_DEVICES": "",
+}
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The default test suite (offline, CPU)."""
+    session.install("-e", ".[dev]")
+    session.run("pytest", *(session.posargs or ["-q"]), env=OFFLINE)
+
+
+@nox.session
+def smoke(session: nox.Session) -> None:
+    """The README's main job: one smoke TI run end to end, in a scratch directory."""
+    session.install("-e", ".[dev]")
+    workdir = session.create_tmp()
+    env = {**OFFLINE, "NSYNC_BENCH_DATA_ROOT": os.path.join(workdir, "data"),
+           "NSYNC_BENCH_RUNS_DIR": os.path.join(workdir, "runs"),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{os.path.join(workdir, 'mlflow.db')}"}
+    session.run("nsync-bench", "run", "--profile", "smoke", "--style", "toy-pastel", "--method", "ti",
+                "--seed", "0", "--restart", env=env)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check on the package, tests and noxfile."""
+    session.install("ruff")
+    session.run("ruff", "check", "nsync_bench", "tests", "noxfile.py")

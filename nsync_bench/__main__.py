@@ -1,0 +1,3 @@
+from nsync_bench.cli import main
+
+main()

@@ -1,0 +1,66 @@
+"""``nsync-bench run``: one (style, method, seed, profile, protocol) run."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from nsync_bench.cli import app, console, setup_logging, teaching_errors
+from nsync_bench.cli.options import (
+    DataRootOption,
+    ExperimentOption,
+    ProtocolOption,
+    RunsDirOption,
+    SetOption,
+    TrackingUriOption,
+)
+
+
+@app.command()
+@teaching_errors
+def run(
+    style: Annotated[str, typer.Option(help="Style to learn (see `nsync-bench data list`).")],
+    method: Annotated[str, typer.Option(help="ti | lora | nsync | nsync-lora")],
+    seed: Annotated[int, typer.Option(help="Run seed; every method with the same seed shares its draws.")] = 0,
+    profile: Annotated[str, typer.Option(help="What and where: smoke, sd15, sd2 (`nsync-bench profiles`).")] = "smoke",
+    protocol: ProtocolOption = None,
+    overrides: SetOption = None,
+    experiment: ExperimentOption = None,
+    tracking_uri: TrackingUriOption = None,
+    runs_dir: RunsDirOption = None,
+    data_root: DataRootOption = None,
+    resume: Annotated[
+        bool, typer.Option("--resume/--restart", help="Continue from the last checkpoint (default) or start over.")
+    ] = True,
+    track: Annotated[bool, typer.Option("--track/--no-track", help="Log to MLflow.")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Train one method on one style, generate evaluation images, and log everything to MLflow."""
+    setup_logging(verbose)
+    from nsync_bench.cli.progress import RichProgress
+    from nsync_bench.recipes import resolve_config
+
+    config = resolve_config(style=style, method=method, seed=seed, profile=profile, protocol=protocol,
+                            overrides=overrides)
+    from nsync_bench.runner import RunOptions, execute
+
+    options = RunOptions(runs_dir=runs_dir, data_root=data_root, tracking_uri=tracking_uri, experiment=experiment,
+                         track=track, resume="auto" if resume else "never", progress=RichProgress())
+    try:
+        result = execute(config, options)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]; run the same command again to resume from the last checkpoint.")
+        raise typer.Exit(130) from None
+    from rich.table import Table
+
+    verb = "already finished (same run key); not recomputed" if result.skipped else "finished"
+    console.print(f"[bold green]run {result.run_key} {verb}[/]")
+    table = Table.grid(padding=(0, 2))
+    table.add_row("run dir", str(result.run_dir))
+    table.add_row("adapter", str(result.run_dir / result.adapter))
+    if result.mlflow_run_id:
+        table.add_row("mlflow run", f"{result.mlflow_run_id} (browse: nsync-bench ui)")
+    for name, value in sorted(result.metrics.items()):
+        table.add_row(name, f"{value:.6g}")
+    console.print(table, soft_wrap=True)

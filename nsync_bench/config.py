@@ -1,0 +1,222 @@
+"""Typed, validated run configuration.
+
+A run is ``(style, method, seed, profile, protocol)``. Its config is resolved in layers, later
+layers winning:
+
+1. the defaults of the models below;
+2. the protocol's ``[defaults]`` table, then its ``[methods.<method>]`` table (the *recipe*:
+   batch size, learning rate, steps, optimizer, NSYNC rule — files in ``baselines/protocols/``);
+3. the profile (the *what and where*: base model, resolution, precision, sampling; the smoke
+   profile also shrinks the step budget) — files in ``nsync_bench/profiles/``;
+4. ``--set key=value`` overrides.
+
+The resolved config is saved with every run; :func:`run_key` hashes it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from typing import Any, Literal
+
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from nsync_bench.errors import ConfigError
+
+# Bump when a change of code changes results for an unchanged config: old run keys then miss.
+RUN_KEY_VERSION = 1
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RunSpec(_Section):
+    """The five coordinates of a run; all are MLflow tags."""
+
+    style: str
+    method: str
+    seed: int = Field(0, ge=0)
+    profile: str
+    protocol: str
+
+
+class ModelConfig(_Section):
+    source: Literal["tiny", "pretrained"] = "tiny"
+    # Hub id or local directory in the diffusers layout (source = "pretrained").
+    pretrained: str | None = None
+    revision: str | None = None
+    # Training resolution in pixels; the released code uses vae.sample_size (512 for SD 1.5).
+    resolution: int = Field(32, ge=8)
+    # "no" = fp32. fp16/bf16 apply only on CUDA (frozen weights in half, trainables in fp32).
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    tiny_seed: int = 0
+
+
+class DataConfig(_Section):
+    # Released code: bicubic resize to a square without cropping, random horizontal flip p=0.5.
+    interpolation: Literal["bicubic", "bilinear", "lanczos"] = "bicubic"
+    center_crop: bool = False
+    flip_p: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class TrainConfig(_Section):
+    max_steps: int = Field(8000, ge=1)
+    batch_size: int = Field(4, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    learning_rate: float = Field(5e-4, gt=0)
+    # Released code: lr = base lr x batch size x accumulation x processes.
+    scale_lr: bool = True
+    optimizer: Literal["adamw"] = "adamw"
+    adam_beta1: float = Field(0.9, ge=0, lt=1)
+    adam_beta2: float = Field(0.999, ge=0, lt=1)
+    adam_epsilon: float = Field(1e-8, gt=0)
+    # torch.optim.AdamW's default, which the released code inherits.
+    weight_decay: float = Field(0.01, ge=0)
+    lr_scheduler: Literal["constant"] = "constant"
+    max_grad_norm: float | None = Field(None, gt=0)
+    checkpoint_every: int = Field(1000, ge=1)
+    # Checkpoints kept on disk (the newest ones); the final adapter is saved separately.
+    checkpoints_keep: int = Field(1, ge=1)
+    log_every: int = Field(1, ge=1)
+    gradient_checkpointing: bool = False
+
+
+class TextualInversionConfig(_Section):
+    # Released code: "<illustration-special>"; any string that is not already a token works.
+    placeholder_token: str = "<nsync-style>"  # noqa: S105 - a token, not a password
+    # None: the style's initializer word from its manifest (painting, illustration, animation).
+    initializer_token: str | None = None
+    # "caption": "{caption} in the style of {token}" (the released code's TI baseline);
+    # "templates": the classic TI style templates ("a painting in the style of {token}", ...).
+    prompt: Literal["caption", "templates"] = "caption"
+    caption_template: str = "{caption} in the style of {token}"
+    # The released code lets AdamW's weight decay shrink every vocabulary row (they all carry a
+    # gradient tensor). False keeps all rows but the placeholder bit-identical; True reproduces it.
+    decay_whole_vocabulary: bool = False
+
+
+class EvalConfig(_Section):
+    # Released code (gen_imgs.py): the pipeline's default scheduler, 50 steps, CFG 7.5, 256 px.
+    num_inference_steps: int = Field(50, ge=1)
+    guidance_scale: float = Field(7.5, ge=0)
+    save_size: int = Field(256, ge=8)
+    prompt_template: str = "{caption} in the style of {token}"
+    # Evaluate on at most this many test captions (None: all, as the released code does).
+    max_prompts: int | None = Field(None, ge=1)
+    grid_images: int = Field(8, ge=1)
+
+
+class BenchConfig(_Section):
+    run: RunSpec
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Intra-op CPU threads (None: torch's default). CPU float reductions depend on the thread
+    # count, so it is part of the run; tiny models gain nothing from threads, and OpenMP's
+    # spin-waiting collapses when another process shares a 2-core machine.
+    cpu_threads: int | None = Field(None, ge=1)
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    ti: TextualInversionConfig = TextualInversionConfig()
+    eval: EvalConfig = EvalConfig()
+
+    def flat(self) -> dict[str, Any]:
+        """``{"train.max_steps": 8000, ...}``: the MLflow params."""
+        return flatten(self.model_dump(mode="json"))
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """A new dict: ``update`` merged into ``base`` recursively (tables merge, values replace)."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _allowed_keys(model: type[BaseModel]) -> list[str]:
+    return sorted(model.model_fields)
+
+
+def check_keys(tree: dict[str, Any], origin: str, model: type[BaseModel] = BenchConfig, prefix: str = "") -> None:
+    """Raise a :class:`ConfigError` naming the first unknown key in ``tree`` and the allowed ones."""
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if key not in model.model_fields:
+            allowed = [f"{prefix}{k}" for k in _allowed_keys(model)]
+            close = difflib.get_close_matches(dotted, allowed, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"unknown config key {dotted!r} in {origin}; allowed keys here: {', '.join(allowed)}.{hint}"
+            )
+        annotation = model.model_fields[key].annotation
+        if isinstance(value, dict) and isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            check_keys(value, origin, annotation, f"{dotted}.")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"train.max_steps=10"`` -> ``("train.max_steps", 10)``; values are parsed as TOML, else kept as text."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"override {text!r} is not of the form key=value (e.g. --set train.max_steps=10).")
+    raw = raw.strip()
+    if raw.lower() in {"none", "null"}:
+        return key, None
+    try:
+        return key, tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return key, raw
+
+
+def overrides_to_tree(overrides: list[str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for text in overrides:
+        key, value = parse_override(text)
+        if key.split(".")[0] == "run":
+            raise ConfigError(
+                f"--set {key} is not allowed: set the run coordinates with --style, --method, --seed, "
+                "--profile and --protocol."
+            )
+        node = tree
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    check_keys(tree, "--set")
+    return tree
+
+
+def validate(tree: dict[str, Any], origin: str) -> BenchConfig:
+    """Build a :class:`BenchConfig`, turning pydantic's errors into one message per bad key."""
+    check_keys(tree, origin)
+    try:
+        return BenchConfig.model_validate(tree)
+    except ValidationError as err:
+        problems = []
+        for item in err.errors():
+            key = ".".join(str(p) for p in item["loc"])
+            value = item.get("input")
+            problems.append(f"{key} = {value!r}: {item['msg']}")
+        raise ConfigError(f"invalid config ({origin}): " + "; ".join(problems)) from None
+
+
+def run_key(config: BenchConfig) -> str:
+    """A 16-hex-digit hash of the resolved config: equal keys mean equal runs."""
+    payload = json.dumps({"v": RUN_KEY_VERSION, "config": config.model_dump(mode="json")}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -1,0 +1,128 @@
+"""The interface every method implements, and the positive branch they share.
+
+The trainer owns devices, precision, the optimizer, checkpoints and tracking; a method owns its
+trainable parameters, its gradient computation and its saved adapter (open_clip's task split).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from nsync_bench import seeding
+from nsync_bench.config import BenchConfig
+from nsync_bench.data.styles import StyleInfo
+from nsync_bench.models.components import DiffusionComponents
+from nsync_bench.training.data import Batch
+from nsync_bench.training.diffusion import diffusion_loss, encode_prompts
+from nsync_bench.training.precision import Precision
+
+# The classic Textual Inversion style templates (Gal et al. 2022; diffusers' example).
+STYLE_TEMPLATES = (
+    "a painting in the style of {}",
+    "a rendering in the style of {}",
+    "a cropped painting in the style of {}",
+    "the painting in the style of {}",
+    "a clean painting in the style of {}",
+    "a dirty painting in the style of {}",
+    "a dark painting in the style of {}",
+    "a picture in the style of {}",
+    "a cool painting in the style of {}",
+    "a close-up painting in the style of {}",
+    "a bright painting in the style of {}",
+    "a cropped painting in the style of {}",
+    "a good painting in the style of {}",
+    "a close-up painting in the style of {}",
+    "a rendition in the style of {}",
+    "a nice painting in the style of {}",
+    "a small painting in the style of {}",
+    "a weird painting in the style of {}",
+    "a large painting in the style of {}",
+)
+
+
+class Method(ABC):
+    """One personalization method behind the shared trainer."""
+
+    name: ClassVar[str]
+
+    def __init__(
+        self,
+        config: BenchConfig,
+        components: DiffusionComponents,
+        style: StyleInfo,
+        device: torch.device,
+        precision: Precision,
+    ) -> None:
+        self.config = config
+        self.components = components
+        self.style = style
+        self.device = device
+        self.precision = precision
+        self.seed = config.run.seed
+
+    # -- what trains ---------------------------------------------------------------------------
+    @abstractmethod
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Optimizer parameter groups (with their weight decay)."""
+
+    @property
+    @abstractmethod
+    def token(self) -> str:
+        """The string that stands for the style in prompts."""
+
+    # -- one step ------------------------------------------------------------------------------
+    def training_prompts(self, captions: list[str], micro_step: int) -> list[str]:
+        """Caption-conditioned prompts (released code) or the classic style templates."""
+        if self.config.ti.prompt == "templates":
+            rng = seeding.numpy_rng(self.seed, seeding.DATA, "template", micro_step)
+            picks = rng.integers(0, len(STYLE_TEMPLATES), size=len(captions))
+            return [STYLE_TEMPLATES[int(i)].format(self.token) for i in picks]
+        template = self.config.ti.caption_template
+        return [template.format(caption=c, token=self.token) for c in captions]
+
+    def evaluation_prompt(self, caption: str) -> str:
+        return self.config.eval.prompt_template.format(caption=caption, token=self.token)
+
+    def branch_loss(self, batch: Batch, prompts: list[str], generator: torch.Generator) -> torch.Tensor:
+        """The denoising loss of one batch under the given prompts and random stream."""
+        with self.precision.autocast():
+            hidden = encode_prompts(self.components, prompts, self.device)
+            return diffusion_loss(self.components, batch.pixel_values.to(self.device), hidden, generator)
+
+    def positive_loss(self, batch: Batch, micro_step: int) -> torch.Tensor:
+        """The positive branch: the same draws for every method at the same (seed, micro-step)."""
+        generator = seeding.torch_generator(self.seed, seeding.NOISE, micro_step)
+        return self.branch_loss(batch, self.training_prompts(batch.captions, micro_step), generator)
+
+    def compute_gradients(self, batch: Batch, micro_step: int) -> dict[str, float]:
+        """Accumulate this micro-batch's gradient into ``.grad``; return scalars to log."""
+        loss = self.positive_loss(batch, micro_step)
+        accumulation = self.config.train.gradient_accumulation_steps
+        self.precision.scale(loss / accumulation).backward()
+        return {"train/loss": float(loss.detach())}
+
+    def before_optimizer_step(self) -> None:  # noqa: B027 - optional hook
+        """Adjust gradients after accumulation, before the optimizer step."""
+
+    def after_optimizer_step(self) -> None:  # noqa: B027 - optional hook
+        """Repair parameters after the optimizer step."""
+
+    # -- state and artifacts -------------------------------------------------------------------
+    @abstractmethod
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """Everything a checkpoint needs to restore the trained parameters exactly."""
+
+    @abstractmethod
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None: ...
+
+    @abstractmethod
+    def save_adapter(self, directory: Path) -> Path:
+        """Write the adapter in a format diffusers loads; return the file written."""
+
+    @abstractmethod
+    def evaluation_pipeline(self) -> Any:
+        """A StableDiffusionPipeline with the trained adapter applied as inference would load it."""

@@ -1,0 +1,206 @@
+"""One benchmark run end to end: data, model, training, adapter, evaluation images, MLflow.
+
+A run lives in ``<runs_dir>/<experiment>/<style>/<method>/seed<seed>-<run key>/``:
+
+    config.json        resolved config, run key, provenance
+    checkpoints/       rolling checkpoints (removed when the run finishes)
+    adapter/           the final adapter in a format diffusers loads
+    eval/              evaluation images, manifest.jsonl, grid.png
+    mlflow_run_id      the MLflow run this directory logs to (reused on resume)
+    result.json        written last: its presence means "finished"
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nsync_bench import paths, provenance
+from nsync_bench.config import BenchConfig, run_key
+from nsync_bench.progress import NullProgress, Progress
+from nsync_bench.recipes import resolve_config
+from nsync_bench.tracking import MlflowTracker, NullTracker, Tracker
+
+log = logging.getLogger(__name__)
+
+RESULT_FILE = "result.json"
+
+
+@dataclass
+class RunResult:
+    run_key: str
+    run_dir: Path
+    mlflow_run_id: str | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    adapter: str = ""
+    skipped: bool = False  # True when an earlier run with the same key had finished
+
+
+@dataclass
+class RunOptions:
+    """Where a run reads and writes; none of this enters the run key."""
+
+    runs_dir: Path | None = None
+    data_root: Path | None = None
+    tracking_uri: str | None = None
+    experiment: str | None = None  # default: nsync-bench-<profile>
+    track: bool = True
+    resume: str = "auto"  # auto: continue from a checkpoint if present; never: start over
+    progress: Progress = field(default_factory=NullProgress)
+    callbacks: list[Callable[[int], None]] = field(default_factory=list)
+
+
+def run_directory(config: BenchConfig, options: RunOptions) -> Path:
+    spec = config.run
+    experiment = options.experiment or f"nsync-bench-{spec.profile}"
+    leaf = f"seed{spec.seed}-{run_key(config)}"
+    return paths.runs_dir(options.runs_dir) / experiment / spec.style / spec.method / leaf
+
+
+def run(
+    *,
+    style: str,
+    method: str,
+    seed: int = 0,
+    profile: str = "smoke",
+    protocol: str | None = None,
+    overrides: list[str] | None = None,
+    options: RunOptions | None = None,
+) -> RunResult:
+    """Resolve the config and execute the run (or return the finished one with the same key)."""
+    config = resolve_config(style=style, method=method, seed=seed, profile=profile, protocol=protocol,
+                            overrides=overrides)
+    return execute(config, options or RunOptions())
+
+
+def execute(config: BenchConfig, options: RunOptions) -> RunResult:
+    key = run_key(config)
+    run_dir = run_directory(config, options)
+    if (run_dir / RESULT_FILE).is_file():
+        result = json.loads((run_dir / RESULT_FILE).read_text())
+        log.info("run %s already finished in %s; not recomputed", key, run_dir)
+        return RunResult(key, run_dir, result.get("mlflow_run_id"), result.get("metrics", {}),
+                         result.get("adapter", ""), skipped=True)
+    if options.resume == "never" and run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_config(run_dir, config, key)
+
+    tracker = _start_tracker(config, key, run_dir, options)
+    try:
+        result = _train_and_evaluate(config, key, run_dir, tracker, options)
+    except KeyboardInterrupt:
+        tracker.finish("KILLED")
+        raise
+    except BaseException:
+        tracker.finish("FAILED")
+        raise
+    tracker.finish("FINISHED")
+    return result
+
+
+def _write_config(run_dir: Path, config: BenchConfig, key: str) -> None:
+    record = {"run_key": key, "config": config.model_dump(mode="json"), "git_sha": provenance.git_sha(),
+              "libraries": provenance.library_versions()}
+    (run_dir / "config.json").write_text(json.dumps(record, indent=2))
+
+
+def _start_tracker(config: BenchConfig, key: str, run_dir: Path, options: RunOptions) -> Tracker:
+    if not options.track:
+        return NullTracker()
+    spec = config.run
+    id_file = run_dir / "mlflow_run_id"
+    previous = id_file.read_text().strip() if id_file.is_file() else None
+    tags = {"style": spec.style, "method": spec.method, "seed": spec.seed, "profile": spec.profile,
+            "protocol": spec.protocol, "run_key": key, "git_sha": provenance.git_sha(), "run_dir": str(run_dir)}
+    tracker = MlflowTracker(
+        paths.tracking_uri(options.tracking_uri),
+        options.experiment or f"nsync-bench-{spec.profile}",
+        run_name=f"{spec.style}/{spec.method}/seed{spec.seed}",
+        tags=tags,
+        run_id=previous,
+    )
+    id_file.write_text(tracker.run_id or "")
+    tracker.log_params(config.flat())
+    return tracker
+
+
+@dataclass
+class Training:
+    """Everything a run trains with, assembled from a resolved config."""
+
+    config: BenchConfig
+    style: Any  # StyleInfo
+    style_dir: Path
+    method: Any  # Method
+    trainer: Any  # Trainer
+
+
+def build_training(config: BenchConfig, *, data_root: Path | None, checkpoint_dir: Path,
+                   tracker: Tracker | None = None, progress: Progress | None = None,
+                   callbacks: list[Callable[[int], None]] | None = None) -> Training:
+    """Data, components, method and trainer for ``config`` (no training happens yet)."""
+    import torch
+
+    from nsync_bench.data.styles import ensure_style_data, get_style, list_images, require_captions
+    from nsync_bench.methods import method_class
+    from nsync_bench.models import load_components, resolve_device
+    from nsync_bench.training.data import ImageSet, PositiveBatches
+    from nsync_bench.training.precision import Precision
+    from nsync_bench.training.trainer import Trainer
+
+    spec = config.run
+    style = get_style(spec.style)
+    style_dir = ensure_style_data(spec.style, paths.data_root(data_root))
+    train_images = list_images(style_dir, style.train_split)
+    captions = require_captions(train_images) if config.ti.prompt == "caption" else [""] * len(train_images)
+
+    device = resolve_device(config.device)
+    if config.cpu_threads is not None:
+        torch.set_num_threads(config.cpu_threads)
+    precision = Precision(config.model.mixed_precision, device)
+    components = load_components(config.model, device, precision.weight_dtype)
+    method = method_class(spec.method)(config, components, style, device, precision)
+
+    images = ImageSet([img.path for img in train_images], config.model.resolution, config.data)
+    batches = PositiveBatches(images, captions, spec.seed, config.train.batch_size)
+    trainer = Trainer(config, method, batches, checkpoint_dir, tracker, progress, callbacks)
+    return Training(config, style, style_dir, method, trainer)
+
+
+def _train_and_evaluate(config: BenchConfig, key: str, run_dir: Path, tracker: Tracker,
+                        options: RunOptions) -> RunResult:
+    import torch
+
+    from nsync_bench.evaluation import evaluate
+
+    training = build_training(config, data_root=options.data_root, checkpoint_dir=run_dir / "checkpoints",
+                              tracker=tracker, progress=options.progress, callbacks=options.callbacks)
+    method, trainer = training.method, training.trainer
+    tracker.set_tags({"hardware": json.dumps(provenance.hardware(str(method.device))),
+                      "model_source": method.components.source})
+    if options.resume != "never":
+        trainer.resume()
+    trainer.fit()
+
+    adapter = method.save_adapter(run_dir / "adapter")
+    tracker.log_artifact(run_dir / "adapter", "adapter")
+    tracker.log_artifact(run_dir / "config.json")
+    with torch.no_grad():
+        metrics = evaluate(config, method, training.style_dir, training.style, run_dir / "eval", tracker,
+                           options.progress)
+
+    result = RunResult(key, run_dir, tracker.run_id, metrics, str(adapter.relative_to(run_dir)))
+    record: dict[str, Any] = {"run_key": key, "mlflow_run_id": tracker.run_id, "metrics": metrics,
+                              "adapter": result.adapter, "steps": trainer.step}
+    (run_dir / RESULT_FILE).write_text(json.dumps(record, indent=2))
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    return result
+
+
+__all__ = ["RunOptions", "RunResult", "Training", "build_training", "execute", "run", "run_directory"]

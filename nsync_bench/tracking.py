@@ -1,0 +1,143 @@
+"""Experiment tracking: MLflow (imported lazily) and a null tracker for library use.
+
+MLflow is the system of record (DESIGN.md): one experiment per benchmark, one run per
+(style, method, seed, ...), tags for the run coordinates, params = the flattened config, step
+metrics, final metrics and artifacts. Step metrics are buffered and sent in batches: one SQLite
+or HTTP round trip per step would cost more than a smoke training step.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Protocol
+
+from nsync_bench.errors import NsyncBenchError
+from nsync_bench.paths import artifact_root
+
+log = logging.getLogger(__name__)
+
+_FLUSH_EVERY = 200  # buffered metric values before a batch write
+_PARAM_BATCH = 100  # MLflow accepts at most 100 params per batch call
+_PARAM_MAX_LEN = 6000
+
+
+class Tracker(Protocol):
+    run_id: str | None
+
+    def log_params(self, params: dict[str, Any]) -> None: ...
+
+    def set_tags(self, tags: dict[str, Any]) -> None: ...
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def finish(self, status: str = "FINISHED") -> None: ...
+
+
+class NullTracker:
+    """Tracks nothing; the default when a library caller does not ask for MLflow."""
+
+    run_id: str | None = None
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        pass
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        pass
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def finish(self, status: str = "FINISHED") -> None:
+        pass
+
+
+def _client(tracking_uri: str) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def ensure_experiment(tracking_uri: str, name: str) -> str:
+    """The id of experiment ``name``, created (with a local artifact root for SQLite) if missing."""
+    client = _client(tracking_uri)
+    try:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        return client.create_experiment(name, artifact_location=artifact_root(tracking_uri))
+    except Exception as err:  # mlflow raises many types (MlflowException, requests errors, ...)
+        raise NsyncBenchError(
+            f"cannot reach the MLflow store {tracking_uri!r}: {err}. Start the server, fix --tracking-uri / "
+            "MLFLOW_TRACKING_URI, or drop them to use the local SQLite store ./mlflow.db."
+        ) from err
+
+
+class MlflowTracker:
+    """One MLflow run, new or resumed (``run_id``), written through ``MlflowClient``."""
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment: str,
+        run_name: str,
+        tags: dict[str, Any],
+        run_id: str | None = None,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.client = _client(tracking_uri)
+        experiment_id = ensure_experiment(tracking_uri, experiment)
+        if run_id is not None:
+            self.client.update_run(run_id, status="RUNNING")
+            self.run_id = run_id
+        else:
+            run = self.client.create_run(experiment_id, run_name=run_name, tags={k: str(v) for k, v in tags.items()})
+            self.run_id = run.info.run_id
+        self._pending: list[Any] = []
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        existing = self.client.get_run(self.run_id).data.params
+        items = [Param(k, str(v)[:_PARAM_MAX_LEN]) for k, v in params.items() if k not in existing]
+        for start in range(0, len(items), _PARAM_BATCH):
+            self.client.log_batch(self.run_id, params=items[start : start + _PARAM_BATCH])
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, str(value))
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        self._pending.extend(Metric(k, float(v), stamp, step or 0) for k, v in metrics.items())
+        if len(self._pending) >= _FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        while self._pending:
+            chunk, self._pending = self._pending[:1000], self._pending[1000:]
+            self.client.log_batch(self.run_id, metrics=chunk)
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        if path.is_dir():
+            self.client.log_artifacts(self.run_id, str(path), artifact_path)
+        else:
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def finish(self, status: str = "FINISHED") -> None:
+        self.flush()
+        self.client.set_terminated(self.run_id, status=status)

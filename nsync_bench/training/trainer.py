@@ -1,0 +1,140 @@
+"""The training loop shared by every method.
+
+The trainer owns the optimizer, gradient accumulation, precision, checkpoints, step metrics and
+progress; the method owns what trains and how its gradient is computed (nsync_bench.methods.base).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from nsync_bench import seeding
+from nsync_bench.config import BenchConfig
+from nsync_bench.methods.base import Method
+from nsync_bench.progress import NullProgress, Progress
+from nsync_bench.tracking import NullTracker, Tracker
+from nsync_bench.training import checkpoint as ckpt
+from nsync_bench.training.data import PositiveBatches
+
+log = logging.getLogger(__name__)
+
+StepCallback = Callable[[int], None]
+
+
+def effective_learning_rate(config: BenchConfig, processes: int = 1) -> float:
+    """Released code (``scale_lr``): base lr x batch size x accumulation steps x processes."""
+    train = config.train
+    if not train.scale_lr:
+        return train.learning_rate
+    return train.learning_rate * train.batch_size * train.gradient_accumulation_steps * processes
+
+
+class Trainer:
+    def __init__(
+        self,
+        config: BenchConfig,
+        method: Method,
+        batches: PositiveBatches,
+        checkpoint_dir: Path,
+        tracker: Tracker | None = None,
+        progress: Progress | None = None,
+        callbacks: list[StepCallback] | None = None,
+    ) -> None:
+        self.config = config
+        self.method = method
+        self.batches = batches
+        self.checkpoint_dir = checkpoint_dir
+        self.tracker = tracker or NullTracker()
+        self.progress = progress or NullProgress()
+        self.callbacks = list(callbacks or [])
+        train = config.train
+        self.learning_rate = effective_learning_rate(config)
+        self.optimizer = torch.optim.AdamW(
+            method.param_groups(),
+            lr=self.learning_rate,
+            betas=(train.adam_beta1, train.adam_beta2),
+            eps=train.adam_epsilon,
+        )
+        self.step = 0  # optimizer steps completed
+        self._updating = False  # True between optimizer.step() and the method's repair
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        state = {
+            "method": self.method.trainable_state(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.method.precision.state_dict(),
+        }
+        meta = {"method": self.method.name, "learning_rate": self.learning_rate}
+        path = ckpt.save_checkpoint(self.checkpoint_dir, self.step, state, meta, self.config.train.checkpoints_keep)
+        log.info("checkpoint at step %d: %s", self.step, path)
+        return path
+
+    def resume(self) -> int:
+        """Load the newest checkpoint, if any; return the step training continues from."""
+        path = ckpt.latest_checkpoint(self.checkpoint_dir)
+        if path is None:
+            return 0
+        state = ckpt.load_checkpoint(path)
+        self.method.load_trainable_state(state["method"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.method.precision.load_state_dict(state["scaler"])
+        ckpt.restore_rng_states(state["rng"])
+        self.step = int(state["step"])
+        log.info("resumed from %s (step %d)", path, self.step)
+        return self.step
+
+    # -- the loop ------------------------------------------------------------------------------
+    def train_step(self) -> dict[str, float]:
+        """One optimizer step over ``gradient_accumulation_steps`` micro-batches."""
+        train = self.config.train
+        accumulation = train.gradient_accumulation_steps
+        # 1. Library-internal randomness (e.g. dropout) is a function of the step too.
+        torch.manual_seed(seeding.derive_seed(self.config.run.seed, seeding.GLOBAL, self.step))
+        # 2. Accumulate each micro-batch's gradient; the method decides how it is computed.
+        totals: dict[str, float] = {}
+        for micro in range(accumulation):
+            micro_step = self.step * accumulation + micro
+            logs = self.method.compute_gradients(self.batches.batch(micro_step), micro_step)
+            for key, value in logs.items():
+                totals[key] = totals.get(key, 0.0) + value / accumulation
+        # 3. Let the method adjust the accumulated gradient, then step and repair.
+        self.method.before_optimizer_step()
+        self._updating = True
+        self.method.precision.step(self.optimizer, train.max_grad_norm)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.method.after_optimizer_step()
+        self._updating = False
+        self.step += 1
+        return totals
+
+    def fit(self) -> None:
+        """Train from :attr:`step` to ``train.max_steps``; on Ctrl-C, checkpoint and re-raise."""
+        train = self.config.train
+        self.progress.start(f"training {self.method.name}", total=train.max_steps, completed=self.step)
+        try:
+            while self.step < train.max_steps:
+                started = time.perf_counter()
+                logs = self.train_step()
+                logs["train/step_time"] = time.perf_counter() - started
+                logs["train/lr"] = self.learning_rate
+                if self.step % train.log_every == 0 or self.step == train.max_steps:
+                    self.tracker.log_metrics(logs, step=self.step)
+                self.progress.advance(1, loss=logs.get("train/loss", float("nan")))
+                if self.step % train.checkpoint_every == 0 and self.step < train.max_steps:
+                    self.save_checkpoint()
+                for callback in self.callbacks:
+                    callback(self.step)
+        except KeyboardInterrupt:
+            if not self._updating and self.step > 0:
+                log.warning("interrupted at step %d; saving a checkpoint to resume from", self.step)
+                self.save_checkpoint()
+            raise
+        finally:
+            self.tracker.flush()
+            self.progress.stop()

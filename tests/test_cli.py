@@ -1,0 +1,116 @@
+"""The CLI: fast --help without torch, teaching errors, a real smoke run through Typer."""
+
+import subprocess
+import sys
+
+import pytest
+from conftest import FAST
+from typer.testing import CliRunner
+
+from nsync_bench.cli import app
+
+runner = CliRunner()
+
+HEAVY = ("torch", "diffusers", "transformers", "mlflow")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["profiles", "--help"], ["ui", "--help"]])
+def test_help_does_not_import_heavy_libraries(argv):
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom nsync_bench.cli import app\n"
+        f"result = CliRunner().invoke(app, {argv!r})\nassert result.exit_code == 0, result.output\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_console_script_help():
+    out = subprocess.run(["nsync-bench", "--help"], capture_output=True, text=True, check=True)
+    assert "run" in out.stdout and "profiles" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragments"),
+    [
+        (["run", "--style", "monet2", "--method", "ti"], ["unknown style 'monet2'", "toy-ink, toy-pastel"]),
+        (["run", "--style", "toy-ink", "--method", "dreambooth"], ["unknown method 'dreambooth'", "ti"]),
+        (["run", "--style", "toy-ink", "--method", "ti", "--profile", "big"], ["unknown profile", "smoke"]),
+        (["run", "--style", "toy-ink", "--method", "ti", "--set", "train.steps=3"],
+         ["train.steps", "train.max_steps"]),
+        (["run", "--style", "toy-ink", "--method", "ti", "--set", "train.max_steps=-1"],
+         ["train.max_steps", "greater than or equal to 1"]),
+    ],
+)
+def test_bad_input_gives_a_teaching_error_and_exit_2(argv, fragments):
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    for fragment in fragments:
+        assert fragment in text
+
+
+def test_profiles_lists_and_shows_resolved_config():
+    listing = runner.invoke(app, ["profiles"])
+    assert listing.exit_code == 0
+    for name in ("smoke", "sd15", "sd2", "matched", "paper-code"):
+        assert name in listing.output
+    shown = runner.invoke(app, ["profiles", "sd15", "--protocol", "paper-code"])
+    assert shown.exit_code == 0
+    assert '"decay_whole_vocabulary": true' in shown.output and "run key:" in shown.output
+
+
+def test_run_command_end_to_end(tmp_path, data_root):
+    argv = ["run", "--style", "toy-ink", "--method", "ti", "--seed", "2", "--runs-dir", str(tmp_path / "runs"),
+            "--data-root", str(data_root), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
+    for item in FAST:
+        argv += ["--set", item]
+    first = runner.invoke(app, argv)
+    assert first.exit_code == 0, first.output
+    assert "finished" in first.output
+    again = runner.invoke(app, argv)
+    assert again.exit_code == 0 and "not recomputed" in again.output
+
+
+def test_ui_command_binds_to_localhost():
+    from nsync_bench.cli.ui import ui_command
+
+    command = ui_command("sqlite:///x.db", "127.0.0.1", 5000)
+    assert command[command.index("--host") + 1] == "127.0.0.1"
+
+
+@pytest.mark.slow
+def test_ui_serves_the_runs_store(tmp_path):
+    """`nsync-bench ui` really serves the same store: its REST API lists the store's experiment."""
+    import json
+    import os
+    import socket
+    import time
+    import urllib.request
+
+    from nsync_bench.tracking import ensure_experiment
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ensure_experiment(uri, "ui-check")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    proc = subprocess.Popen(["nsync-bench", "ui", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=10"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    names = [e["name"] for e in json.load(response)["experiments"]]
+                break
+            except OSError:
+                assert proc.poll() is None, "the UI process exited"
+                assert time.monotonic() < deadline, "the UI did not answer within 90 s"
+                time.sleep(0.5)
+        assert "ui-check" in names
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)

@@ -1,0 +1,72 @@
+"""A smoke TI run end to end: MLflow record, artifacts, adapter reload, idempotence."""
+
+import mlflow
+import numpy as np
+import torch
+from conftest import FAST
+from mlflow.tracking import MlflowClient
+from PIL import Image
+
+from nsync_bench.generation import generate_one, read_manifest
+from nsync_bench.models.pipeline import build_pipeline
+from nsync_bench.models.tiny import build_tiny_components
+from nsync_bench.recipes import resolve_config
+from nsync_bench.runner import run
+
+
+def test_smoke_run_logs_tags_params_metrics_and_artifacts(run_options):
+    result = run(style="toy-pastel", method="ti", seed=0, overrides=FAST, options=run_options)
+    assert not result.skipped
+
+    mlflow.set_tracking_uri(run_options.tracking_uri)
+    runs = mlflow.search_runs(experiment_names=["test"])
+    assert len(runs) == 1
+    row = runs.iloc[0]
+    assert row["status"] == "FINISHED"
+    expected_tags = {"style": "toy-pastel", "method": "ti", "seed": "0", "profile": "smoke",
+                     "protocol": "matched", "run_key": result.run_key}
+    for key, value in expected_tags.items():
+        assert row[f"tags.{key}"] == value
+    assert len(row["tags.git_sha"]) >= 7
+    assert row["params.train.max_steps"] == "6"
+    assert row["params.model.source"] == "tiny"
+    assert row["params.ti.initializer_token"] == "painting"
+
+    client = MlflowClient(run_options.tracking_uri)
+    history = client.get_metric_history(result.mlflow_run_id, "train/loss")
+    assert [m.step for m in sorted(history, key=lambda m: m.step)] == [1, 2, 3, 4, 5, 6]
+    assert all(np.isfinite(m.value) and m.value > 0 for m in history)
+    assert len(client.get_metric_history(result.mlflow_run_id, "train/step_time")) == 6
+
+    def listing(path=None):
+        found = []
+        for item in client.list_artifacts(result.mlflow_run_id, path):
+            found += listing(item.path) if item.is_dir else [item.path]
+        return found
+
+    artifacts = set(listing())
+    assert {"adapter/learned_embeds.safetensors", "config.json", "eval/manifest.jsonl", "eval/grid.png"} <= artifacts
+    assert "eval/images/00000.png" in artifacts
+
+
+def test_same_run_key_is_not_recomputed(run_options):
+    first = run(style="toy-ink", method="ti", seed=1, overrides=FAST, options=run_options)
+    second = run(style="toy-ink", method="ti", seed=1, overrides=FAST, options=run_options)
+    assert second.skipped and second.run_key == first.run_key
+    mlflow.set_tracking_uri(run_options.tracking_uri)
+    assert len(mlflow.search_runs(experiment_names=["test"])) == 1
+
+
+def test_saved_adapter_regenerates_the_first_evaluation_image(run_options):
+    result = run(style="toy-pastel", method="ti", seed=0, overrides=FAST, options=run_options)
+    config = resolve_config(style="toy-pastel", method="ti", seed=0, profile="smoke", overrides=FAST)
+    torch.set_num_threads(config.cpu_threads)
+
+    # A fresh base model plus diffusers' own loader: what a user of the artifact would do.
+    pipe = build_pipeline(build_tiny_components(seed=config.model.tiny_seed, resolution=config.model.resolution))
+    pipe.load_textual_inversion(str(result.run_dir / result.adapter))
+    first = read_manifest(result.run_dir / "eval" / "images")[0]
+    assert first.prompt.endswith("in the style of <nsync-style>")
+    regenerated = generate_one(pipe, first.prompt, first.seed, config.eval, config.model.resolution)
+    with Image.open(result.run_dir / "eval" / "images" / first.file) as saved:
+        assert np.array_equal(np.asarray(regenerated), np.asarray(saved))
