@@ -84,18 +84,57 @@ class TrainConfig(_Section):
     gradient_checkpointing: bool = False
 
 
+class PromptConfig(_Section):
+    # "caption": "{caption} in the style of {token}" (the released code's TI baseline);
+    # "templates": the classic TI style templates ("a painting in the style of {token}", ...).
+    mode: Literal["caption", "templates"] = "caption"
+    train_template: str = "{caption} in the style of {token}"
+
+
 class TextualInversionConfig(_Section):
     # Released code: "<illustration-special>"; any string that is not already a token works.
     placeholder_token: str = "<nsync-style>"  # noqa: S105 - a token, not a password
     # None: the style's initializer word from its manifest (painting, illustration, animation).
     initializer_token: str | None = None
-    # "caption": "{caption} in the style of {token}" (the released code's TI baseline);
-    # "templates": the classic TI style templates ("a painting in the style of {token}", ...).
-    prompt: Literal["caption", "templates"] = "caption"
-    caption_template: str = "{caption} in the style of {token}"
     # The released code lets AdamW's weight decay shrink every vocabulary row (they all carry a
     # gradient tensor). False keeps all rows but the placeholder bit-identical; True reproduces it.
     decay_whole_vocabulary: bool = False
+
+
+class LoraConfig(_Section):
+    # Defaults from diffusers' examples/text_to_image/train_text_to_image_lora.py: rank 4,
+    # lora_alpha = rank, Gaussian init, the UNet attention projections.
+    rank: int = Field(4, ge=1)
+    alpha: float = Field(4.0, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = ["to_k", "to_q", "to_v", "to_out.0"]
+    init: Literal["gaussian", "default"] = "gaussian"
+    # LoRA learns no token; prompts name the style with a rare identifier (DreamBooth's convention).
+    style_token: str = "sks"  # noqa: S105 - a token, not a password
+
+
+class NsyncConfig(_Section):
+    """NSYNC's gradient rule (nsync_bench.methods.nsync.refine_gradient)."""
+
+    rule: Literal["paper", "code-v4.1", "code-v4.2", "code-v5.0", "code-v5.1"] = "paper"
+    # LoRA: the rule acts on the flattened vector of all LoRA parameters, or on each tensor.
+    projection_scope: Literal["global", "per_tensor"] = "global"
+    # A direction with w.w <= eps is degenerate: its projection is skipped (and counted).
+    eps: float = Field(1e-20, ge=0)
+    # The user's own negative set (one image per training image, same file stem) instead of ours.
+    negatives_dir: str | None = None
+
+
+class NegativesConfig(_Section):
+    """NSYNC's negative set: the frozen base model renders each training caption generically."""
+
+    # Released code (gen_generic_dataset.py): caption + " in the style of " + initializer word.
+    prompt_template: str = "{caption} in the style of {generic}"
+    generic_word: str | None = None  # None: the style's initializer word
+    seed: int = Field(0, ge=0)  # the set is shared by every run of a style, so it has its own seed
+    num_inference_steps: int = Field(50, ge=1)
+    guidance_scale: float = Field(7.5, ge=0)
+    save_size: int = Field(256, ge=8)  # released code: saved at 256 px, resized again for training
 
 
 class EvalConfig(_Section):
@@ -119,7 +158,11 @@ class BenchConfig(_Section):
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
+    prompts: PromptConfig = PromptConfig()
     ti: TextualInversionConfig = TextualInversionConfig()
+    lora: LoraConfig = LoraConfig()
+    nsync: NsyncConfig = NsyncConfig()
+    negatives: NegativesConfig = NegativesConfig()
     eval: EvalConfig = EvalConfig()
 
     def flat(self) -> dict[str, Any]:

@@ -158,17 +158,27 @@ def build_training(config: BenchConfig, *, data_root: Path | None, checkpoint_di
     style = get_style(spec.style)
     style_dir = ensure_style_data(spec.style, paths.data_root(data_root))
     train_images = list_images(style_dir, style.train_split)
-    captions = require_captions(train_images) if config.ti.prompt == "caption" else [""] * len(train_images)
+    captions = require_captions(train_images) if config.prompts.mode == "caption" else [""] * len(train_images)
 
     device = resolve_device(config.device)
     if config.cpu_threads is not None:
         torch.set_num_threads(config.cpu_threads)
     precision = Precision(config.model.mixed_precision, device)
     components = load_components(config.model, device, precision.weight_dtype)
-    method = method_class(spec.method)(config, components, style, device, precision)
+    cls = method_class(spec.method)
+    negatives = None
+    if cls.needs_negatives:  # rendered by the pristine base model, before the method changes it
+        from nsync_bench.data.negatives import ensure_negative_set
+
+        negative_paths = ensure_negative_set(config, style, train_images, captions, components,
+                                             paths.data_root(data_root), progress)
+        negatives = ImageSet(negative_paths, config.model.resolution, config.data)
+    method = cls(config, components, style, device, precision)
 
     images = ImageSet([img.path for img in train_images], config.model.resolution, config.data)
     batches = PositiveBatches(images, captions, spec.seed, config.train.batch_size)
+    if negatives is not None:
+        method.attach_negatives(negatives, batches)
     trainer = Trainer(config, method, batches, checkpoint_dir, tracker, progress, callbacks)
     return Training(config, style, style_dir, method, trainer)
 

@@ -28,6 +28,7 @@ NEGATIVE_NOISE = "negative-noise"
 ANCHOR = "anchor"
 GLOBAL = "global"  # reseeds torch's global RNG each step (e.g. for dropout inside the models)
 EVAL = "eval"
+LORA_INIT = "lora-init"
 NEGATIVE_SET = "negative-set"
 
 

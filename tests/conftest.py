@@ -21,6 +21,7 @@ FAST = [
     "train.checkpoint_every=3",
     "eval.num_inference_steps=3",
     "eval.max_prompts=2",
+    "negatives.num_inference_steps=3",
 ]
 
 

@@ -34,7 +34,7 @@ def test_sd15_profile_has_the_released_codes_settings():
     assert config.train.learning_rate == 5e-4 and config.train.scale_lr
     assert config.train.optimizer == "adamw" and config.train.weight_decay == 0.01
     assert (config.eval.num_inference_steps, config.eval.guidance_scale, config.eval.save_size) == (50, 7.5, 256)
-    assert config.ti.prompt == "caption" and config.ti.decay_whole_vocabulary
+    assert config.prompts.mode == "caption" and config.ti.decay_whole_vocabulary
 
 
 def test_sd2_profile_points_at_sd2_base():
@@ -47,11 +47,11 @@ def test_matched_protocol_decays_only_trained_parameters():
 
 def test_set_overrides_are_typed_and_win():
     config = resolve(overrides=["train.max_steps=10", "train.learning_rate=1e-3", "data.flip_p=0",
-                                "ti.prompt=templates", "train.max_grad_norm=none"])
+                                "prompts.mode=templates", "train.max_grad_norm=none"])
     assert config.train.max_steps == 10 and isinstance(config.train.max_steps, int)
     assert config.train.learning_rate == 1e-3
     assert config.data.flip_p == 0.0
-    assert config.ti.prompt == "templates"
+    assert config.prompts.mode == "templates"
     assert config.train.max_grad_norm is None
 
 
@@ -95,7 +95,7 @@ def test_malformed_override_and_run_keys_are_rejected():
 
 @pytest.mark.parametrize(
     ("kwargs", "valid"),
-    [({"style": "monet-typo"}, "toy-ink, toy-pastel"), ({"method": "dreambooth"}, "ti"),
+    [({"style": "monet-typo"}, "toy-ink, toy-pastel"), ({"method": "dreambooth"}, "lora, nsync, nsync-lora, ti"),
      ({"profile": "sd99"}, "sd15, sd2, smoke"), ({"protocol": "fair"}, "matched, paper-code")],
 )
 def test_unknown_names_list_the_valid_ones(kwargs, valid):
@@ -117,3 +117,30 @@ def test_flat_params_cover_every_leaf():
     assert flat["train.max_steps"] == resolve().train.max_steps
     assert flat["run.style"] == "toy-pastel"
     assert all("." in key or key in {"device", "cpu_threads"} for key in flat)
+
+
+def test_paper_code_protocol_resolves_to_the_released_settings():
+    from nsync_bench.training.trainer import effective_learning_rate
+
+    ti = resolve(protocol="paper-code", profile="sd15")
+    nsync = resolve(protocol="paper-code", profile="sd15", method="nsync")
+    assert (ti.train.batch_size, nsync.train.batch_size) == (4, 2)
+    assert (effective_learning_rate(ti), effective_learning_rate(nsync)) == (2e-3, 1e-3)
+    for config in (ti, nsync):
+        assert config.train.max_steps == 8000 and config.train.optimizer == "adamw"
+        assert config.train.weight_decay == 0.01 and config.ti.decay_whole_vocabulary
+        assert config.prompts.mode == "caption" and config.nsync.rule == "code-v4.2"
+        assert config.run.protocol == "paper-code"
+
+
+def test_matched_protocol_gives_every_method_the_same_recipe():
+    configs = [resolve(protocol="matched", profile="sd15", method=m) for m in ("ti", "lora", "nsync", "nsync-lora")]
+    recipes = {(c.train.batch_size, c.train.learning_rate, c.train.scale_lr, c.train.max_steps, c.train.optimizer,
+                c.train.weight_decay) for c in configs}
+    assert recipes == {(4, 5e-4, True, 8000, "adamw", 0.01)}
+    assert all(not c.ti.decay_whole_vocabulary and c.nsync.rule == "paper" for c in configs)
+
+
+def test_nsync_rule_is_validated():
+    with pytest.raises(ConfigError, match=r"code-v4\.2"):
+        resolve(method="nsync", overrides=["nsync.rule=v4.2"])

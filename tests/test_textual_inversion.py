@@ -72,8 +72,8 @@ class Crash(Exception):
     """Stands for a hard kill: nothing gets to save a checkpoint."""
 
 
-@pytest.mark.parametrize("interruption", ["ctrl-c", "crash"])
-def test_interrupted_run_resumes_bit_identical(run_options, tmp_path, interruption):
+@pytest.mark.parametrize(("method", "interruption"), [("ti", "ctrl-c"), ("ti", "crash"), ("nsync-lora", "ctrl-c")])
+def test_interrupted_run_resumes_bit_identical(run_options, tmp_path, method, interruption):
     def stop_at(step):
         def callback(current):
             if current == step:
@@ -83,15 +83,15 @@ def test_interrupted_run_resumes_bit_identical(run_options, tmp_path, interrupti
     # Ctrl-C at step 4 checkpoints there; a crash at 5 falls back to the periodic checkpoint at 3.
     run_options.callbacks = [stop_at(4 if interruption == "ctrl-c" else 5)]
     with pytest.raises(KeyboardInterrupt if interruption == "ctrl-c" else Crash):
-        run(style="toy-pastel", method="ti", overrides=FAST, options=run_options)
+        run(style="toy-pastel", method=method, overrides=FAST, options=run_options)
     run_dir = next((run_options.runs_dir).rglob("checkpoints")).parent
     steps = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
     assert steps[-1] == ("checkpoint-0000004" if interruption == "ctrl-c" else "checkpoint-0000003")
 
     run_options.callbacks = []
-    resumed = run(style="toy-pastel", method="ti", overrides=FAST, options=run_options)
+    resumed = run(style="toy-pastel", method=method, overrides=FAST, options=run_options)
     run_options.runs_dir = tmp_path / "fresh"
-    fresh = run(style="toy-pastel", method="ti", overrides=FAST, options=run_options)
+    fresh = run(style="toy-pastel", method=method, overrides=FAST, options=run_options)
 
     assert resumed.run_key == fresh.run_key
     a = load_file(resumed.run_dir / resumed.adapter)

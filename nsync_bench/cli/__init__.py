@@ -51,6 +51,7 @@ def teaching_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # Verbs register themselves on ``app`` when their module is imported.
+from nsync_bench.cli import data as _data  # noqa: E402,F401
 from nsync_bench.cli import profiles as _profiles  # noqa: E402,F401
 from nsync_bench.cli import run as _run  # noqa: E402,F401
 from nsync_bench.cli import ui as _ui  # noqa: E402,F401

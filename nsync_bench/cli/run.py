@@ -57,6 +57,8 @@ def run(
     verb = "already finished (same run key); not recomputed" if result.skipped else "finished"
     console.print(f"[bold green]run {result.run_key} {verb}[/]")
     table = Table.grid(padding=(0, 2))
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
     table.add_row("run dir", str(result.run_dir))
     table.add_row("adapter", str(result.run_dir / result.adapter))
     if result.mlflow_run_id:

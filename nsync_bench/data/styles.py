@@ -110,6 +110,6 @@ def require_captions(images: list[StyleImage]) -> list[str]:
     if missing:
         raise DataError(
             f"{len(missing)} image(s) have no caption, e.g. {missing[:3]}; write a .txt beside each image "
-            "or run `nsync-bench data captions` (or use --set ti.prompt=templates)."
+            "or run `nsync-bench data captions` (or use --set prompts.mode=templates)."
         )
     return [img.caption or "" for img in images]

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 METHODS: dict[str, str] = {
     "ti": "nsync_bench.methods.textual_inversion:TextualInversion",
+    "lora": "nsync_bench.methods.lora:Lora",
+    "nsync": "nsync_bench.methods.nsync:NsyncTextualInversion",
+    "nsync-lora": "nsync_bench.methods.nsync:NsyncLora",
 }
 
 

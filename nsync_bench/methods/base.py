@@ -48,6 +48,8 @@ class Method(ABC):
     """One personalization method behind the shared trainer."""
 
     name: ClassVar[str]
+    # True for methods that train on a negative set too (NSYNC); the runner then provides it.
+    needs_negatives: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -77,11 +79,11 @@ class Method(ABC):
     # -- one step ------------------------------------------------------------------------------
     def training_prompts(self, captions: list[str], micro_step: int) -> list[str]:
         """Caption-conditioned prompts (released code) or the classic style templates."""
-        if self.config.ti.prompt == "templates":
+        if self.config.prompts.mode == "templates":
             rng = seeding.numpy_rng(self.seed, seeding.DATA, "template", micro_step)
             picks = rng.integers(0, len(STYLE_TEMPLATES), size=len(captions))
             return [STYLE_TEMPLATES[int(i)].format(self.token) for i in picks]
-        template = self.config.ti.caption_template
+        template = self.config.prompts.train_template
         return [template.format(caption=c, token=self.token) for c in captions]
 
     def evaluation_prompt(self, caption: str) -> str:
@@ -110,6 +112,19 @@ class Method(ABC):
 
     def after_optimizer_step(self) -> None:  # noqa: B027 - optional hook
         """Repair parameters after the optimizer step."""
+
+    # -- gradient access for rules that combine several branches (NSYNC) -------------------------
+    def rule_parameters(self) -> list[torch.Tensor]:
+        """The tensors whose gradients a branch computes."""
+        raise NotImplementedError(f"method {self.name!r} exposes no gradients for a rule")
+
+    def rule_vectors(self, gradients: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The parts of those gradients a rule acts on (e.g. TI: the style token's row)."""
+        raise NotImplementedError(f"method {self.name!r} exposes no gradients for a rule")
+
+    def add_to_gradients(self, vectors: list[torch.Tensor]) -> None:
+        """Add ``vectors`` (shaped like :meth:`rule_vectors`) into the parameters' ``.grad``."""
+        raise NotImplementedError(f"method {self.name!r} exposes no gradients for a rule")
 
     # -- state and artifacts -------------------------------------------------------------------
     @abstractmethod

@@ -70,9 +70,18 @@ class TextualInversion(Method):
     def param_groups(self) -> list[dict[str, Any]]:
         return [{"params": [self.embedding.weight], "weight_decay": self.config.train.weight_decay}]
 
-    def placeholder_gradient(self) -> torch.Tensor:
-        """The gradient of the style token's row (the vector NSYNC's rule acts on)."""
-        return self.embedding.weight.grad[self.placeholder_id]
+    def rule_parameters(self) -> list[torch.Tensor]:
+        return [self.embedding.weight]
+
+    def rule_vectors(self, gradients: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The style token's row: the vector NSYNC's rule acts on (as in the released code)."""
+        return [gradients[0][self.placeholder_id]]
+
+    def add_to_gradients(self, vectors: list[torch.Tensor]) -> None:
+        weight = self.embedding.weight
+        if weight.grad is None:
+            weight.grad = torch.zeros_like(weight)
+        weight.grad[self.placeholder_id] += vectors[0].to(weight.grad.dtype)
 
     def before_optimizer_step(self) -> None:
         # Only the placeholder row learns: the rows of the caption's words get gradients too.

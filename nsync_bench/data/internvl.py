@@ -1,0 +1,154 @@
+"""InternVL2 captions as the released NSYNC code makes them (``src/img2txt_internvl.py``).
+
+The pre-processing (InternVL's dynamic tiling) is plain PIL and tested; the model call needs the
+real ``OpenGVLab/InternVL2-2B`` weights and its hub-side modelling code, so it cannot run in the
+offline test suite.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PIL import Image
+
+from nsync_bench.data.captions import Captioner, load_hf, model_key, resolve_device
+from nsync_bench.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+INTERNVL2_2B = "OpenGVLab/InternVL2-2B"
+QUESTION = (
+    "<image>\nDescribe the visual features of image briefly, with no more than 25 words. "
+    "Write it in prompt format so that I set it as a prompt."
+)
+"""The NSYNC prompt, verbatim (it yields short, prompt-like captions)."""
+GENERATION = {"max_new_tokens": 1024, "do_sample": False}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _closest_grid(aspect: float, grids: list[tuple[int, int]], width: int, height: int,
+                  tile: int) -> tuple[int, int]:
+    """InternVL's choice: the (cols, rows) grid whose aspect ratio is closest to the image's.
+
+    On a tie the later (larger) grid wins only if the image has more than half its pixel area,
+    so small images are not blown up into many tiles.
+    """
+    best_diff, best = float("inf"), (1, 1)
+    area = width * height
+    for grid in grids:
+        diff = abs(aspect - grid[0] / grid[1])
+        if diff < best_diff:
+            best_diff, best = diff, grid
+        elif diff == best_diff and area > 0.5 * tile * tile * grid[0] * grid[1]:
+            best = grid
+    return best
+
+
+def dynamic_tiles(image: Image.Image, tile: int = 448, min_num: int = 1, max_num: int = 12,
+                  use_thumbnail: bool = True) -> list[Image.Image]:
+    """Split ``image`` into ``tile``-px squares on the grid (1..max_num tiles) closest in aspect ratio.
+
+    Same algorithm and candidate order as InternVL's ``dynamic_preprocess`` (the candidates are
+    built as a set and sorted by tile count, exactly as there, so ties resolve identically), with
+    bicubic resizing. A ``tile``-px thumbnail of the whole image is appended when there is more
+    than one tile.
+    """
+    if not 1 <= min_num <= max_num or tile < 1:
+        raise ConfigError(f"dynamic_tiles needs 1 <= min_num <= max_num and tile >= 1 (got {min_num}, {max_num}, "
+                          f"{tile}).")
+    image = image.convert("RGB")
+    width, height = image.size
+    grids = sorted(
+        {(i, j) for n in range(min_num, max_num + 1) for i in range(1, n + 1) for j in range(1, n + 1)
+         if min_num <= i * j <= max_num},
+        key=lambda g: g[0] * g[1],
+    )
+    cols, rows = _closest_grid(width / height, grids, width, height, tile)
+    resized = image.resize((tile * cols, tile * rows), Image.Resampling.BICUBIC)
+    tiles = [resized.crop((c * tile, r * tile, (c + 1) * tile, (r + 1) * tile))
+             for r in range(rows) for c in range(cols)]
+    if use_thumbnail and len(tiles) != 1:
+        tiles.append(image.resize((tile, tile), Image.Resampling.BICUBIC))
+    return tiles
+
+
+def pixel_values(image: Image.Image, tile: int = 448, max_num: int = 12) -> Any:
+    """The ``(n_tiles, 3, tile, tile)`` float tensor InternVL's ``load_image`` builds (ImageNet-normalised)."""
+    import numpy as np
+    import torch
+
+    # Tiles are already tile x tile, so InternVL's bicubic Resize((tile, tile)) is the identity here.
+    arrays = [np.asarray(t, dtype=np.float32) / 255.0 for t in dynamic_tiles(image, tile=tile, max_num=max_num)]
+    batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (batch - mean) / std
+
+
+class InternVLCaptioner(Captioner):
+    """InternVL2 (default ``OpenGVLab/InternVL2-2B``): bf16 on CUDA, fp32 on CPU, greedy ``model.chat``.
+
+    Security: InternVL2 ships its modelling code in the model repository, and loading it with
+    ``trust_remote_code=True`` executes that Python code on this machine. Hence the explicit
+    opt-in ``trust_remote_code=True`` (CLI: ``--trust-remote-code``); review the code or use a
+    local copy you trust. That code targets the transformers 4.x of its release and may fail on
+    newer transformers. Not covered by the offline tests (needs the 4.4 GB weights).
+    """
+
+    name = "internvl"
+    batch_size = 1  # model.chat takes one image's tiles at a time
+
+    def __init__(self, model: str = INTERNVL2_2B, device: str = "cpu", trust_remote_code: bool = False,
+                 max_num: int = 12) -> None:
+        if not trust_remote_code:
+            raise ConfigError(
+                f"the internvl captioner runs Python code downloaded with the model ({model}: "
+                "trust_remote_code=True in transformers). Review that code, then opt in with "
+                "`--trust-remote-code` (library: make_captioner('internvl', trust_remote_code=True)); or caption "
+                "without remote code: `--captioner blip` or `--captioner template --text '...'`."
+            )
+        if max_num < 1:
+            raise ConfigError(f"internvl: max_num must be >= 1 (got {max_num}).")
+        self.model, self.device, self.max_num = model, device, max_num
+        settings = [] if device.startswith("cuda") else ["dtype=float32"]  # bf16 on CUDA is the reference
+        settings += [f"max_num={max_num}"] if max_num != 12 else []
+        self.model_id = "|".join([model_key(model), *settings])
+        self._net: Any = None
+        self._tokenizer: Any = None
+
+    def load(self) -> None:
+        if self._net is not None:
+            return
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        from nsync_bench.models.pretrained import _dtype_kwargs
+
+        device = resolve_device(self.device)
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        dtype_kwargs, _ = _dtype_kwargs(dtype)
+
+        def model_loader(target: str, **kwargs: Any) -> Any:
+            return AutoModel.from_pretrained(target, trust_remote_code=True, low_cpu_mem_usage=True,
+                                             **dtype_kwargs, **kwargs)
+
+        def tokenizer_loader(target: str, **kwargs: Any) -> Any:
+            return AutoTokenizer.from_pretrained(target, trust_remote_code=True, use_fast=False, **kwargs)
+
+        self._tokenizer, net = load_hf("InternVL", self.model, [tokenizer_loader, model_loader], INTERNVL2_2B)
+        self._net = net.eval().to(device)
+        self._dtype, self.device = dtype, device
+
+    def caption(self, images: list[Image.Image]) -> list[str]:
+        import torch
+
+        self.load()
+        captions = []
+        for image in images:
+            values = pixel_values(image, max_num=self.max_num).to(self._dtype).to(self.device)
+            with torch.inference_mode():
+                answer = self._net.chat(self._tokenizer, values, QUESTION, dict(GENERATION))
+            captions.append(str(answer).strip())
+        return captions

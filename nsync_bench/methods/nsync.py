@@ -1,0 +1,229 @@
+"""NSYNC (arXiv 2511.01517): a negative synthetic branch and a gradient rule on top of TI or LoRA.
+
+Per step, with a = the positive gradient (real style images), b = the negative gradient (the base
+model's generic rendering of the same captions), c = an anchor gradient (a random positive image)
+and the projection P(u, w) = (u.w / w.w) w over the flattened vectors:
+
+=============  =================================  =======================================================
+rule           update                             source
+=============  =================================  =======================================================
+``paper``      a - P(a, b)                        the abstract: keep a's component orthogonal to b
+``code-v4.1``  a - P(a, a+b)                      released code; its b is a+b (grads never zeroed)
+``code-v4.2``  a + P(a, a) - P(a, a+b)            released default; anchor pass run, its gradient unused
+``code-v5.0``  (a + (a+b)) / 2                    negatives prompted "... not in the style of S*"
+``code-v5.1``  (a + (a+b+c) + (a+b)) / 3          same prompts, anchor used
+=============  =================================  =======================================================
+
+(``shared/reference/nsync-code-notes.md`` §2.) A direction with w.w <= eps is degenerate: its
+projection is skipped (P = 0) and the event is counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from nsync_bench import seeding
+from nsync_bench.errors import unknown_name
+from nsync_bench.methods.lora import Lora
+from nsync_bench.methods.textual_inversion import TextualInversion
+from nsync_bench.training.data import Batch, ImageSet
+
+POSITIVE_PROMPT = "{caption} in the style of {token}"
+NOT_PROMPT = "{caption} not in the style of {token}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    formula: str
+    uses_anchor: bool
+    negative_prompt: str  # the training prompt of the negative images
+
+
+RULES: dict[str, Rule] = {
+    "paper": Rule("paper", "a - P(a, b)", False, POSITIVE_PROMPT),
+    "code-v4.1": Rule("code-v4.1", "a - P(a, a+b)", False, POSITIVE_PROMPT),
+    "code-v4.2": Rule("code-v4.2", "a + P(a, a) - P(a, a+b)", False, POSITIVE_PROMPT),
+    "code-v5.0": Rule("code-v5.0", "(a + (a+b)) / 2", False, NOT_PROMPT),
+    "code-v5.1": Rule("code-v5.1", "(a + (a+b+c) + (a+b)) / 3", True, NOT_PROMPT),
+}
+
+DEFAULT_EPS = 1e-20
+
+
+def get_rule(name: str) -> Rule:
+    if name not in RULES:
+        raise unknown_name("rule", name, RULES)
+    return RULES[name]
+
+
+def _projection(u: torch.Tensor, w: torch.Tensor, eps: float) -> tuple[torch.Tensor, bool]:
+    """P(u, w) = (u.w / w.w) w on flat float64 vectors; (0, True) when w is degenerate."""
+    ww = torch.dot(w, w)
+    if not torch.isfinite(ww) or ww <= eps:
+        return torch.zeros_like(u), True
+    return (torch.dot(u, w) / ww) * w, False
+
+
+def refine_gradient_with_info(
+    g_pos: torch.Tensor,
+    g_neg: torch.Tensor,
+    g_anchor: torch.Tensor | None = None,
+    *,
+    rule: str,
+    eps: float = DEFAULT_EPS,
+) -> tuple[torch.Tensor, int]:
+    """:func:`refine_gradient` plus the number of degenerate (skipped) projections."""
+    spec = get_rule(rule)
+    if g_neg.shape != g_pos.shape:
+        raise ValueError(f"g_neg has shape {tuple(g_neg.shape)}, g_pos {tuple(g_pos.shape)}")
+    if spec.uses_anchor and g_anchor is None:
+        raise ValueError(f"rule {rule!r} ({spec.formula}) needs g_anchor")
+    a, b = g_pos.detach().double().flatten(), g_neg.detach().double().flatten()
+    degenerate = 0
+    if rule == "paper":
+        p_ab, skip = _projection(a, b, eps)
+        update, degenerate = a - p_ab, int(skip)
+    elif rule == "code-v4.1":
+        p, skip = _projection(a, a + b, eps)
+        update, degenerate = a - p, int(skip)
+    elif rule == "code-v4.2":
+        p_aa, skip_aa = _projection(a, a, eps)
+        p_as, skip_as = _projection(a, a + b, eps)
+        update, degenerate = a + p_aa - p_as, int(skip_aa) + int(skip_as)
+    elif rule == "code-v5.0":
+        update = (a + (a + b)) / 2
+    else:  # code-v5.1
+        c = g_anchor.detach().double().flatten()
+        update = (a + (a + b + c) + (a + b)) / 3
+    return update.reshape(g_pos.shape).to(g_pos.dtype), degenerate
+
+
+def refine_gradient(
+    g_pos: torch.Tensor,
+    g_neg: torch.Tensor,
+    g_anchor: torch.Tensor | None = None,
+    *,
+    rule: str,
+    eps: float = DEFAULT_EPS,
+) -> torch.Tensor:
+    """Combine NSYNC's branch gradients with ``rule`` (see the module table); same shape as ``g_pos``."""
+    return refine_gradient_with_info(g_pos, g_neg, g_anchor, rule=rule, eps=eps)[0]
+
+
+def _cosine(u: torch.Tensor, w: torch.Tensor) -> float:
+    denominator = u.norm() * w.norm()
+    return float(torch.dot(u, w) / denominator) if denominator > 0 else 0.0
+
+
+class NsyncMixin:
+    """Adds NSYNC's negative (and anchor) branch and gradient rule to a base method.
+
+    The positive branch is the base method's, with the same draws (stream ``noise``); the
+    negative branch uses the paired synthetic image of each positive (same caption, same flip)
+    with its own noise stream, so adding it never shifts the positive draws.
+    """
+
+    needs_negatives = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rule = get_rule(self.config.nsync.rule)
+        self.negative_images: ImageSet | None = None
+        self.positive_batches: Any = None
+        self.degenerate_steps = 0
+        self.last_gradients: dict[str, torch.Tensor] = {}
+
+    def attach_negatives(self, negatives: ImageSet, positives: Any) -> None:
+        self.negative_images = negatives
+        self.positive_batches = positives
+
+    def negative_prompts(self, captions: list[str]) -> list[str]:
+        return [self.rule.negative_prompt.format(caption=c, token=self.token) for c in captions]
+
+    def _branch_gradient(self, loss: torch.Tensor) -> list[torch.Tensor]:
+        gradients = torch.autograd.grad(self.precision.scale(loss), self.rule_parameters())
+        return [v.detach() / self.precision.scaler.get_scale() if self.precision.mode == "fp16" else v.detach()
+                for v in self.rule_vectors(list(gradients))]
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        return {**super().trainable_state(), "nsync_degenerate_steps": torch.tensor(self.degenerate_steps)}
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        state = dict(state)
+        self.degenerate_steps = int(state.pop("nsync_degenerate_steps", 0))
+        super().load_trainable_state(state)
+
+    def _anchor_batch(self, micro_step: int) -> Batch:
+        batches = self.positive_batches
+        rng = seeding.numpy_rng(self.seed, seeding.ANCHOR, micro_step)
+        indices = [int(i) for i in rng.integers(0, len(batches.images), size=batches.batch_size)]
+        flips = [bool(d < batches.images.data.flip_p) for d in rng.random(batches.batch_size)]
+        return Batch(batches.images.stack(indices, flips), [batches.captions[i] for i in indices], indices, flips)
+
+    def compute_gradients(self, batch: Batch, micro_step: int) -> dict[str, float]:
+        if self.negative_images is None:
+            raise RuntimeError("NSYNC needs its negative set: call attach_negatives() first")
+        # 1. Positive branch: the base method's loss with the base method's draws.
+        loss_pos = self.positive_loss(batch, micro_step)
+        a = self._branch_gradient(loss_pos)
+        # 2. Negative branch: each positive's synthetic twin, same caption and flip, own noise.
+        negative = Batch(self.negative_images.stack(batch.indices, batch.flips), batch.captions, batch.indices,
+                         batch.flips)
+        loss_neg = self.branch_loss(negative, self.negative_prompts(batch.captions),
+                                    seeding.torch_generator(self.seed, seeding.NEGATIVE_NOISE, micro_step))
+        b = self._branch_gradient(loss_neg)
+        # 3. Anchor branch, only for rules that use it: random positives with their own captions.
+        c: list[torch.Tensor | None] = [None] * len(a)
+        if self.rule.uses_anchor:
+            anchor = self._anchor_batch(micro_step)
+            loss_anchor = self.branch_loss(anchor, self.training_prompts(anchor.captions, micro_step),
+                                           seeding.torch_generator(self.seed, seeding.ANCHOR, micro_step))
+            c = self._branch_gradient(loss_anchor)
+        # 4. Combine with the rule, over all trainables at once or tensor by tensor.
+        updates, degenerate = self._refine(a, b, c)
+        self.degenerate_steps += int(degenerate > 0)
+        accumulation = self.config.train.gradient_accumulation_steps
+        scale = self.precision.scaler.get_scale() if self.precision.mode == "fp16" else 1.0
+        self.add_to_gradients([u * (scale / accumulation) for u in updates])
+        flat_a, flat_b, flat_u = (torch.cat([v.flatten().double() for v in vs]) for vs in (a, b, updates))
+        self.last_gradients = {"pos": flat_a, "neg": flat_b, "update": flat_u}
+        return {
+            "train/loss": float(loss_pos.detach()),
+            "train/loss_pos": float(loss_pos.detach()),
+            "train/loss_neg": float(loss_neg.detach()),
+            "grad/norm_pos": float(flat_a.norm()),
+            "grad/norm_neg": float(flat_b.norm()),
+            "grad/cos_pos_neg": _cosine(flat_a, flat_b),
+            "grad/norm_update": float(flat_u.norm()),
+            "nsync/degenerate_steps": float(self.degenerate_steps),
+        }
+
+    def _refine(self, a: list[torch.Tensor], b: list[torch.Tensor], c: list[Any]) -> tuple[list[torch.Tensor], int]:
+        nsync = self.config.nsync
+        if nsync.projection_scope == "per_tensor" or len(a) == 1:
+            results = [refine_gradient_with_info(x, y, z, rule=nsync.rule, eps=nsync.eps)
+                       for x, y, z in zip(a, b, c, strict=True)]
+            return [r[0] for r in results], sum(r[1] for r in results)
+        flat = [torch.cat([v.flatten() for v in vs]) if vs[0] is not None else None for vs in (a, b, c)]
+        update, degenerate = refine_gradient_with_info(*flat, rule=nsync.rule, eps=nsync.eps)
+        pieces, offset = [], 0
+        for v in a:
+            pieces.append(update[offset : offset + v.numel()].reshape(v.shape))
+            offset += v.numel()
+        return pieces, degenerate
+
+
+class NsyncTextualInversion(NsyncMixin, TextualInversion):
+    """NSYNC on Textual Inversion (the paper's main method): the rule acts on the style token's row."""
+
+    name = "nsync"
+
+
+class NsyncLora(NsyncMixin, Lora):
+    """NSYNC on LoRA: the rule acts on all LoRA parameters (``nsync.projection_scope``)."""
+
+    name = "nsync-lora"

@@ -1,0 +1,119 @@
+"""NSYNC and LoRA as training methods: shared seeds, what trains, the rule applied, adapters reload."""
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+from conftest import FAST
+from mlflow.tracking import MlflowClient
+from PIL import Image
+
+from nsync_bench.generation import generate_one, read_manifest
+from nsync_bench.methods.nsync import refine_gradient
+from nsync_bench.models.pipeline import build_pipeline
+from nsync_bench.models.tiny import build_tiny_components
+from nsync_bench.recipes import resolve_config
+from nsync_bench.runner import build_training, run
+
+
+def training_for(method, data_root, tmp_path, overrides=(), seed=0, protocol="matched"):
+    config = resolve_config(style="toy-pastel", method=method, seed=seed, profile="smoke", protocol=protocol,
+                            overrides=[*FAST, *overrides])
+    return build_training(config, data_root=data_root, checkpoint_dir=tmp_path / method / "ckpt")
+
+
+@pytest.mark.parametrize(("base", "nsync"), [("ti", "nsync"), ("lora", "nsync-lora")])
+def test_nsync_positive_gradient_equals_the_baselines_gradient_at_step_one(data_root, tmp_path, base, nsync):
+    """The shared-seed contract: same batch, flips, latents, noise and timesteps on the positive branch."""
+    baseline = training_for(base, data_root, tmp_path)
+    batch = baseline.trainer.batches.batch(0)
+    baseline.method.compute_gradients(batch, 0)
+    params = baseline.method.rule_parameters()
+    expected = torch.cat([v.flatten() for v in baseline.method.rule_vectors([p.grad for p in params])])
+
+    ours = training_for(nsync, data_root, tmp_path)
+    ours.method.compute_gradients(ours.trainer.batches.batch(0), 0)
+    assert torch.equal(ours.method.last_gradients["pos"], expected.double())
+
+
+def test_nsync_writes_the_rules_update_into_the_gradient(data_root, tmp_path):
+    training = training_for("nsync", data_root, tmp_path)
+    method = training.method
+    logs = method.compute_gradients(training.trainer.batches.batch(0), 0)
+    grads = method.last_gradients
+    expected = refine_gradient(grads["pos"], grads["neg"], rule="paper")
+    written = method.embedding.weight.grad[method.placeholder_id].double()
+    torch.testing.assert_close(written, expected, rtol=1e-6, atol=1e-12)
+    assert abs(float(written @ grads["neg"])) < 1e-5 * float(written.norm() * grads["neg"].norm())
+    assert {"grad/norm_pos", "grad/norm_neg", "grad/cos_pos_neg", "grad/norm_update", "train/loss_pos",
+            "train/loss_neg"} <= set(logs)
+    assert -1 <= logs["grad/cos_pos_neg"] <= 1
+
+
+def test_nsync_lora_scopes_differ_and_global_is_orthogonal_over_all_parameters(data_root, tmp_path):
+    results = {}
+    for scope in ("global", "per_tensor"):
+        training = training_for("nsync-lora", data_root, tmp_path / scope, [f"nsync.projection_scope={scope}"])
+        training.method.compute_gradients(training.trainer.batches.batch(0), 0)
+        results[scope] = training.method.last_gradients
+    g = results["global"]
+    assert abs(float(g["update"] @ g["neg"])) < 1e-6 * float(g["update"].norm() * g["neg"].norm())
+    assert not torch.allclose(results["global"]["update"], results["per_tensor"]["update"])
+    assert torch.equal(results["global"]["pos"], results["per_tensor"]["pos"])
+
+
+def test_anchor_rule_runs_an_anchor_branch(data_root, tmp_path):
+    training = training_for("nsync", data_root, tmp_path, ["nsync.rule=code-v5.1"])
+    method = training.method
+    assert method.negative_prompts(["a cat"]) == ["a cat not in the style of <nsync-style>"]
+    logs = method.compute_gradients(training.trainer.batches.batch(0), 0)
+    assert np.isfinite(logs["grad/norm_update"])
+
+
+def test_lora_trains_only_lora_parameters(data_root, tmp_path):
+    training = training_for("lora", data_root, tmp_path)
+    unet = training.method.components.unet
+    base_before = {n: p.detach().clone() for n, p in unet.named_parameters() if "lora_" not in n}
+    lora_before = {n: p.detach().clone() for n, p in unet.named_parameters() if "lora_" in n}
+    text_before = [p.detach().clone() for p in training.method.components.text_encoder.parameters()]
+    for _ in range(2):
+        training.trainer.train_step()
+    after = dict(unet.named_parameters())
+    assert all(torch.equal(after[n], p) for n, p in base_before.items())
+    assert any(not torch.equal(after[n], p) for n, p in lora_before.items())
+    assert all(torch.equal(a, b) for a, b in zip(training.method.components.text_encoder.parameters(), text_before))
+    # 4 projections x (A, B) x (self, cross) attention x 4 transformer blocks (down, mid, 2 up)
+    assert len(lora_before) == 4 * 2 * 2 * 4
+
+
+@pytest.mark.parametrize("method", ["lora", "nsync-lora"])
+def test_lora_adapters_reload_with_diffusers_and_reproduce_the_images(run_options, method):
+    # alpha != rank: the saved metadata must carry the alpha / r scale to the loader.
+    overrides = [*FAST, "lora.alpha=8"]
+    result = run(style="toy-ink", method=method, seed=0, overrides=overrides, options=run_options)
+    config = resolve_config(style="toy-ink", method=method, seed=0, profile="smoke", overrides=overrides)
+    torch.set_num_threads(config.cpu_threads)
+    pipe = build_pipeline(build_tiny_components(seed=config.model.tiny_seed, resolution=config.model.resolution))
+    pipe.load_lora_weights(str(result.run_dir / "adapter"))
+    first = read_manifest(result.run_dir / "eval" / "images")[0]
+    assert first.prompt.endswith("in the style of sks")
+    regenerated = generate_one(pipe, first.prompt, first.seed, config.eval, config.model.resolution)
+    with Image.open(result.run_dir / "eval" / "images" / first.file) as saved:
+        assert np.array_equal(np.asarray(regenerated), np.asarray(saved))
+
+
+def test_all_four_methods_on_both_toy_styles_log_to_mlflow(run_options):
+    for style in ("toy-pastel", "toy-ink"):
+        for method in ("ti", "lora", "nsync", "nsync-lora"):
+            run(style=style, method=method, seed=0, overrides=FAST, options=run_options)
+    mlflow.set_tracking_uri(run_options.tracking_uri)
+    runs = mlflow.search_runs(experiment_names=["test"])
+    assert len(runs) == 8 and set(runs["status"]) == {"FINISHED"}
+    assert set(runs["tags.method"]) == {"ti", "lora", "nsync", "nsync-lora"}
+    assert set(runs["tags.protocol"]) == {"matched"}
+    client = MlflowClient(run_options.tracking_uri)
+    for _, row in runs[runs["tags.method"].str.startswith("nsync")].iterrows():
+        for name in ("grad/norm_pos", "grad/norm_neg", "grad/cos_pos_neg", "grad/norm_update", "train/loss_pos",
+                     "train/loss_neg"):
+            assert len(client.get_metric_history(row["run_id"], name)) == 6, name
+        assert row["params.nsync.rule"] == "paper"
