@@ -1,0 +1,1 @@
+"""Feature extractors behind one interface (nsync_bench.metrics.extractors.base)."""
