@@ -148,6 +148,28 @@ class EvalConfig(_Section):
     grid_images: int = Field(8, ge=1)
 
 
+MetricName = Literal["fid", "kid", "cmmd", "csd"]
+
+
+class MetricsConfig(_Section):
+    """How a run scores its evaluation images against the style's real test images."""
+
+    names: list[MetricName] = ["fid", "kid", "cmmd", "csd"]
+    # "real": the reference networks and weights; "smoke": small random-weight extractors of the
+    # same kinds (their implementation ids say so; the numbers only check the pipeline).
+    extractors: Literal["real", "smoke"] = "real"
+    # Inception features for FID/KID: clean-fid's "clean" (default), its "legacy_pytorch", or
+    # "nsync-legacy" = gan-metrics-pytorch as the paper used it (FID = mean of seeded bootstraps).
+    inception_mode: Literal["clean", "legacy_pytorch", "nsync-legacy"] = "clean"
+    clip_model: str = "openai/clip-vit-large-patch14-336"  # CMMD's CLIP (cmmd-pytorch)
+    kid_subsets: int = Field(100, ge=1)
+    kid_subset_size: int = Field(1000, ge=2)  # capped at the smaller set (clean-fid's estimator)
+    fid_bootstraps: int = Field(10, ge=1)  # nsync-legacy only
+    seed: int = Field(0, ge=0)
+    batch_size: int = Field(32, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
 class BenchConfig(_Section):
     run: RunSpec
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -164,6 +186,7 @@ class BenchConfig(_Section):
     nsync: NsyncConfig = NsyncConfig()
     negatives: NegativesConfig = NegativesConfig()
     eval: EvalConfig = EvalConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     def flat(self) -> dict[str, Any]:
         """``{"train.max_steps": 8000, ...}``: the MLflow params."""

@@ -1,41 +1,88 @@
 """The evaluation stage of a run: generate images for the test captions, then score them.
 
-Scoring plugs in here: each name in ``SCORERS`` maps to a callable that receives the generated
-images and the style's real test images and returns metrics to log.
+Scores compare the generated images with the style's real test images (FID, KID, CMMD, CSD;
+nsync_bench.metrics.scoring). The real set's features are cached, so every run of a style
+reuses them. Per-image CSD scores go to ``per_image_scores.csv`` for paired analysis.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nsync_bench import paths
 from nsync_bench.data.styles import StyleInfo, list_images, require_captions
-from nsync_bench.generation import evaluation_prompts, generate_images, image_grid
+from nsync_bench.generation import GeneratedImage, evaluation_prompts, generate_images, image_grid
 from nsync_bench.progress import Progress
 from nsync_bench.tracking import Tracker
 
 if TYPE_CHECKING:
     from nsync_bench.config import BenchConfig
     from nsync_bench.methods.base import Method
+    from nsync_bench.metrics.scoring import ScoreReport
 
 log = logging.getLogger(__name__)
 
+PER_IMAGE_FILE = "per_image_scores.csv"
+
 
 def evaluate(config: BenchConfig, method: Method, style_dir: Path, style: StyleInfo, out_dir: Path,
-             tracker: Tracker, progress: Progress) -> dict[str, float]:
-    """Generate the run's evaluation images, log manifest and grid; return the metrics."""
+             tracker: Tracker, progress: Progress, weights_dir: Path | None = None) -> dict[str, float]:
+    """Generate the run's evaluation images, score them, log everything; return the metrics."""
     test_images = list_images(style_dir, style.test_split)
     captions = require_captions(test_images)
     prompts = evaluation_prompts(config.run.seed, captions, [img.path.name for img in test_images],
                                  method.evaluation_prompt, config.eval.max_prompts)
     pipe = method.evaluation_pipeline()
-    generated = generate_images(pipe, prompts, config.eval, config.model.resolution, out_dir / "images", progress)
-    grid_paths = [out_dir / "images" / g.file for g in generated[: config.eval.grid_images]]
-    image_grid(grid_paths).save(out_dir / "grid.png")
-    tracker.log_artifact(out_dir / "images" / "manifest.jsonl", "eval")
-    tracker.log_artifact(out_dir / "grid.png", "eval")
-    tracker.log_artifact(out_dir / "images", "eval/images")
+    image_dir = out_dir / "images"
+    generated = generate_images(pipe, prompts, config.eval, config.model.resolution, image_dir, progress)
+    image_grid([image_dir / g.file for g in generated[: config.eval.grid_images]]).save(out_dir / "grid.png")
     metrics: dict[str, float] = {"eval/num_images": float(len(generated))}
+    if config.metrics.names:
+        report = score(config, generated, image_dir, [img.path for img in test_images], progress, weights_dir)
+        metrics.update(log_scores(report, tracker))
+        write_per_image(out_dir / PER_IMAGE_FILE, generated, report.per_image_csd)
+        tracker.log_artifact(out_dir / PER_IMAGE_FILE, "eval")
     tracker.log_metrics(metrics)
+    tracker.log_artifact(image_dir / "manifest.jsonl", "eval")
+    tracker.log_artifact(out_dir / "grid.png", "eval")
+    tracker.log_artifact(image_dir, "eval/images")
     return metrics
+
+
+def score(config: BenchConfig, generated: list[GeneratedImage], image_dir: Path, real: list[Path],
+          progress: Progress, weights_dir: Path | None) -> ScoreReport:
+    from nsync_bench.metrics.scoring import score_image_sets
+
+    return score_image_sets([image_dir / g.file for g in generated], real, config.metrics, weights_dir=weights_dir,
+                            cache_root=paths.cache_dir() / "features", progress=progress)
+
+
+def log_scores(report: ScoreReport, tracker: Tracker) -> dict[str, float]:
+    """``metrics/<name>`` (+ ``metrics/<name>_std``) as metrics; direction, counts and ids as tags."""
+    metrics: dict[str, float] = {}
+    tags: dict[str, str] = {}
+    for name, result in report.results.items():
+        metrics[f"metrics/{name}"] = result.value
+        if result.std is not None:
+            metrics[f"metrics/{name}_std"] = result.std
+        tags[f"metric.{name}.direction"] = f"{result.direction} is better"
+        tags[f"metric.{name}.implementation"] = result.implementation
+        tags[f"metric.{name}.n_generated"] = str(result.n_generated)
+        tags[f"metric.{name}.n_real"] = str(result.n_real)
+    tags["metric.generated_images"] = report.generated.note()
+    tags["metric.real_images"] = report.real.note()
+    tracker.set_tags(tags)
+    return metrics
+
+
+def write_per_image(path: Path, generated: list[GeneratedImage], csd: list[float]) -> None:
+    """One row per evaluation prompt and seed: the unit of the per-prompt paired analysis."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["index", "file", "source", "seed", "prompt", "csd"])
+        for k, image in enumerate(generated):
+            value = f"{csd[k]:.9g}" if k < len(csd) else ""
+            writer.writerow([image.index, image.file, image.source, image.seed, image.prompt, value])

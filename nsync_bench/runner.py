@@ -49,6 +49,7 @@ class RunOptions:
     data_root: Path | None = None
     tracking_uri: str | None = None
     experiment: str | None = None  # default: nsync-bench-<profile>
+    weights_dir: Path | None = None  # metric weights (default: NSYNC_BENCH_WEIGHTS_DIR or the cache)
     track: bool = True
     resume: str = "auto"  # auto: continue from a checkpoint if present; never: start over
     progress: Progress = field(default_factory=NullProgress)
@@ -193,7 +194,8 @@ def _train_and_evaluate(config: BenchConfig, key: str, run_dir: Path, tracker: T
                               tracker=tracker, progress=options.progress, callbacks=options.callbacks)
     method, trainer = training.method, training.trainer
     tracker.set_tags({"hardware": json.dumps(provenance.hardware(str(method.device))),
-                      "model_source": method.components.source})
+                      "libraries": json.dumps(provenance.library_versions()),
+                      "model_source": method.components.source, "nsync_bench.kind": "run"})
     if options.resume != "never":
         trainer.resume()
     trainer.fit()
@@ -203,7 +205,7 @@ def _train_and_evaluate(config: BenchConfig, key: str, run_dir: Path, tracker: T
     tracker.log_artifact(run_dir / "config.json")
     with torch.no_grad():
         metrics = evaluate(config, method, training.style_dir, training.style, run_dir / "eval", tracker,
-                           options.progress)
+                           options.progress, options.weights_dir)
 
     result = RunResult(key, run_dir, tracker.run_id, metrics, str(adapter.relative_to(run_dir)))
     record: dict[str, Any] = {"run_key": key, "mlflow_run_id": tracker.run_id, "metrics": metrics,

@@ -45,8 +45,20 @@ def test_smoke_run_logs_tags_params_metrics_and_artifacts(run_options):
         return found
 
     artifacts = set(listing())
-    assert {"adapter/learned_embeds.safetensors", "config.json", "eval/manifest.jsonl", "eval/grid.png"} <= artifacts
+    assert {"adapter/learned_embeds.safetensors", "config.json", "eval/manifest.jsonl", "eval/grid.png",
+            "eval/per_image_scores.csv"} <= artifacts
     assert "eval/images/00000.png" in artifacts
+
+    # The four metrics, each with direction, image counts and a smoke implementation id.
+    for name, direction in (("fid", "lower"), ("kid", "lower"), ("cmmd", "lower"), ("csd", "higher")):
+        assert np.isfinite(row[f"metrics.metrics/{name}"])
+        assert row[f"tags.metric.{name}.direction"] == f"{direction} is better"
+        assert row[f"tags.metric.{name}.n_generated"] == "2"  # eval.max_prompts=2
+        assert row[f"tags.metric.{name}.n_real"] == "8"  # the whole toy test split
+        assert "smoke-random:" in row[f"tags.metric.{name}.implementation"]
+    assert "metrics.metrics/kid_std" in row
+    per_image = (result.run_dir / "eval" / "per_image_scores.csv").read_text().splitlines()
+    assert per_image[0] == "index,file,source,seed,prompt,csd" and len(per_image) == 3
 
 
 def test_same_run_key_is_not_recomputed(run_options):

@@ -1,0 +1,51 @@
+"""``nsync-bench bench``: the project's benchmarks, as a table or JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from nsync_bench.cli import app, console, setup_logging, teaching_errors
+
+
+@app.command()
+@teaching_errors
+def bench(
+    profile: Annotated[str, typer.Option(help="Profile to benchmark (its model and metric extractors).")] = "smoke",
+    only: Annotated[str, typer.Option(help="Sections: all, metrics, training, extractors.")] = "all",
+    n_images: Annotated[int, typer.Option(help="Images per set for the metric benchmark.")] = 64,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Time training steps, generation and metrics; report medians and ratios measured in one run."""
+    setup_logging(verbose)
+    from nsync_bench.bench import bench_metrics
+    from nsync_bench.config import MetricsConfig
+    from nsync_bench.errors import ConfigError
+    from nsync_bench.recipes import load_profile
+
+    # "extractors": the reference architectures with random weights (their real CPU cost; slow).
+    sections = {"all": ("training", "metrics"), "metrics": ("metrics",), "training": ("training",),
+                "extractors": ("extractors",)}
+    if only not in sections:
+        raise ConfigError(f"unknown --only {only!r}; choose one of: {', '.join(sections)}.")
+    results: dict = {"profile": profile}
+    if "training" in sections[only]:
+        from nsync_bench.bench_training import bench_training
+
+        results["training"] = bench_training(profile)
+    if "metrics" in sections[only]:
+        config = MetricsConfig.model_validate(load_profile(profile).config.get("metrics", {}))
+        results["metrics"] = bench_metrics(config, n_images=n_images)
+    if "extractors" in sections[only]:
+        from nsync_bench.bench import bench_reference_extractors
+
+        results["reference_extractors"] = bench_reference_extractors()
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+        return
+    from nsync_bench.cli.bench_tables import print_tables
+
+    print_tables(console, results)

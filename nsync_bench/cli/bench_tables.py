@@ -1,0 +1,34 @@
+"""Rich tables for ``nsync-bench bench``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def print_tables(console: Console, results: dict[str, Any]) -> None:
+    training = results.get("training")
+    if training:
+        table = Table("method", "median step (s)", "÷ TI", "peak memory (MB)",
+                      title=f"training steps ({training['device']})")
+        for name, row in training["methods"].items():
+            table.add_row(name, f"{row['median_step_s']:.4f}", f"{row['ratio_to_ti']:.2f}",
+                          f"{row['peak_memory_mb']:.0f}" if row.get("peak_memory_mb") is not None else "-")
+        console.print(table)
+        for key, value in training.get("extra", {}).items():
+            console.print(f"{key}: {value}")
+    for key, title in (("metrics", "metric extractors"), ("reference_extractors", "reference architectures")):
+        section = results.get(key)
+        if not section:
+            continue
+        table = Table("extractor", "images/s", "implementation", title=f"{title} ({section['device']}, "
+                      f"{section['n_images']} images of {section['image_size']} px)")
+        for kind, row in section["extractors"].items():
+            table.add_row(kind, f"{row['images_per_s']:.2f}", row["id"])
+        console.print(table)
+        evaluation = section.get("evaluation")
+        if evaluation:
+            console.print(f"evaluation of both sets: first {evaluation['first_s']:.2f} s, cached "
+                          f"{evaluation['cached_s']:.3f} s -> speed-up x{evaluation['speedup']:.1f}")

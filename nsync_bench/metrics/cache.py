@@ -1,0 +1,72 @@
+"""On-disk feature cache keyed by what determines the features.
+
+Key = sha256 of (extractor implementation id — network, weights hash, preprocessing — and the
+sorted list of (file name, sha256 of file bytes)). A changed image, a renamed file, other
+weights or another preprocessing all miss. Entries are ``.npz`` files written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def cache_key(implementation_id: str, files: list[Path]) -> str:
+    entries = sorted((p.name, file_digest(p)) for p in files)
+    payload = json.dumps({"extractor": implementation_id, "files": entries})
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class FeatureCache:
+    """``root/<kind>/<key[:2]>/<key>.npz`` holding ``features`` (float64) and ``files`` (names)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.hits = 0
+        self.misses = 0
+
+    def path(self, kind: str, key: str) -> Path:
+        return self.root / kind / key[:2] / f"{key}.npz"
+
+    def get(self, kind: str, key: str) -> np.ndarray | None:
+        path = self.path(kind, key)
+        if not path.is_file():
+            self.misses += 1
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                features = data["features"]
+        except (OSError, ValueError, KeyError) as err:
+            log.warning("ignoring unreadable feature cache entry %s (%s)", path, err)
+            self.misses += 1
+            return None
+        self.hits += 1
+        return features
+
+    def put(self, kind: str, key: str, features: np.ndarray, files: list[Path]) -> None:
+        path = self.path(kind, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, features=features, files=np.array([p.name for p in files]))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

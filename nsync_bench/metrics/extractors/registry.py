@@ -1,0 +1,71 @@
+"""Build a feature extractor by kind and source; imports stay lazy (DESIGN.md principle 5).
+
+``source="real"`` uses the reference networks and weights (Inception in one of three modes,
+CLIP ViT-L/14@336 for CMMD, CSD ViT-L); missing weights are a teaching error naming the fetch
+command. ``source="smoke"`` uses small random-weight stand-ins (``smoke-random:`` ids).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+from nsync_bench.errors import unknown_name
+from nsync_bench.metrics.extractors.base import FeatureExtractor
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("inception", "clip", "csd")
+SOURCES = ("real", "smoke")
+INCEPTION_MODES = ("clean", "legacy_pytorch", "nsync-legacy")
+DEFAULT_CLIP_MODEL = "openai/clip-vit-large-patch14-336"
+
+
+def build_extractor(
+    kind: str,
+    *,
+    source: Literal["real", "smoke"] | str = "real",
+    inception_mode: str = "clean",
+    weights_dir: str | Path | None = None,
+    clip_model: str = DEFAULT_CLIP_MODEL,
+    device: str = "cpu",
+) -> FeatureExtractor:
+    """The extractor of ``kind`` ("inception", "clip", "csd") from ``source``, moved to ``device``.
+
+    ``inception_mode`` picks the Inception preprocessing + weights (metrics.md §3, §4.2);
+    ``clip_model`` is a hub id or a local directory; ``weights_dir`` overrides where official
+    weights are looked up (see :func:`nsync_bench.metrics.weights.weights_dir`).
+    """
+    if kind not in KINDS:
+        raise unknown_name("feature extractor kind", kind, KINDS)
+    if source not in SOURCES:
+        raise unknown_name("extractor source", source, SOURCES, "Use 'smoke' offline without weights.")
+    if inception_mode not in INCEPTION_MODES:
+        raise unknown_name("Inception mode", inception_mode, INCEPTION_MODES)
+    extractor: FeatureExtractor
+    if source == "smoke":
+        from nsync_bench.metrics.extractors.smoke import smoke_extractor
+
+        extractor = smoke_extractor(kind)
+    elif kind == "inception":
+        from nsync_bench.metrics.extractors.inception import MODES, InceptionExtractor
+        from nsync_bench.metrics.weights import require_weight
+
+        extractor = InceptionExtractor.from_file(inception_mode, require_weight(MODES[inception_mode], weights_dir))
+    elif kind == "clip":
+        from nsync_bench.metrics.extractors.clip import load_clip_extractor
+
+        extractor = load_clip_extractor(clip_model, weights_dir=weights_dir)
+    else:
+        from nsync_bench.metrics.extractors.csd import CONVERTED_NAME, CSDExtractor
+        from nsync_bench.metrics.weights import require_weight, weight_path
+
+        converted = weight_path("csd-vit-l", weights_dir).with_name(CONVERTED_NAME)
+        if converted.is_file():  # the user's tensors-only conversion of the official checkpoint
+            logger.info("CSD: using the converted checkpoint %s", converted)
+            extractor = CSDExtractor.from_file(converted)
+        else:
+            extractor = CSDExtractor.from_file(require_weight("csd-vit-l", weights_dir))
+    logger.debug("feature extractor %s on %s", extractor.implementation_id, device)
+    return extractor.to(device)

@@ -1,0 +1,148 @@
+"""Score a set of generated images against real ones with FID, KID, CMMD and CSD.
+
+Features are extracted once per (extractor, image set) and cached on disk (metrics.cache), so
+the real test set of a style is embedded once and reused by every run. Each result carries its
+direction, the numbers of images used and an implementation id naming estimator, network,
+weights and preprocessing: numbers with different ids are not comparable.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from nsync_bench.config import MetricsConfig
+from nsync_bench.metrics.cache import FeatureCache, cache_key
+from nsync_bench.metrics.images import ImageSetInfo, inventory, load_rgb
+from nsync_bench.progress import NullProgress, Progress
+
+log = logging.getLogger(__name__)
+
+# metric -> (feature extractor kind, direction)
+METRICS: dict[str, tuple[str, Literal["lower", "higher"]]] = {
+    "fid": ("inception", "lower"),
+    "kid": ("inception", "lower"),
+    "cmmd": ("clip", "lower"),
+    "csd": ("csd", "higher"),
+}
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    name: str
+    value: float
+    std: float | None
+    direction: Literal["lower", "higher"]
+    n_generated: int
+    n_real: int
+    implementation: str
+
+
+@dataclass
+class ScoreReport:
+    results: dict[str, MetricResult] = field(default_factory=dict)
+    per_image_csd: list[float] = field(default_factory=list)
+    generated: ImageSetInfo = field(default_factory=ImageSetInfo)
+    real: ImageSetInfo = field(default_factory=ImageSetInfo)
+    cache_hits: int = 0
+    cache_misses: int = 0
+
+
+def extract_features(extractor, files: list[Path], *, batch_size: int, cache: FeatureCache | None,
+                     progress: Progress, label: str) -> np.ndarray:
+    """Features (n, d) in float64 for ``files`` in order, from the cache when the key matches."""
+    import torch
+
+    key = cache_key(extractor.implementation_id, files) if cache is not None else ""
+    if cache is not None:
+        cached = cache.get(extractor.kind, key)
+        if cached is not None and len(cached) == len(files):
+            return cached
+    chunks = []
+    progress.start(f"{extractor.kind} features: {label}", total=len(files))
+    try:
+        for start in range(0, len(files), batch_size):
+            batch_files = files[start : start + batch_size]
+            batch = torch.stack([extractor.preprocess(load_rgb(p)) for p in batch_files])
+            with torch.inference_mode():
+                chunks.append(extractor.embed(batch.to(extractor.device)).double().cpu().numpy())
+            progress.advance(len(batch_files))
+    finally:
+        progress.stop()
+    features = np.concatenate(chunks)
+    if not np.isfinite(features).all():
+        raise ValueError(f"{extractor.implementation_id} produced non-finite features for {label}")
+    if cache is not None:
+        cache.put(extractor.kind, key, features, files)
+    return features
+
+
+def _device(config: MetricsConfig) -> str:
+    if config.device != "auto":
+        return config.device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def score_image_sets(
+    generated: list[Path],
+    real: list[Path],
+    config: MetricsConfig,
+    *,
+    weights_dir: Path | None = None,
+    cache_root: Path | None = None,
+    progress: Progress | None = None,
+) -> ScoreReport:
+    """Compute ``config.names`` for ``generated`` against ``real`` (lists of image files)."""
+    from nsync_bench.metrics.cmmd import cmmd
+    from nsync_bench.metrics.csd import csd_per_image
+    from nsync_bench.metrics.extractors.registry import build_extractor
+    from nsync_bench.metrics.fid import bootstrap_fid, frechet_distance
+    from nsync_bench.metrics.kid import kernel_inception_distance
+
+    progress = progress or NullProgress()
+    cache = FeatureCache(cache_root) if cache_root is not None else None
+    report = ScoreReport(generated=inventory(generated), real=inventory(real))
+    device = _device(config)
+    kinds = sorted({METRICS[name][0] for name in config.names})
+    features: dict[str, tuple[np.ndarray, np.ndarray, str]] = {}
+    for kind in kinds:
+        extractor = build_extractor(kind, source=config.extractors, inception_mode=config.inception_mode,
+                                    weights_dir=weights_dir, clip_model=config.clip_model, device=device)
+        gen = extract_features(extractor, generated, batch_size=config.batch_size, cache=cache, progress=progress,
+                               label="generated")
+        ref = extract_features(extractor, real, batch_size=config.batch_size, cache=cache, progress=progress,
+                               label="real")
+        features[kind] = (gen, ref, extractor.implementation_id)
+
+    n_gen, n_real = len(generated), len(real)
+    for name in config.names:
+        kind, direction = METRICS[name]
+        gen, ref, extractor_id = features[kind]
+        std = None
+        if name == "fid" and config.inception_mode == "nsync-legacy":
+            value, std = bootstrap_fid(gen, ref, n_bootstraps=config.fid_bootstraps, seed=config.seed)
+            estimator = f"fid-bootstrap(n={config.fid_bootstraps},seed={config.seed})"
+        elif name == "fid":
+            value, estimator = frechet_distance(gen, ref), "fid"
+        elif name == "kid":
+            value, std = kernel_inception_distance(gen, ref, num_subsets=config.kid_subsets,
+                                                   max_subset_size=config.kid_subset_size, seed=config.seed)
+            estimator = f"kid-mmd2u-cubic(subsets={config.kid_subsets},max_size={config.kid_subset_size}," \
+                        f"seed={config.seed})"
+        elif name == "cmmd":
+            value, estimator = cmmd(gen, ref), "cmmd-rbf(sigma=10,scale=1000,biased)"
+        else:
+            scores = csd_per_image(gen, ref)
+            report.per_image_csd = [float(s) for s in scores]
+            value, estimator = float(np.mean(scores)), "csd-cos-to-mean-real"
+        report.results[name] = MetricResult(name, float(value), None if std is None else float(std), direction,
+                                            n_gen, n_real, f"{estimator}|{extractor_id}")
+    if cache is not None:
+        report.cache_hits, report.cache_misses = cache.hits, cache.misses
+    return report
