@@ -1,0 +1,180 @@
+"""Report statistics: summaries, paired comparisons, per-prompt analysis, the claims check.
+
+Units of analysis, stated in every table:
+
+* **seed** — one number per run (a metric over all evaluation images); candidate and baseline
+  are paired by run seed (same positive batches, noise and evaluation latents: the shared-seed
+  contract). The paired t-test is the primary test; Holm–Bonferroni adjusts its p-values over the
+  whole family of seed-level comparisons in the report. Wilcoxon p-values are adjusted alongside.
+* **prompt × seed** — per-image CSD scores paired by (seed, evaluation prompt): many more pairs,
+  more power, but prompts are not independent replications of training; a separate family.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tomllib
+
+from nsync_bench import stats
+from nsync_bench.report.data import ReportData
+from nsync_bench.resources import shipped_dir
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PAIRS = (("nsync", "ti"), ("nsync-lora", "lora"))
+GROUP = ["profile", "protocol", "style"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    text: str
+    candidate: str
+    baseline: str
+    metrics: tuple[str, ...]
+
+
+@dataclass
+class Analysis:
+    summary: pd.DataFrame
+    comparisons: pd.DataFrame
+    per_prompt: pd.DataFrame
+    claims: pd.DataFrame
+    alpha: float
+    claims_description: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_claims(path: Path | None = None) -> tuple[str, list[Claim]]:
+    path = path or shipped_dir("baselines") / "claims.toml"
+    with path.open("rb") as handle:
+        data = tomllib.load(handle)
+    claims = [Claim(c["id"], c["text"], c["candidate"], c["baseline"], tuple(c["metrics"])) for c in data["claims"]]
+    return data.get("description", ""), claims
+
+
+def summarize(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Mean, std, n and a t-based CI per (profile, protocol, style, method, metric); best per column marked."""
+    rows = []
+    for key, group in results.groupby([*GROUP, "method", "metric"]):
+        summary = stats.describe(group["value"].to_numpy(), confidence=confidence)
+        rows.append(dict(zip([*GROUP, "method", "metric"], key, strict=True), direction=group["direction"].iloc[0],
+                         mean=summary.mean, std=summary.std, n=summary.n, ci_low=summary.ci_low,
+                         ci_high=summary.ci_high, seeds=",".join(map(str, sorted(group["seed"])))))
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    frame["best"] = False
+    for _, group in frame.groupby([*GROUP, "metric"]):
+        higher = group["direction"].iloc[0] == "higher"
+        best = group["mean"].idxmax() if higher else group["mean"].idxmin()
+        frame.loc[best, "best"] = True
+    return frame
+
+
+def _paired_row(key: dict, candidate: np.ndarray, baseline: np.ndarray, direction: str, unit: str, seed: int,
+                confidence: float) -> dict:
+    comparison = stats.paired_comparison(candidate, baseline, direction=direction, confidence=confidence, seed=seed)
+    return {**key, "unit": unit, "n": comparison.n, "direction": direction, "mean_diff": comparison.mean_diff,
+            "ci_low": comparison.ci_low, "ci_high": comparison.ci_high, "t": comparison.t_stat, "p_t": comparison.p_t,
+            "p_wilcoxon": comparison.p_wilcoxon, "wilcoxon_method": comparison.wilcoxon_method, "d_z": comparison.d_z}
+
+
+def compare(results: pd.DataFrame, pairs: list[tuple[str, str]], confidence: float = 0.95,
+            seed: int = 0) -> pd.DataFrame:
+    """Seed-paired comparisons of each candidate with its baseline, Holm-adjusted over the family."""
+    rows = []
+    for key, group in results.groupby([*GROUP, "metric"]):
+        base_key = dict(zip([*GROUP, "metric"], key, strict=True))
+        for candidate, baseline in pairs:
+            a = group[group["method"] == candidate].set_index("seed")["value"]
+            b = group[group["method"] == baseline].set_index("seed")["value"]
+            common = sorted(set(a.index) & set(b.index))
+            if not common:
+                continue
+            row = _paired_row({**base_key, "candidate": candidate, "baseline": baseline},
+                              a.loc[common].to_numpy(), b.loc[common].to_numpy(), group["direction"].iloc[0],
+                              "seed", seed, confidence)
+            row["seeds"] = ",".join(map(str, common))
+            rows.append(row)
+    return _adjust(pd.DataFrame(rows))
+
+
+def _adjust(frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    frame["p_t_adj"] = stats.holm_bonferroni(frame["p_t"].to_numpy(dtype=float))
+    frame["p_wilcoxon_adj"] = stats.holm_bonferroni(frame["p_wilcoxon"].to_numpy(dtype=float))
+    return frame
+
+
+def compare_per_prompt(per_image: pd.DataFrame, runs: pd.DataFrame, pairs: list[tuple[str, str]],
+                       confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """CSD per image, paired by (seed, prompt index) between candidate and baseline runs."""
+    if per_image.empty:
+        return pd.DataFrame()
+    table = per_image.merge(runs[["run_id", *GROUP, "method", "seed"]], on="run_id")
+    rows = []
+    for key, group in table.groupby(GROUP):
+        base_key = {**dict(zip(GROUP, key, strict=True)), "metric": "csd"}
+        for candidate, baseline in pairs:
+            a = group[group["method"] == candidate].set_index(["seed", "index"])["csd"]
+            b = group[group["method"] == baseline].set_index(["seed", "index"])["csd"]
+            common = sorted(set(a.index) & set(b.index))
+            if len(common) < 2:
+                continue
+            rows.append(_paired_row({**base_key, "candidate": candidate, "baseline": baseline},
+                                    a.loc[common].to_numpy(), b.loc[common].to_numpy(), "higher", "prompt x seed",
+                                    seed, confidence))
+    return _adjust(pd.DataFrame(rows))
+
+
+def check_claims(comparisons: pd.DataFrame, claims: list[Claim], alpha: float) -> pd.DataFrame:
+    """Each claim x style x metric: supported / contradicted / inconclusive at ``alpha`` after Holm."""
+    rows = []
+    styles = comparisons[GROUP].drop_duplicates().itertuples(index=False) if not comparisons.empty else []
+    for profile, protocol, style in styles:
+        for claim in claims:
+            for metric in claim.metrics:
+                match = comparisons[(comparisons["profile"] == profile) & (comparisons["protocol"] == protocol)
+                                    & (comparisons["style"] == style) & (comparisons["metric"] == metric)
+                                    & (comparisons["candidate"] == claim.candidate)
+                                    & (comparisons["baseline"] == claim.baseline)]
+                row = {"claim": claim.id, "text": claim.text, "profile": profile, "protocol": protocol, "style": style,
+                       "metric": metric, "candidate": claim.candidate, "baseline": claim.baseline}
+                if match.empty:
+                    rows.append({**row, "verdict": "not tested", "n": 0, "mean_diff": np.nan, "ci_low": np.nan,
+                                 "ci_high": np.nan, "p_t_adj": np.nan})
+                    continue
+                m = match.iloc[0]
+                rows.append({**row, "verdict": stats.verdict(m["mean_diff"], m["p_t_adj"], alpha), "n": m["n"],
+                             "mean_diff": m["mean_diff"], "ci_low": m["ci_low"], "ci_high": m["ci_high"],
+                             "p_t_adj": m["p_t_adj"]})
+    return pd.DataFrame(rows)
+
+
+def analyze(data: ReportData, per_image: pd.DataFrame, *, alpha: float = 0.05,
+            pairs: list[tuple[str, str]] | None = None, claims_path: Path | None = None,
+            seed: int = 0) -> Analysis:
+    """Everything the report shows, from the tidy results and the per-image CSD table."""
+    description, claims = load_claims(claims_path)
+    wanted = list(pairs or DEFAULT_PAIRS)
+    for claim in claims:  # claims may need comparisons beyond the default pairs
+        if (claim.candidate, claim.baseline) not in wanted:
+            wanted.append((claim.candidate, claim.baseline))
+    comparisons = compare(data.results, wanted, seed=seed)
+    per_prompt = compare_per_prompt(per_image, data.runs, wanted, seed=seed)
+    return Analysis(
+        summary=summarize(data.results),
+        comparisons=comparisons,
+        per_prompt=per_prompt,
+        claims=check_claims(comparisons, claims, alpha),
+        alpha=alpha,
+        claims_description=description,
+        warnings=list(data.warnings),
+    )

@@ -1,0 +1,352 @@
+"""The report from a test MLflow store with known numbers: tables, p-values, Holm, verdicts, files.
+
+Runs are written directly with ``MlflowClient`` (no training), so every expected number can be
+computed here by hand or with scipy, independently of nsync_bench.stats.
+"""
+
+import io
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+from PIL import Image
+from scipy import stats as sps
+from typer.testing import CliRunner
+
+from nsync_bench.paths import artifact_root
+from nsync_bench.report import ReportError, build_report, default_out_dir
+from nsync_bench.report.render import fmt, fmt_p, redact
+
+STYLE = "toy-pastel"
+SEEDS = [0, 1, 2, 3, 4]
+DIRECTIONS = {"fid": "lower", "kid": "lower", "cmmd": "lower", "csd": "higher"}
+# Run text with characters HTML and Markdown would interpret: the report must escape it.
+IMPLEMENTATIONS = {m: f"{m}|test-extractor<v1>&co" for m in DIRECTIONS}
+
+
+def _add(a, b):
+    return [x + y for x, y in zip(a, b, strict=True)]
+
+
+def _sub(a, b):
+    return [x - y for x, y in zip(a, b, strict=True)]
+
+
+TI = {"fid": [50, 52, 51, 55, 53], "kid": [0.05, 0.06, 0.055, 0.058, 0.052], "cmmd": [1.0, 1.1, 1.05, 1.2, 0.95],
+      "csd": [0.5, 0.52, 0.51, 0.49, 0.53]}
+LORA = {"fid": [44, 46, 45, 49, 47], "kid": [0.07, 0.072, 0.069, 0.075, 0.071], "cmmd": [0.9, 1.0, 0.98, 1.1, 0.92],
+        "csd": [0.45, 0.47, 0.44, 0.46, 0.48]}
+VALUES = {
+    "ti": TI,
+    # FID: oriented differences 1..5 -> mean 3, t = 3*sqrt(2), p = 1 - 36/(11*sqrt(11)); KID clearly better;
+    # CMMD differences average to 0 (p = 1); CSD identical to TI (no test possible: inconclusive).
+    "nsync": {"fid": _sub(TI["fid"], [1, 2, 3, 4, 5]), "kid": _sub(TI["kid"], [0.010, 0.011, 0.009, 0.0105, 0.0095]),
+              "cmmd": _add(TI["cmmd"], [0.1, -0.1, 0.2, -0.2, 0.0]), "csd": list(TI["csd"])},
+    "lora": LORA,
+    # Significantly worse FID and CMMD (contradicted), better CSD (supported), noise on KID.
+    "nsync-lora": {"fid": _add(LORA["fid"], [2.0, 2.1, 1.9, 2.05, 1.95]),
+                   "kid": _sub(LORA["kid"], [0.001, 0.003, -0.002, 0.0, 0.002]),
+                   "cmmd": _add(LORA["cmmd"], [0.5, 0.52, 0.48, 0.51, 0.49]),
+                   "csd": _add(LORA["csd"], [0.05, 0.06, 0.055, 0.052, 0.058])},
+}
+# The report's family: the default pairs, then the pair the claims add (nsync vs lora).
+PAIRS = [("nsync", "ti"), ("nsync-lora", "lora"), ("nsync", "lora")]
+EXPECTED_VERDICTS = {
+    ("nsync-beats-ti", "fid"): "inconclusive",  # raw p 0.0132, Holm-adjusted 0.066
+    ("nsync-beats-ti", "kid"): "supported",
+    ("nsync-beats-ti", "cmmd"): "inconclusive",
+    ("nsync-beats-ti", "csd"): "inconclusive",
+    ("nsync-beats-lora", "fid"): "inconclusive",
+    ("nsync-beats-lora", "kid"): "supported",
+    ("nsync-beats-lora", "cmmd"): "inconclusive",
+    ("nsync-beats-lora", "csd"): "supported",
+    ("nsync-lora-beats-lora", "fid"): "contradicted",
+    ("nsync-lora-beats-lora", "kid"): "inconclusive",
+    ("nsync-lora-beats-lora", "cmmd"): "contradicted",
+    ("nsync-lora-beats-lora", "csd"): "supported",
+}
+PROMPTS = 3
+METHOD_INDEX = {"ti": 0, "nsync": 1, "lora": 2, "nsync-lora": 3}
+
+
+def image_csd(method: str, seed: int, index: int) -> float:
+    """Per-image CSD: a method effect, prompt and seed effects, and a deterministic wobble."""
+    base = {"ti": 0.5, "nsync": 0.52, "lora": 0.45, "nsync-lora": 0.44}[method]
+    wobble = 0.002 * ((seed * 3 + index * 7 + METHOD_INDEX[method]) % 5 - 2)
+    return base + 0.01 * index + 0.001 * seed + wobble
+
+
+def holm(p_values):
+    """Holm step-down adjustment written out by hand (nan = test not run, not counted)."""
+    p = np.asarray(p_values, dtype=float)
+    valid = np.flatnonzero(~np.isnan(p))
+    order = valid[np.argsort(p[valid])]
+    adjusted, running = np.full(p.shape, np.nan), 0.0
+    for k, i in enumerate(order):
+        running = max(running, (len(valid) - k) * p[i])
+        adjusted[i] = min(1.0, running)
+    return adjusted
+
+
+def t_test(d):
+    d = np.asarray(d, dtype=float)
+    return math.nan if np.all(d == d[0]) else float(sps.ttest_1samp(d, 0.0).pvalue)
+
+
+def oriented(candidate, baseline, metric):
+    c, b = np.asarray(candidate, dtype=float), np.asarray(baseline, dtype=float)
+    return b - c if DIRECTIONS[metric] == "lower" else c - b
+
+
+def _png(color, size=8):
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size), color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _create_run(client, experiment_id, method, seed, implementations=IMPLEMENTATIONS, values=VALUES):
+    tags = {"style": STYLE, "method": method, "seed": str(seed), "profile": "smoke", "protocol": "matched",
+            "run_key": f"{method}-{seed}", "git_sha": "abc1234", "nsync_bench.kind": "run",
+            "libraries": json.dumps({"numpy": "2.0.0", "mlflow": "3.17.2"}),
+            "hardware": json.dumps({"python": "3.11", "device": "cpu"})}
+    for metric, implementation in implementations.items():
+        tags[f"metric.{metric}.direction"] = f"{DIRECTIONS[metric]} is better"
+        tags[f"metric.{metric}.implementation"] = implementation
+    run_id = client.create_run(experiment_id, run_name=f"{STYLE}/{method}/seed{seed}", tags=tags).info.run_id
+    client.log_batch(run_id, metrics=[Metric(f"metrics/{m}", float(values[method][m][seed]), 0, 0)
+                                      for m in implementations])
+    return run_id
+
+
+def _log_artifacts(client, run_id, method, seed, tmp):
+    folder = tmp / run_id
+    (folder / "images").mkdir(parents=True)
+    rows = []
+    for i in range(PROMPTS):
+        rows.append({"index": i, "file": f"{i:05d}.png", "source": f"real_{i:03d}.png", "seed": 1000 * seed + i,
+                     "prompt": f"prompt {i} in the style of <s>", "csd": image_csd(method, seed, i)})
+    pd.DataFrame(rows).to_csv(folder / "per_image_scores.csv", index=False)
+    client.log_artifact(run_id, str(folder / "per_image_scores.csv"), "eval")
+    if seed == 0:  # evaluation images and manifest for the image grid
+        with (folder / "manifest.jsonl").open("w") as handle:
+            for row in rows:
+                handle.write(json.dumps({**{k: row[k] for k in ("index", "file", "source", "seed", "prompt")},
+                                         "caption": f"caption {row['index']} <b>"}) + "\n")
+                (folder / "images" / row["file"]).write_bytes(_png((40 * METHOD_INDEX[method], 90, 160)))
+        client.log_artifact(run_id, str(folder / "manifest.jsonl"), "eval")
+        client.log_artifacts(run_id, str(folder / "images"), "eval/images")
+    if seed in (0, 1) and method in ("ti", "nsync"):
+        history = [Metric("train/loss", 1.0 / (step + 1) + 0.01 * seed, 0, step) for step in range(1, 6)]
+        if method == "nsync":
+            history += [Metric("grad/cos_pos_neg", 0.1 * step - 0.2, 0, step) for step in range(1, 6)]
+        client.log_batch(run_id, metrics=history)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A SQLite MLflow store with 20 finished runs (4 methods x 5 seeds) of experiment "known"."""
+    tmp = tmp_path_factory.mktemp("known")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment_id = client.create_experiment("known", artifact_location=artifact_root(uri))
+    for method in VALUES:
+        for seed in SEEDS:
+            run_id = _create_run(client, experiment_id, method, seed)
+            _log_artifacts(client, run_id, method, seed, tmp / "files")
+            client.set_terminated(run_id, "FINISHED")
+    data_root = tmp / "data"
+    (data_root / STYLE / "test").mkdir(parents=True)
+    (data_root / STYLE / "test" / "real_000.png").write_bytes(_png((250, 240, 220), size=16))  # others missing
+    return {"uri": uri, "tmp": tmp, "data_root": data_root}
+
+
+@pytest.fixture(scope="module")
+def report(store):
+    return build_report(["known"], tracking_uri=store["uri"], out_dir=store["tmp"] / "report",
+                        data_root=store["data_root"])
+
+
+def test_summary_has_the_known_means_and_best_per_column(report):
+    summary = pd.read_csv(report.summary_csv)
+    assert len(summary) == 16
+    for _, row in summary.iterrows():
+        values = np.asarray(VALUES[row["method"]][row["metric"]], dtype=float)
+        assert row["n"] == 5 and row["style"] == STYLE
+        assert row["mean"] == pytest.approx(values.mean(), rel=1e-12)
+        half = sps.t.ppf(0.975, 4) * values.std(ddof=1) / math.sqrt(5)
+        assert row["ci_high"] - row["mean"] == pytest.approx(half, rel=1e-9)
+    best = summary[summary["best"]].set_index("metric")["method"]
+    assert best["fid"] == "lora" and best["kid"] == "nsync" and best["cmmd"] == "lora"
+    assert summary.set_index(["method", "metric"]).loc[("ti", "fid"), "mean"] == pytest.approx(52.2)
+
+
+def test_comparisons_match_scipy_and_hand_computed_holm(report):
+    comparisons = pd.read_csv(report.comparisons_csv)
+    assert len(comparisons) == 12 and set(comparisons["unit"]) == {"seed"}
+    expected = []
+    for candidate, baseline in PAIRS:
+        for metric in DIRECTIONS:
+            d = oriented(VALUES[candidate][metric], VALUES[baseline][metric], metric)
+            expected.append({"candidate": candidate, "baseline": baseline, "metric": metric, "mean": d.mean(),
+                             "p": t_test(d)})
+    adjusted = holm([e["p"] for e in expected])
+    table = comparisons.set_index(["candidate", "baseline", "metric"])
+    for e, p_adj in zip(expected, adjusted, strict=True):
+        row = table.loc[(e["candidate"], e["baseline"], e["metric"])]
+        assert row["n"] == 5
+        assert row["mean_diff"] == pytest.approx(e["mean"], rel=1e-9, abs=1e-12)
+        if math.isnan(e["p"]):
+            assert math.isnan(row["p_t"]) and math.isnan(row["p_t_adj"])
+        else:
+            assert row["p_t"] == pytest.approx(e["p"], rel=1e-9)
+            assert row["p_t_adj"] == pytest.approx(p_adj, rel=1e-9)
+    # The worked example: differences 1..5, t = 3*sqrt(2), two-sided p = 1 - 36/(11*sqrt(11)).
+    fid = table.loc[("nsync", "ti", "fid")]
+    assert fid["mean_diff"] == pytest.approx(3.0)
+    assert fid["t"] == pytest.approx(3 * math.sqrt(2))
+    assert fid["p_t"] == pytest.approx(0.01323559956368269, rel=1e-12)
+    assert fid["p_t"] == pytest.approx(1 - 36 / (11 * math.sqrt(11)), rel=1e-12)
+    assert fid["d_z"] == pytest.approx(3 / math.sqrt(2.5))
+    assert fid["ci_low"] <= 3.0 <= fid["ci_high"]
+    assert fid["p_wilcoxon"] == pytest.approx(0.0625) and fid["wilcoxon_method"] == "exact"
+
+
+def test_claim_verdicts(report):
+    claims = pd.read_csv(report.claims_csv)
+    verdicts = {(row["claim"], row["metric"]): row["verdict"] for _, row in claims.iterrows()}
+    assert verdicts == EXPECTED_VERDICTS
+
+
+def test_per_prompt_csd_is_its_own_holm_family(report):
+    per_prompt = pd.read_csv(report.per_prompt_csv)
+    assert set(per_prompt["unit"]) == {"prompt x seed"} and set(per_prompt["metric"]) == {"csd"}
+    expected = []
+    for candidate, baseline in PAIRS:
+        d = [image_csd(candidate, s, i) - image_csd(baseline, s, i) for s in SEEDS for i in range(PROMPTS)]
+        expected.append((candidate, baseline, np.mean(d), t_test(d)))
+    adjusted = holm([e[3] for e in expected])
+    table = per_prompt.set_index(["candidate", "baseline"])
+    for (candidate, baseline, mean, p), p_adj in zip(expected, adjusted, strict=True):
+        row = table.loc[(candidate, baseline)]
+        assert row["n"] == len(SEEDS) * PROMPTS
+        assert row["mean_diff"] == pytest.approx(mean, rel=1e-9)
+        assert row["p_t"] == pytest.approx(p, rel=1e-9)
+        assert row["p_t_adj"] == pytest.approx(p_adj, rel=1e-9)
+
+
+def test_markdown_and_html_show_the_numbers_verdicts_and_escaped_text(report):
+    markdown = report.markdown.read_text(encoding="utf-8")
+    comparisons = pd.read_csv(report.comparisons_csv).set_index(["candidate", "baseline", "metric"])
+    fid = comparisons.loc[("nsync", "ti", "fid")]
+    for text in ("0.0132", fmt_p(fid["p_t_adj"]), "+3 ", "52.2 ± ", "(5)", "★", "FID ↓", "CSD ↑", "supported",
+                 "contradicted", "inconclusive", "Verdicts: supported 4, contradicted 2, inconclusive 6",
+                 "alpha = 0.05", "## Provenance", "## Methods note", "abc1234", "figures/grid-", "Holm"):
+        assert text in markdown, text
+    assert fmt_p(fid["p_t_adj"]) == "0.0662"
+    assert "test-extractor\\<v1\\>&co" in markdown  # Markdown-escaped run text
+    page = report.html.read_text(encoding="utf-8")
+    assert page.count("<table") >= 8 and "<th>p adj (Holm)</th>" in page
+    assert 'class="supported"' in page and 'class="contradicted"' in page and "<strong>" in page
+    assert "test-extractor&lt;v1&gt;&amp;co" in page and "<v1>" not in page
+    assert page.count('src="data:image/png;base64,') == len(report.figures) >= 3
+    assert all(path.is_file() and path.parent.name == "figures" for path in report.figures)
+    assert not (report.out_dir / ".work").exists()
+
+
+def test_report_is_logged_to_mlflow_and_ignored_by_later_reports(report, store):
+    from nsync_bench.report.data import load_report_data
+
+    client = MlflowClient(store["uri"])
+    experiment = client.get_experiment_by_name("known")
+    runs = client.search_runs([experiment.experiment_id], "tags.`nsync_bench.kind` = 'report'")
+    assert [r.info.run_id for r in runs] == [report.run_id]
+    run = runs[0]
+    assert run.info.status == "FINISHED" and run.info.run_name == "report"
+    assert run.data.tags["experiments"] == "known" and run.data.tags["alpha"] == "0.05"
+    names = {a.path for a in client.list_artifacts(report.run_id)}
+    assert {"index.html", "report.md", "summary.csv", "comparisons.csv", "claims.csv", "figures"} <= names
+    assert len(load_report_data(store["uri"], ["known"]).runs) == 20
+
+
+def test_image_grid_uses_real_images_where_present(store):
+    from nsync_bench.report.data import load_report_data
+    from nsync_bench.report.grids import CAPTION_HEIGHT, HEADER_HEIGHT, PAD, build_grids
+
+    data = load_report_data(store["uri"], ["known"])
+    grids, warnings = build_grids(data, store["tmp"] / "grid-work", store["data_root"], prompts=2, cell=32)
+    assert warnings == []
+    (grid,) = grids
+    assert grid.methods == ("ti", "nsync", "lora", "nsync-lora") and grid.seed == 0
+    assert grid.missing_real == 1 and grid.missing_generated == 0  # real_001.png is not in the data root
+    image = Image.open(io.BytesIO(grid.png))
+    assert image.size == (PAD + 5 * (32 + PAD), HEADER_HEIGHT + 2 * (CAPTION_HEIGHT + 32 + PAD) + PAD)
+    row = HEADER_HEIGHT + CAPTION_HEIGHT + 16
+    assert image.getpixel((PAD + 16, row)) == (250, 240, 220)  # the real image
+    assert image.getpixel((PAD + 2 * (32 + PAD) + 16, row)) == (40, 90, 160)  # nsync's image
+
+
+def test_mixing_metric_implementations_is_refused(store, tmp_path):
+    client = MlflowClient(store["uri"])
+    experiment_id = client.create_experiment("mixed", artifact_location=artifact_root(store["uri"]))
+    for k, method in enumerate(("ti", "nsync")):
+        implementation = {"fid": f"fid|inception-{'AB'[k]}"}
+        run_id = _create_run(client, experiment_id, method, 0, implementations=implementation)
+        client.set_terminated(run_id, "FINISHED")
+    with pytest.raises(ReportError) as info:
+        build_report(["mixed"], tracking_uri=store["uri"], out_dir=tmp_path / "out", log_to_mlflow=False)
+    assert "fid|inception-A" in str(info.value) and "fid|inception-B" in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_arguments_teach(tmp_path, store):
+    with pytest.raises(ReportError, match="alpha"):
+        build_report(["known"], tracking_uri=store["uri"], alpha=1.5)
+    with pytest.raises(ReportError, match=r"no MLflow experiment 'nope'.*known"):
+        build_report(["nope"], tracking_uri=store["uri"], out_dir=tmp_path / "x")
+
+
+def test_number_formats_and_default_folder():
+    from datetime import datetime, timezone
+
+    assert fmt_p(0.0123456) == "0.0123" and fmt_p(1.234e-5) == "1.2e-05" and fmt_p(float("nan")) == "—"
+    assert fmt(52.2) == "52.2" and fmt(123.456) == "123.5" and fmt(3.0, signed=True) == "+3"
+    assert redact("https://me:secret@mlflow.example:5000") == "https://me:***@mlflow.example:5000"
+    stamp = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert str(default_out_dir(["a/b c"], stamp)) == "reports/a_b_c-20260102T030405Z"
+
+
+def test_cli_report_prints_verdicts_comparisons_and_paths(store, tmp_path):
+    from nsync_bench.cli import app
+
+    out = tmp_path / "cli-report"
+    result = CliRunner().invoke(app, ["report", "--experiment", "known", "--tracking-uri", store["uri"], "--out",
+                                      str(out), "--no-mlflow", "--data-root", str(store["data_root"]),
+                                      "--compare", "nsync-lora:ti"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "supported 4" in text and "contradicted 2" in text and "inconclusive 6" in text
+    assert "nsync-lora vs ti" in text and str(out / "index.html") in "".join(result.output.split())
+    assert (out / "index.html").is_file()
+
+
+def test_cli_report_rejects_a_malformed_comparison(store):
+    from nsync_bench.cli import app
+
+    result = CliRunner().invoke(app, ["report", "--experiment", "known", "--tracking-uri", store["uri"],
+                                      "--compare", "nsync-ti"])
+    assert result.exit_code == 2
+    assert "CANDIDATE:BASELINE" in " ".join(result.output.split())
+
+
+def test_report_help_imports_nothing_heavy():
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom nsync_bench.cli import app\n"
+            "result = CliRunner().invoke(app, ['report', '--help'])\nassert result.exit_code == 0, result.output\n"
+            "print(sorted(m for m in ('torch', 'mlflow', 'matplotlib', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
