@@ -30,6 +30,18 @@ class StyleInfo:
     train_split: str = "train"
     test_split: str = "test"
     license: str = ""
+    # Archive styles: where to download from and what to expect (None: unknown until the first
+    # verified fetch, which records and prints them for pinning).
+    url: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    # (our split, folder inside the archive) pairs, e.g. (("train", "monet2photo/trainA"), ...).
+    archive_splits: tuple[tuple[str, str], ...] = ()
+    layout: str = ""  # local styles: the folder layout `data import` expects, for humans
+
+    @property
+    def splits(self) -> tuple[str, str]:
+        return (self.train_split, self.test_split)
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,11 @@ def _manifests() -> dict[str, StyleInfo]:
             train_split=data.get("train_split", "train"),
             test_split=data.get("test_split", "test"),
             license=data.get("license", ""),
+            url=data.get("url") or None,
+            sha256=(data.get("sha256") or "").lower() or None,  # TOML has no null: "" means unknown
+            size=data.get("size") or None,
+            archive_splits=tuple((str(k), str(v)) for k, v in data.get("archive_splits", {}).items()),
+            layout=data.get("layout", "").strip(),
         )
         styles[info.name] = info
     return styles
@@ -113,3 +130,31 @@ def require_captions(images: list[StyleImage]) -> list[str]:
             "or run `nsync-bench data captions` (or use --set prompts.mode=templates)."
         )
     return [img.caption or "" for img in images]
+
+
+@dataclass(frozen=True)
+class StyleStatus:
+    """What exists on disk for one style, found by listing folders only (``data list`` stays fast)."""
+
+    info: StyleInfo
+    directory: Path
+    present: bool  # both split folders exist
+    images: dict[str, int]
+    captions: dict[str, int]
+    negative_sets: int  # folders under <data_root>/negatives/<base model>/<style>/
+
+
+def style_status(name: str, data_root: Path) -> StyleStatus:
+    info = get_style(name)
+    directory = Path(data_root) / name
+    images: dict[str, int] = {}
+    captions: dict[str, int] = {}
+    for split in info.splits:
+        folder = directory / split
+        entries = list(folder.iterdir()) if folder.is_dir() else []
+        stems = {p.stem for p in entries if p.suffix.lower() in IMAGE_SUFFIXES}
+        images[split] = len(stems)
+        captions[split] = sum(1 for p in entries if p.suffix == ".txt" and p.stem in stems)
+    present = all((directory / split).is_dir() for split in info.splits)
+    negative_sets = sum(1 for p in Path(data_root).glob(f"negatives/*/{name}/*") if p.is_dir())
+    return StyleStatus(info, directory, present, images, captions, negative_sets)

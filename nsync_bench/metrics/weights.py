@@ -12,18 +12,16 @@ mtime, because rehashing a 2.4 GB checkpoint on every run costs seconds.
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import json
 import logging
 import os
-import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from nsync_bench.download import DownloadError, download, file_sha256
 from nsync_bench.errors import ModelNotAvailableError, NsyncBenchError, unknown_name
 from nsync_bench.paths import cache_dir
 from nsync_bench.progress import NullProgress, Progress
@@ -31,7 +29,6 @@ from nsync_bench.progress import NullProgress, Progress
 logger = logging.getLogger(__name__)
 
 WEIGHTS_DIR_ENV = "NSYNC_BENCH_WEIGHTS_DIR"
-_CHUNK = 1 << 20
 
 
 class WeightsError(NsyncBenchError, ValueError):
@@ -134,15 +131,6 @@ def _weights_root(override: str | Path | None) -> Path:
 def weight_path(name: str, weights_dir: str | Path | None = None) -> Path:
     """The path the file (or hub snapshot directory) of ``name`` must have."""
     return _weights_root(weights_dir) / get_entry(name).filename
-
-
-def file_sha256(path: str | Path, chunk_size: int = _CHUNK) -> str:
-    """sha256 of a file, read in chunks (multi-GB checkpoints do not fit comfortably in memory)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _sidecar(path: Path) -> Path:
@@ -296,60 +284,20 @@ def fetch(
 
 def _download(source: str, part: Path, final: Path, entry: WeightFile, progress: Progress,
               opener: Callable[..., Any], timeout: float) -> str:
-    """Stream ``source`` into ``part`` (resuming it when present); return the sha256 of the whole."""
-    have = part.stat().st_size if part.is_file() else 0
-    headers = {"User-Agent": "nsync-bench"}
-    if have:
-        headers["Range"] = f"bytes={have}-"
+    """Stream ``source`` into ``part`` (resuming it when present); return the sha256 of the whole.
+
+    The transfer is :func:`nsync_bench.download.download`; its errors become
+    :class:`ModelNotAvailableError` here, because a missing weights file is what callers handle.
+    """
     retry = f"rerun `nsync-bench weights fetch {entry.name}` to resume from {part}"
     try:
-        response = opener(urllib.request.Request(source, headers=headers), timeout=timeout)  # noqa: S310
-    except urllib.error.HTTPError as err:
-        if err.code == 416 and have:  # range beyond the end: the .part is stale, start over
-            part.unlink()
-            return _download(source, part, final, entry, progress, opener, timeout)
-        raise ModelNotAvailableError(f"download of {entry.name!r} from {source} failed: HTTP {err.code}") from err
-    except (urllib.error.URLError, OSError) as err:
-        raise ModelNotAvailableError(
-            f"download of {entry.name!r} from {source} failed ({err}). Offline? On a connected machine "
-            f"download it and place it at {final}."
-        ) from err
-    with response:
-        status = getattr(response, "status", None) or response.getcode()
-        resumed = have > 0 and status == 206
-        if resumed and not response.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
-            logger.warning("unexpected Content-Range for %s; restarting the download", entry.name)
-            part.unlink()
-            response.close()
-            return _download(source, part, final, entry, progress, opener, timeout)
-        if have and not resumed:
-            logger.info("server ignored the Range request for %s; restarting the download", entry.name)
-            have = 0
-        digest = hashlib.sha256()
-        if resumed:
-            with part.open("rb") as handle:
-                for chunk in iter(lambda: handle.read(_CHUNK), b""):
-                    digest.update(chunk)
-        length = response.headers.get("Content-Length")
-        total = have + int(length) if length else (entry.size or 0)
-        written = have
-        progress.start(f"download {entry.name}", total=total, completed=have)
-        try:
-            with part.open("ab" if resumed else "wb") as handle:
-                for chunk in iter(lambda: response.read(_CHUNK), b""):
-                    handle.write(chunk)
-                    digest.update(chunk)
-                    written += len(chunk)
-                    progress.advance(len(chunk))
-        except (OSError, http.client.HTTPException) as err:
-            raise ModelNotAvailableError(
-                f"download of {entry.name!r} was interrupted after {written} bytes ({err}); {retry}."
-            ) from err
-        finally:
-            progress.stop()
-    if length and written != total:
-        raise ModelNotAvailableError(f"download of {entry.name!r} ended early ({written} of {total} bytes); {retry}.")
-    return digest.hexdigest()
+        return download(source, part, label=entry.name, retry_hint=retry, expected_size=entry.size,
+                        progress=progress, opener=opener, timeout=timeout)
+    except DownloadError as err:
+        message = str(err)
+        if err.reason == "unreachable":
+            message += f" On a connected machine download it and place it at {final}."
+        raise ModelNotAvailableError(message) from err
 
 
 def _fetch_hub(entry: WeightFile, path: Path) -> Path:
