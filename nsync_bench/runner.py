@@ -29,6 +29,7 @@ from nsync_bench.tracking import MlflowTracker, NullTracker, Tracker
 log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
+LOG_FILE = "run.log"
 
 
 @dataclass
@@ -58,7 +59,7 @@ class RunOptions:
 
 def run_directory(config: BenchConfig, options: RunOptions) -> Path:
     spec = config.run
-    experiment = options.experiment or f"nsync-bench-{spec.profile}"
+    experiment = experiment_name(config, options)
     leaf = f"seed{spec.seed}-{run_key(config)}"
     return paths.runs_dir(options.runs_dir) / experiment / spec.style / spec.method / leaf
 
@@ -82,27 +83,71 @@ def run(
 def execute(config: BenchConfig, options: RunOptions) -> RunResult:
     key = run_key(config)
     run_dir = run_directory(config, options)
-    if (run_dir / RESULT_FILE).is_file():
-        result = json.loads((run_dir / RESULT_FILE).read_text())
-        log.info("run %s already finished in %s; not recomputed", key, run_dir)
-        return RunResult(key, run_dir, result.get("mlflow_run_id"), result.get("metrics", {}),
-                         result.get("adapter", ""), skipped=True)
+    finished = finished_result(config, options)
+    if finished is not None:
+        return finished
     if options.resume == "never" and run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_config(run_dir, config, key)
 
-    tracker = _start_tracker(config, key, run_dir, options)
+    handler = _log_to_file(run_dir / LOG_FILE)
     try:
-        result = _train_and_evaluate(config, key, run_dir, tracker, options)
-    except KeyboardInterrupt:
-        tracker.finish("KILLED")
-        raise
-    except BaseException:
-        tracker.finish("FAILED")
-        raise
-    tracker.finish("FINISHED")
-    return result
+        tracker = _start_tracker(config, key, run_dir, options)
+        status = "FAILED"
+        try:
+            result = _train_and_evaluate(config, key, run_dir, tracker, options)
+            status = "FINISHED"
+            return result
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        except BaseException:
+            log.exception("run %s failed", key)
+            raise
+        finally:
+            handler.flush()
+            tracker.log_artifact(run_dir / LOG_FILE)
+            tracker.finish(status)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+
+def finished_result(config: BenchConfig, options: RunOptions) -> RunResult | None:
+    """The result of a finished run with this config's key: on local disk, or else in MLflow."""
+    key = run_key(config)
+    run_dir = run_directory(config, options)
+    if (run_dir / RESULT_FILE).is_file():
+        result = json.loads((run_dir / RESULT_FILE).read_text())
+        log.info("run %s already finished in %s; not recomputed", key, run_dir)
+        return RunResult(key, run_dir, result.get("mlflow_run_id"), result.get("metrics", {}),
+                         result.get("adapter", ""), skipped=True)
+    if options.track:
+        from nsync_bench.tracking import find_finished_run
+
+        found = find_finished_run(paths.tracking_uri(options.tracking_uri), experiment_name(config, options), key)
+        if found is not None:
+            log.info("run %s already finished in MLflow (run %s); not recomputed", key, found.info.run_id)
+            metrics = {k: v for k, v in found.data.metrics.items() if k.startswith(("metrics/", "eval/"))}
+            return RunResult(key, run_dir, found.info.run_id, metrics, "", skipped=True)
+    return None
+
+
+def experiment_name(config: BenchConfig, options: RunOptions) -> str:
+    return options.experiment or f"nsync-bench-{config.run.profile}"
+
+
+def _log_to_file(path: Path) -> logging.Handler:
+    """Everything logged during the run also goes to ``run.log`` in its directory (sweeps point at it)."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if logging.getLogger("nsync_bench").getEffectiveLevel() > logging.INFO:
+        logging.getLogger("nsync_bench").setLevel(logging.INFO)
+    return handler
 
 
 def _write_config(run_dir: Path, config: BenchConfig, key: str) -> None:
@@ -121,7 +166,7 @@ def _start_tracker(config: BenchConfig, key: str, run_dir: Path, options: RunOpt
             "protocol": spec.protocol, "run_key": key, "git_sha": provenance.git_sha(), "run_dir": str(run_dir)}
     tracker = MlflowTracker(
         paths.tracking_uri(options.tracking_uri),
-        options.experiment or f"nsync-bench-{spec.profile}",
+        experiment_name(config, options),
         run_name=f"{spec.style}/{spec.method}/seed{spec.seed}",
         tags=tags,
         run_id=previous,
@@ -149,6 +194,7 @@ def build_training(config: BenchConfig, *, data_root: Path | None, checkpoint_di
     import torch
 
     from nsync_bench.data.styles import ensure_style_data, get_style, list_images, require_captions
+    from nsync_bench.data.validate import check_before_run
     from nsync_bench.methods import method_class
     from nsync_bench.models import load_components, resolve_device
     from nsync_bench.training.data import ImageSet, PositiveBatches
@@ -158,6 +204,7 @@ def build_training(config: BenchConfig, *, data_root: Path | None, checkpoint_di
     spec = config.run
     style = get_style(spec.style)
     style_dir = ensure_style_data(spec.style, paths.data_root(data_root))
+    check_before_run(spec.style, paths.data_root(data_root), config.model.resolution)  # bad images stop here
     train_images = list_images(style_dir, style.train_split)
     captions = require_captions(train_images) if config.prompts.mode == "caption" else [""] * len(train_images)
 

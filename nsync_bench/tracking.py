@@ -83,6 +83,21 @@ def ensure_experiment(tracking_uri: str, name: str) -> str:
         ) from err
 
 
+def find_finished_run(tracking_uri: str, experiment: str, run_key: str) -> Any | None:
+    """The newest FINISHED run of ``experiment`` tagged ``run_key`` (so sweeps skip it), or None."""
+    client = _client(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = client.search_runs(
+        [found.experiment_id],
+        filter_string=f"tags.run_key = '{run_key}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
 class MlflowTracker:
     """One MLflow run, new or resumed (``run_id``), written through ``MlflowClient``."""
 

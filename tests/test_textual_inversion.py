@@ -90,7 +90,9 @@ def test_interrupted_run_resumes_bit_identical(run_options, tmp_path, method, in
 
     run_options.callbacks = []
     resumed = run(style="toy-pastel", method=method, overrides=FAST, options=run_options)
+    # A separate store too: the first store already knows this run key as finished.
     run_options.runs_dir = tmp_path / "fresh"
+    run_options.tracking_uri = f"sqlite:///{tmp_path / 'fresh.db'}"
     fresh = run(style="toy-pastel", method=method, overrides=FAST, options=run_options)
 
     assert resumed.run_key == fresh.run_key

@@ -57,6 +57,7 @@ from nsync_bench.cli import metrics as _metrics  # noqa: E402,F401
 from nsync_bench.cli import profiles as _profiles  # noqa: E402,F401
 from nsync_bench.cli import report as _report  # noqa: E402,F401
 from nsync_bench.cli import run as _run  # noqa: E402,F401
+from nsync_bench.cli import sweep as _sweep  # noqa: E402,F401
 from nsync_bench.cli import ui as _ui  # noqa: E402,F401
 from nsync_bench.cli import weights as _weights  # noqa: E402,F401
 

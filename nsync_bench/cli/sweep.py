@@ -1,0 +1,90 @@
+"""``nsync-bench sweep``: the styles x methods x seeds matrix, locally or on Slurm, resumable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from nsync_bench.cli import app, console, setup_logging, teaching_errors
+from nsync_bench.cli.options import (
+    DataRootOption,
+    ExperimentOption,
+    ProtocolOption,
+    RunsDirOption,
+    SetOption,
+    TrackingUriOption,
+)
+
+# ruff: noqa: UP045 - typer needs Optional
+
+SlurmLogsOption = Annotated[Path, typer.Option(help="Per-job logs folder.", rich_help_panel="Slurm")]
+
+def _csv(text: str | None) -> list[str]:
+    return [item.strip() for item in (text or "").split(",") if item.strip()]
+
+
+@app.command()
+@teaching_errors
+def sweep(
+    file: Annotated[Optional[str], typer.Option(help="A sweep file: name in baselines/sweeps or a path.")] = None,
+    styles: Annotated[Optional[str], typer.Option(help="Comma list, e.g. monet,vangogh.")] = None,
+    methods: Annotated[Optional[str], typer.Option(help="Comma list of ti,lora,nsync,nsync-lora.")] = None,
+    seeds: Annotated[Optional[str], typer.Option(help="Comma list, e.g. 0,1,2.")] = None,
+    profile: Annotated[Optional[str], typer.Option(help="Profile (default smoke, or the file's).")] = None,
+    protocol: ProtocolOption = None,
+    overrides: SetOption = None,
+    experiment: ExperimentOption = None,
+    executor: Annotated[str, typer.Option(help="local or slurm.")] = "local",
+    max_parallel: Annotated[int, typer.Option(help="Local worker processes (1: in this process).")] = 1,
+    retry_failed: Annotated[bool, typer.Option(help="Rerun only the runs that failed last time.")] = False,
+    tracking_uri: TrackingUriOption = None,
+    runs_dir: RunsDirOption = None,
+    data_root: DataRootOption = None,
+    weights_dir: Annotated[Optional[Path], typer.Option(help="Metric weights folder.")] = None,
+    partition: Annotated[Optional[str], typer.Option(help="Slurm partition.", rich_help_panel="Slurm")] = None,
+    gpus: Annotated[int, typer.Option(help="GPUs per job.", rich_help_panel="Slurm")] = 1,
+    cpus: Annotated[int, typer.Option(help="CPUs per job.", rich_help_panel="Slurm")] = 8,
+    mem_gb: Annotated[int, typer.Option(help="Memory per job (GB).", rich_help_panel="Slurm")] = 32,
+    time_min: Annotated[int, typer.Option(help="Time limit per job (minutes).", rich_help_panel="Slurm")] = 1440,
+    array_parallelism: Annotated[int, typer.Option(help="Jobs of the array running at once.",
+                                                   rich_help_panel="Slurm")] = 16,
+    slurm_logs: SlurmLogsOption = Path("slurm-logs"),
+    slurm_cluster: Annotated[Optional[str], typer.Option(help="submitit cluster: slurm (default) or local.",
+                                                         rich_help_panel="Slurm")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run every (style, method, seed) of a matrix; finished runs are skipped, interrupted ones resume."""
+    setup_logging(verbose)
+    from nsync_bench.cli.sweep_view import SweepView
+    from nsync_bench.errors import ConfigError
+    from nsync_bench.executors import SlurmSettings, make_executor
+    from nsync_bench.sweep import SweepOptions, SweepSpec, load_sweep_file, run_sweep
+
+    spec = load_sweep_file(file) if file else SweepSpec(styles=[], methods=[], seeds=[])
+    spec.styles = _csv(styles) or spec.styles
+    spec.methods = _csv(methods) or spec.methods
+    try:
+        spec.seeds = [int(s) for s in _csv(seeds)] or spec.seeds
+    except ValueError:
+        raise ConfigError(f"--seeds {seeds!r} must be a comma list of integers, e.g. 0,1,2.") from None
+    spec.profile = profile or spec.profile
+    spec.protocol = protocol or spec.protocol
+    spec.overrides = [*spec.overrides, *(overrides or [])]
+    spec.experiment = experiment or spec.experiment
+    if not (spec.styles and spec.methods and spec.seeds):
+        raise ConfigError("name --styles, --methods and --seeds (or a --file with them), e.g. "
+                          "`nsync-bench sweep --styles toy-pastel --methods ti,nsync --seeds 0,1,2`.")
+    options = SweepOptions(runs_dir=str(runs_dir) if runs_dir else None,
+                           data_root=str(data_root) if data_root else None, tracking_uri=tracking_uri,
+                           weights_dir=str(weights_dir) if weights_dir else None)
+    slurm = SlurmSettings(partition=partition, gpus_per_node=gpus, cpus_per_task=cpus, mem_gb=mem_gb,
+                          timeout_min=time_min, array_parallelism=array_parallelism, folder=str(slurm_logs),
+                          cluster=slurm_cluster)
+    runner = make_executor(executor, max_parallel=max_parallel, slurm=slurm)
+    with SweepView(console) as view:
+        summary = run_sweep(spec, runner, options, retry_failed=retry_failed, on_event=view.update)
+    view.print_summary(summary, tracking_uri)
+    if summary.counts().get("failed"):
+        raise typer.Exit(1)

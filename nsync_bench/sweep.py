@@ -1,0 +1,302 @@
+"""Sweeps: the styles x methods x seeds matrix as idempotent, resumable runs.
+
+A sweep expands into tasks, one per run key. Prerequisites that every run of a style shares —
+its data and captions, NSYNC's negative set, the real test set's features — are prepared once
+per style before fan-out. Each task then runs under a per-key lock (nsync_bench.locking) and
+skips itself when a finished run with its key exists (on disk or in MLflow); an interrupted run
+resumes from its checkpoint. Executors (nsync_bench.executors) decide where tasks run.
+
+Sweep files live in ``baselines/sweeps/<name>.toml`` with keys ``styles``, ``methods``,
+``seeds``, ``profile``, ``protocol``, ``experiment`` and ``set`` (a list of overrides).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from nsync_bench import paths
+from nsync_bench.config import BenchConfig, run_key
+from nsync_bench.errors import ConfigError, NsyncBenchError, unknown_name
+from nsync_bench.resources import shipped_dir
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "sweep-state.json"
+
+
+@dataclass
+class SweepSpec:
+    styles: list[str]
+    methods: list[str]
+    seeds: list[int]
+    profile: str = "smoke"
+    protocol: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    experiment: str | None = None
+    description: str = ""
+
+    def experiment_name(self) -> str:
+        return self.experiment or f"nsync-bench-{self.profile}"
+
+
+@dataclass
+class SweepOptions:
+    """Where tasks read and write (shared by every worker; none of it enters run keys)."""
+
+    runs_dir: str | None = None
+    data_root: str | None = None
+    tracking_uri: str | None = None
+    weights_dir: str | None = None
+
+    def run_options(self, experiment: str) -> Any:
+        from nsync_bench.runner import RunOptions
+
+        return RunOptions(
+            runs_dir=Path(self.runs_dir) if self.runs_dir else None,
+            data_root=Path(self.data_root) if self.data_root else None,
+            tracking_uri=self.tracking_uri,
+            experiment=experiment,
+            weights_dir=Path(self.weights_dir) if self.weights_dir else None,
+        )
+
+
+@dataclass
+class Task:
+    style: str
+    method: str
+    seed: int
+    run_key: str
+    run_dir: str
+    config: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return f"{self.style}/{self.method}/seed{self.seed}"
+
+
+@dataclass
+class TaskResult:
+    run_key: str
+    label: str
+    status: str  # finished | skipped | failed | busy
+    seconds: float = 0.0
+    mlflow_run_id: str | None = None
+    log_path: str = ""
+    error: str = ""
+
+
+def sweep_names() -> list[str]:
+    return sorted(p.stem for p in (shipped_dir("baselines") / "sweeps").glob("*.toml"))
+
+
+def load_sweep_file(name_or_path: str) -> SweepSpec:
+    """A sweep from ``baselines/sweeps/<name>.toml`` or from a path to a TOML file."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        path = shipped_dir("baselines") / "sweeps" / f"{name_or_path}.toml"
+        if not path.is_file():
+            raise unknown_name("sweep file", name_or_path, sweep_names(), "Or pass a path to a TOML file.")
+    with path.open("rb") as handle:
+        data = tomllib.load(handle)
+    allowed = {"styles", "methods", "seeds", "profile", "protocol", "experiment", "set", "description"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown keys {unknown} in sweep file {path}; allowed: {', '.join(sorted(allowed))}.")
+    return SweepSpec(styles=list(data["styles"]), methods=list(data["methods"]), seeds=[int(s) for s in data["seeds"]],
+                     profile=data.get("profile", "smoke"), protocol=data.get("protocol"),
+                     overrides=list(data.get("set", [])), experiment=data.get("experiment"),
+                     description=data.get("description", ""))
+
+
+def expand(spec: SweepSpec, options: SweepOptions) -> list[Task]:
+    """One task per (style, method, seed), each with its resolved config and run key."""
+    from nsync_bench.recipes import resolve_config
+    from nsync_bench.runner import run_directory
+
+    if not (spec.styles and spec.methods and spec.seeds):
+        raise ConfigError("a sweep needs at least one style, one method and one seed.")
+    run_options = options.run_options(spec.experiment_name())
+    tasks = []
+    for style in spec.styles:
+        for method in spec.methods:
+            for seed in spec.seeds:
+                config = resolve_config(style=style, method=method, seed=seed, profile=spec.profile,
+                                        protocol=spec.protocol, overrides=spec.overrides)
+                tasks.append(Task(style, method, seed, run_key(config), str(run_directory(config, run_options)),
+                                  config.model_dump(mode="json")))
+    return tasks
+
+
+def prepare_style(style: str, configs: list[BenchConfig], options: SweepOptions) -> None:
+    """Once per style before fan-out: data and captions, the negative set, the real-set features."""
+    from nsync_bench.data.negatives import negatives_for_config
+    from nsync_bench.data.styles import ensure_style_data, get_style, list_images, require_captions
+    from nsync_bench.methods import method_class
+
+    data_root = paths.data_root(options.data_root)
+    info = get_style(style)
+    style_dir = ensure_style_data(style, data_root)
+    require_captions(list_images(style_dir, info.train_split))
+    test_images = list_images(style_dir, info.test_split)
+    require_captions(test_images)
+    done: set[str] = set()
+    for config in configs:
+        if method_class(config.run.method).needs_negatives:
+            key = json.dumps([config.model.model_dump(mode="json"), config.negatives.model_dump(mode="json"),
+                              config.nsync.negatives_dir])
+            if key not in done:
+                negatives_for_config(config, data_root)
+                done.add(key)
+    metric_configs = {json.dumps(c.metrics.model_dump(mode="json")): c.metrics for c in configs if c.metrics.names}
+    for metrics in metric_configs.values():
+        warm_real_features(metrics, [img.path for img in test_images], options)
+
+
+def warm_real_features(metrics: Any, real: list[Path], options: SweepOptions) -> None:
+    """Embed the style's real test images once into the feature cache every run reads."""
+    from nsync_bench.metrics.cache import FeatureCache
+    from nsync_bench.metrics.extractors.registry import build_extractor
+    from nsync_bench.metrics.scoring import METRICS, _device, extract_features
+    from nsync_bench.progress import NullProgress
+
+    cache = FeatureCache(paths.cache_dir() / "features")
+    for kind in sorted({METRICS[name][0] for name in metrics.names}):
+        extractor = build_extractor(kind, source=metrics.extractors, inception_mode=metrics.inception_mode,
+                                    weights_dir=options.weights_dir, clip_model=metrics.clip_model,
+                                    device=_device(metrics))
+        extract_features(extractor, real, batch_size=metrics.batch_size, cache=cache, progress=NullProgress(),
+                         label="real")
+
+
+def run_task(task: Task, options: SweepOptions, experiment: str) -> TaskResult:
+    """Execute one task in this process: lock, skip if finished, else run (resuming a checkpoint)."""
+    from nsync_bench.config import BenchConfig
+    from nsync_bench.locking import LockHeld, RunLock
+    from nsync_bench.runner import LOG_FILE, execute
+
+    started = time.perf_counter()
+    run_dir = Path(task.run_dir)
+    log_path = str(run_dir / LOG_FILE)
+    lock = RunLock(run_dir.parent / f".{run_dir.name}.lock")
+    try:
+        lock.acquire()
+    except LockHeld as err:
+        return TaskResult(task.run_key, task.label, "busy", error=str(err), log_path=log_path)
+    try:
+        config = BenchConfig.model_validate(task.config)
+        result = execute(config, options.run_options(experiment))
+        status = "skipped" if result.skipped else "finished"
+        return TaskResult(task.run_key, task.label, status, time.perf_counter() - started, result.mlflow_run_id,
+                          log_path)
+    except (Exception, KeyboardInterrupt) as err:  # a failed run never stops the sweep
+        detail = f"{type(err).__name__}: {err}"
+        if not isinstance(err, NsyncBenchError):
+            detail += "\n" + traceback.format_exc(limit=5)
+        return TaskResult(task.run_key, task.label, "failed", time.perf_counter() - started, None, log_path, detail)
+    finally:
+        lock.release()
+
+
+# -- sweep state: what the last attempt at each key ended with (for --retry-failed) --------------
+def state_path(spec: SweepSpec, options: SweepOptions) -> Path:
+    return paths.runs_dir(options.runs_dir) / spec.experiment_name() / STATE_FILE
+
+
+def read_state(path: Path) -> dict[str, dict]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def write_state(path: Path, results: list[TaskResult]) -> None:
+    state = read_state(path)
+    state.update({r.run_key: asdict(r) for r in results})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(path)
+
+
+@dataclass
+class PrepareStyle:
+    """A picklable prerequisite job (runs in this process locally, or as a Slurm job)."""
+
+    style: str
+    configs: list[dict[str, Any]]
+    options: SweepOptions
+
+    def __call__(self) -> str:
+        prepare_style(self.style, [BenchConfig.model_validate(c) for c in self.configs], self.options)
+        return self.style
+
+
+@dataclass
+class SweepSummary:
+    results: list[TaskResult]
+    state_file: Path
+    experiment: str
+    failed_styles: dict[str, str] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for result in self.results:
+            counts[result.status] = counts.get(result.status, 0) + 1
+        return counts
+
+
+def select_tasks(tasks: list[Task], spec: SweepSpec, options: SweepOptions, retry_failed: bool) -> list[Task]:
+    if not retry_failed:
+        return tasks
+    state = read_state(state_path(spec, options))
+    return [t for t in tasks if state.get(t.run_key, {}).get("status") in ("failed", "busy")]
+
+
+def run_sweep(spec: SweepSpec, executor: Any, options: SweepOptions, *, retry_failed: bool = False,
+              on_event: Any = None) -> SweepSummary:
+    """Expand, prepare each style once, run every task through ``executor``, record the outcome."""
+    on_event = on_event or (lambda task, status, result: None)
+    experiment = spec.experiment_name()
+    tasks = select_tasks(expand(spec, options), spec, options, retry_failed)
+    for task in tasks:
+        on_event(task, "queued", None)
+    failed_styles: dict[str, str] = {}
+    results: list[TaskResult] = []
+    for style in dict.fromkeys(t.style for t in tasks):
+        configs = [t.config for t in tasks if t.style == style]
+        try:
+            executor_prepare(executor, PrepareStyle(style, configs, options))
+        except Exception as err:  # the style's runs cannot start; the other styles go on
+            failed_styles[style] = f"{type(err).__name__}: {err}"
+            log.error("preparing style %s failed: %s", style, err)
+            for task in [t for t in tasks if t.style == style]:
+                result = TaskResult(task.run_key, task.label, "failed", error=f"preparation failed: {err}")
+                results.append(result)
+                on_event(task, "failed", result)
+    runnable = [t for t in tasks if t.style not in failed_styles]
+    if runnable:
+        from nsync_bench.tracking import ensure_experiment
+
+        # Create the store and experiment once, here: workers racing to create a new SQLite store
+        # would trip over each other's schema migrations.
+        ensure_experiment(paths.tracking_uri(options.tracking_uri), experiment)
+    results.extend(executor.run(runnable, options, experiment, on_event))
+    path = state_path(spec, options)
+    write_state(path, results)
+    return SweepSummary(results, path, experiment, failed_styles)
+
+
+def executor_prepare(executor: Any, job: PrepareStyle) -> None:
+    prepare = getattr(executor, "prepare", None)
+    if prepare is not None:
+        prepare(job)
+    else:
+        job()
