@@ -82,6 +82,9 @@ class TrainConfig(_Section):
     checkpoints_keep: int = Field(1, ge=1)
     log_every: int = Field(1, ge=1)
     gradient_checkpointing: bool = False
+    # Encode each training image (and its mirror) with the frozen VAE once and sample its latent
+    # distribution every step (training.latents), instead of encoding every step.
+    cache_latents: bool = True
 
 
 class PromptConfig(_Section):
@@ -123,6 +126,12 @@ class NsyncConfig(_Section):
     eps: float = Field(1e-20, ge=0)
     # The user's own negative set (one image per training image, same file stem) instead of ours.
     negatives_dir: str | None = None
+    # One text-encoder/UNet pass over all branches with per-branch gradients kept apart (fast), or
+    # one pass per branch (the released code's structure; kept for checking).
+    fused: bool = True
+    # "auto": an anchor pass only for rules that use it; "always": also for code-v4.2, whose released
+    # code runs the anchor pass and discards its gradient (reproduces that cost; results unchanged).
+    run_anchor: Literal["auto", "always"] = "auto"
 
 
 class NegativesConfig(_Section):
@@ -135,6 +144,7 @@ class NegativesConfig(_Section):
     num_inference_steps: int = Field(50, ge=1)
     guidance_scale: float = Field(7.5, ge=0)
     save_size: int = Field(256, ge=8)  # released code: saved at 256 px, resized again for training
+    batch_size: int = Field(8, ge=1)  # prompts per pipeline call (part of the set's cache key)
 
 
 class EvalConfig(_Section):
@@ -146,6 +156,9 @@ class EvalConfig(_Section):
     # Evaluate on at most this many test captions (None: all, as the released code does).
     max_prompts: int | None = Field(None, ge=1)
     grid_images: int = Field(8, ge=1)
+    # Prompts per pipeline call. Image i's initial latent is fixed whatever the batch; batching
+    # changes its pixels only at floating-point level.
+    batch_size: int = Field(8, ge=1)
 
 
 MetricName = Literal["fid", "kid", "cmmd", "csd"]

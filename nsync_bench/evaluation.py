@@ -36,6 +36,9 @@ def evaluate(config: BenchConfig, method: Method, style_dir: Path, style: StyleI
     prompts = evaluation_prompts(config.run.seed, captions, [img.path.name for img in test_images],
                                  method.evaluation_prompt, config.eval.max_prompts)
     pipe = method.evaluation_pipeline()
+    if pipe.device.type == "cuda" and pipe.unet.dtype != pipe.text_encoder.dtype:
+        # Sampling after training: the text encoder can join the frozen modules' half precision.
+        pipe.text_encoder.to(dtype=pipe.unet.dtype)
     image_dir = out_dir / "images"
     generated = generate_images(pipe, prompts, config.eval, config.model.resolution, image_dir, progress)
     image_grid([image_dir / g.file for g in generated[: config.eval.grid_images]]).save(out_dir / "grid.png")

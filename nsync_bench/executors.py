@@ -44,7 +44,9 @@ class InProcessExecutor:
 
 def _worker(task: dict, options: dict, experiment: str) -> dict:
     """Entry point of a worker process (plain dicts cross the process boundary)."""
-    logging.basicConfig(level=logging.WARNING)
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.WARNING)  # the run's INFO lines go to its run.log, not to the sweep's terminal
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
     return asdict(run_task(Task(**task), SweepOptions(**options), experiment))
 
 

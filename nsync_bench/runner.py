@@ -224,6 +224,13 @@ def build_training(config: BenchConfig, *, data_root: Path | None, checkpoint_di
     method = cls(config, components, style, device, precision)
 
     images = ImageSet([img.path for img in train_images], config.model.resolution, config.data)
+    if config.train.cache_latents:
+        from nsync_bench.training.latents import LatentCache
+
+        latent_dir = paths.cache_dir() / "latents"
+        for image_set in (images, negatives):
+            if image_set is not None:
+                image_set.latent_cache = LatentCache(components, image_set, device, latent_dir)
     batches = PositiveBatches(images, captions, spec.seed, config.train.batch_size)
     if negatives is not None:
         method.attach_negatives(negatives, batches)

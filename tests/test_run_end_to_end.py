@@ -7,7 +7,7 @@ from conftest import FAST
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from nsync_bench.generation import generate_one, read_manifest
+from nsync_bench.generation import EvalPrompt, generate_batch, read_manifest
 from nsync_bench.models.pipeline import build_pipeline
 from nsync_bench.models.tiny import build_tiny_components
 from nsync_bench.recipes import resolve_config
@@ -77,8 +77,14 @@ def test_saved_adapter_regenerates_the_first_evaluation_image(run_options):
     # A fresh base model plus diffusers' own loader: what a user of the artifact would do.
     pipe = build_pipeline(build_tiny_components(seed=config.model.tiny_seed, resolution=config.model.resolution))
     pipe.load_textual_inversion(str(result.run_dir / result.adapter))
-    first = read_manifest(result.run_dir / "eval" / "images")[0]
-    assert first.prompt.endswith("in the style of <nsync-style>")
-    regenerated = generate_one(pipe, first.prompt, first.seed, config.eval, config.model.resolution)
-    with Image.open(result.run_dir / "eval" / "images" / first.file) as saved:
-        assert np.array_equal(np.asarray(regenerated), np.asarray(saved))
+    assert_regenerates(pipe, result.run_dir, config, "in the style of <nsync-style>")
+
+
+def assert_regenerates(pipe, run_dir, config, prompt_suffix):
+    """The run's first evaluation batch, regenerated from its manifest, equals the saved PNGs exactly."""
+    manifest = read_manifest(run_dir / "eval" / "images")[: config.eval.batch_size]
+    assert manifest[0].prompt.endswith(prompt_suffix)
+    prompts = [EvalPrompt(m.index, m.caption, m.prompt, m.seed, m.source) for m in manifest]
+    for item, image in zip(manifest, generate_batch(pipe, prompts, config.eval, config.model.resolution)):
+        with Image.open(run_dir / "eval" / "images" / item.file) as saved:
+            assert np.array_equal(np.asarray(image), np.asarray(saved))

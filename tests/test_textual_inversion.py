@@ -19,29 +19,33 @@ def test_only_the_placeholder_row_changes_even_under_weight_decay(data_root, tmp
     # A strong decay makes the check meaningful: without the restore every row would shrink.
     training = make_training(data_root, tmp_path, ["train.weight_decay=0.5"])
     method = training.method
-    before = method.embedding.weight.detach().clone()
+    before = method.embedding_matrix()
     for _ in range(4):
         training.trainer.train_step()
-    after = method.embedding.weight.detach()
+    after = method.embedding_matrix()
     changed = (after != before).any(dim=1).nonzero().flatten().tolist()
     assert changed == [method.placeholder_id]
     assert method.placeholder_id == len(method.components.tokenizer) - 1 == 49408
+    # What the text encoder sees is that matrix: the learned row where the token occurs.
+    ids = torch.tensor([[49406, method.placeholder_id, 49407]])
+    looked_up = method.components.text_encoder.get_input_embeddings()(ids)[0]
+    assert torch.equal(looked_up, after[ids[0]])
 
 
 def test_placeholder_starts_from_the_initializer(data_root, tmp_path):
     method = make_training(data_root, tmp_path).method
     init_id = method.components.tokenizer.convert_tokens_to_ids("painting</w>")
-    weight = method.embedding.weight
+    weight = method.embedding_matrix()
     assert torch.equal(weight[method.placeholder_id], weight[init_id])
 
 
 def test_decay_whole_vocabulary_reproduces_the_released_code(data_root, tmp_path):
     training = make_training(data_root, tmp_path, ["train.weight_decay=0.5", "ti.decay_whole_vocabulary=true"])
     method, trainer = training.method, training.trainer
-    before = method.embedding.weight.detach().clone()
+    before = method.embedding_matrix()
     for _ in range(3):
         trainer.train_step()
-    after = method.embedding.weight.detach()
+    after = method.embedding_matrix()
     others = torch.ones(len(before), dtype=torch.bool)
     others[method.placeholder_id] = False
     # Zero gradient and zero Adam moments: AdamW only applies w <- w (1 - lr wd) to the other rows.

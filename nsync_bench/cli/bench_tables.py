@@ -11,14 +11,15 @@ from rich.table import Table
 def print_tables(console: Console, results: dict[str, Any]) -> None:
     training = results.get("training")
     if training:
-        table = Table("method", "median step (s)", "÷ TI", "peak memory (MB)",
-                      title=f"training steps ({training['device']})")
+        table = Table("variant", "protocol", "batch", "median step (s)", "÷ TI", "memory (MB)",
+                      title=f"training steps ({training['device']})", caption=f"memory: {training['memory_note']}")
         for name, row in training["methods"].items():
-            table.add_row(name, f"{row['median_step_s']:.4f}", f"{row['ratio_to_ti']:.2f}",
+            table.add_row(name, row["protocol"], str(row["batch_size"]), f"{row['median_step_s']:.4f}",
+                          f"{row['ratio_to_ti']:.2f}",
                           f"{row['peak_memory_mb']:.0f}" if row.get("peak_memory_mb") is not None else "-")
         console.print(table)
         for key, value in training.get("extra", {}).items():
-            console.print(f"{key}: {value}")
+            console.print(f"{key}: {value:.3f}")
     for key, title in (("metrics", "metric extractors"), ("reference_extractors", "reference architectures")):
         section = results.get(key)
         if not section:

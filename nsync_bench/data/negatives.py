@@ -50,6 +50,7 @@ class NegativeSetSpec:
     guidance_scale: float
     resolution: int
     save_size: int
+    batch_size: int
 
     def key(self, captions: list[str]) -> str:
         payload = json.dumps({**self.__dict__, "captions": captions}, sort_keys=True)
@@ -68,6 +69,7 @@ def negative_spec(config: BenchConfig, style: StyleInfo, base_model: str) -> Neg
         guidance_scale=neg.guidance_scale,
         resolution=config.model.resolution,
         save_size=neg.save_size,
+        batch_size=neg.batch_size,
     )
 
 
@@ -106,7 +108,7 @@ def generate_negative_set(
     progress: Progress | None = None,
 ) -> Path:
     """Render the set into ``target/train`` atomically (a temp sibling renamed into place)."""
-    from nsync_bench.generation import generate_one
+    from nsync_bench.generation import EvalPrompt, generate_batch
 
     progress = progress or NullProgress()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -115,15 +117,17 @@ def generate_negative_set(
                           save_size=spec.save_size)
     try:
         (tmp / "train").mkdir()
-        records = []
-        progress.start(f"negatives {spec.style}", total=len(positives))
-        for image, caption in zip(positives, captions, strict=True):
-            prompt = spec.prompt_template.format(caption=caption, generic=spec.generic_word)
-            seed = image_seed(spec, image.path.stem)
-            generate_one(pipe, prompt, seed, sampling, spec.resolution).save(tmp / "train" / f"{image.path.stem}.png")
-            records.append({"stem": image.path.stem, "prompt": prompt, "seed": seed})
-            progress.advance(1)
+        items = [EvalPrompt(k, caption, spec.prompt_template.format(caption=caption, generic=spec.generic_word),
+                            image_seed(spec, image.path.stem), image.path.stem)
+                 for k, (image, caption) in enumerate(zip(positives, captions, strict=True))]
+        progress.start(f"negatives {spec.style}", total=len(items))
+        for start in range(0, len(items), spec.batch_size):
+            chunk = items[start : start + spec.batch_size]
+            for item, picture in zip(chunk, generate_batch(pipe, chunk, sampling, spec.resolution), strict=True):
+                picture.save(tmp / "train" / f"{item.source}.png")
+            progress.advance(len(chunk))
         progress.stop()
+        records = [{"stem": item.source, "prompt": item.prompt, "seed": item.seed} for item in items]
         meta = {"spec": spec.__dict__, "images": records}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
         if target.exists():  # another process finished the same set first: keep theirs

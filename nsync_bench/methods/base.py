@@ -7,6 +7,7 @@ trainable parameters, its gradient computation and its saved adapter (open_clip'
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -92,8 +93,11 @@ class Method(ABC):
     def branch_loss(self, batch: Batch, prompts: list[str], generator: torch.Generator) -> torch.Tensor:
         """The denoising loss of one batch under the given prompts and random stream."""
         with self.precision.autocast():
-            hidden = encode_prompts(self.components, prompts, self.device)
-            return diffusion_loss(self.components, batch.pixel_values.to(self.device), hidden, generator)
+            return diffusion_loss(self.components, batch, self.encode(prompts), generator)
+
+    def encode(self, prompts: list[str]) -> torch.Tensor:
+        """Text-encoder hidden states of the prompts (methods with a frozen encoder may cache them)."""
+        return encode_prompts(self.components, prompts, self.device)
 
     def positive_loss(self, batch: Batch, micro_step: int) -> torch.Tensor:
         """The positive branch: the same draws for every method at the same (seed, micro-step)."""
@@ -125,6 +129,16 @@ class Method(ABC):
     def add_to_gradients(self, vectors: list[torch.Tensor]) -> None:
         """Add ``vectors`` (shaped like :meth:`rule_vectors`) into the parameters' ``.grad``."""
         raise NotImplementedError(f"method {self.name!r} exposes no gradients for a rule")
+
+    def branch_parameters(self, sizes: list[int]) -> AbstractContextManager[list[list[torch.Tensor]]]:
+        """Inside the context, samples of branch b (consecutive blocks of ``sizes``) see their own
+        leaf copy of the trainables; yields, per branch, the leaves whose ``.grad`` is that branch's
+        gradient (shaped like :meth:`rule_vectors`). Lets one backward pass keep branches apart."""
+        raise NotImplementedError(f"method {self.name!r} has no per-branch parameters")
+
+    @property
+    def supports_branch_parameters(self) -> bool:
+        return False
 
     # -- state and artifacts -------------------------------------------------------------------
     @abstractmethod

@@ -9,14 +9,19 @@ alpha = rank, Gaussian init of A, to_q/to_k/to_v/to_out.0) follow diffusers'
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from nsync_bench import seeding
 from nsync_bench.methods.base import Method
 from nsync_bench.models.pipeline import build_pipeline
+from nsync_bench.training.diffusion import encode_prompts
 
 ADAPTER_FILE = "pytorch_lora_weights.safetensors"
 
@@ -48,6 +53,46 @@ class Lora(Method):
         for parameter in self.lora_parameters:
             parameter.data = parameter.data.float()
         unet.train()  # LoRA dropout is active only in train mode
+        self._hidden_cache: dict[str, torch.Tensor] = {}
+
+    def encode(self, prompts: list[str]) -> torch.Tensor:
+        """The text encoder is frozen here: each distinct prompt is encoded once and reused."""
+        missing = [p for p in dict.fromkeys(prompts) if p not in self._hidden_cache]
+        if missing:
+            with torch.no_grad():
+                hidden = encode_prompts(self.components, missing, self.device)
+            self._hidden_cache.update({p: hidden[k : k + 1] for k, p in enumerate(missing)})
+        return torch.cat([self._hidden_cache[p] for p in prompts])
+
+    def _lora_linears(self) -> list[nn.Linear]:
+        """The LoRA A/B linear maps, in the order of :attr:`lora_parameters`."""
+        owner = {id(m.weight): m for m in self.components.unet.modules()
+                 if isinstance(m, nn.Linear) and m.weight.requires_grad}
+        return [owner[id(p)] for p in self.lora_parameters]
+
+    @property
+    def supports_branch_parameters(self) -> bool:
+        return all(isinstance(m, nn.Linear) and m.bias is None for m in self._lora_linears())
+
+    @contextlib.contextmanager
+    def branch_parameters(self, sizes: list[int]) -> Iterator[list[list[torch.Tensor]]]:
+        """Each LoRA map applies branch b's leaf copy of its weight to branch b's rows (dim 0 is the
+        sample in every attention projection of the UNet)."""
+        linears = self._lora_linears()
+        leaves = [[p.detach().clone().requires_grad_(True) for p in self.lora_parameters] for _ in sizes]
+        for k, linear in enumerate(linears):
+            weights = [branch[k] for branch in leaves]
+
+            def forward(x: torch.Tensor, weights: list[torch.Tensor] = weights) -> torch.Tensor:
+                chunks = x.split(sizes, dim=0)
+                return torch.cat([F.linear(c, w.to(c.dtype)) for c, w in zip(chunks, weights, strict=True)])
+
+            linear.forward = forward
+        try:
+            yield leaves
+        finally:
+            for linear in linears:
+                del linear.forward  # back to the class's forward
 
     @property
     def token(self) -> str:

@@ -29,7 +29,8 @@ from nsync_bench import seeding
 from nsync_bench.errors import unknown_name
 from nsync_bench.methods.lora import Lora
 from nsync_bench.methods.textual_inversion import TextualInversion
-from nsync_bench.training.data import Batch, ImageSet
+from nsync_bench.training.data import Batch, ImageSet, make_batch
+from nsync_bench.training.diffusion import branch_losses, draw
 
 POSITIVE_PROMPT = "{caption} in the style of {token}"
 NOT_PROMPT = "{caption} not in the style of {token}"
@@ -144,11 +145,6 @@ class NsyncMixin:
     def negative_prompts(self, captions: list[str]) -> list[str]:
         return [self.rule.negative_prompt.format(caption=c, token=self.token) for c in captions]
 
-    def _branch_gradient(self, loss: torch.Tensor) -> list[torch.Tensor]:
-        gradients = torch.autograd.grad(self.precision.scale(loss), self.rule_parameters())
-        return [v.detach() / self.precision.scaler.get_scale() if self.precision.mode == "fp16" else v.detach()
-                for v in self.rule_vectors(list(gradients))]
-
     def trainable_state(self) -> dict[str, torch.Tensor]:
         return {**super().trainable_state(), "nsync_degenerate_steps": torch.tensor(self.degenerate_steps)}
 
@@ -157,32 +153,68 @@ class NsyncMixin:
         self.degenerate_steps = int(state.pop("nsync_degenerate_steps", 0))
         super().load_trainable_state(state)
 
+    def _unscale(self, vectors: list[torch.Tensor]) -> list[torch.Tensor]:
+        if self.precision.mode == "fp16":
+            scale = self.precision.scaler.get_scale()
+            return [v.detach() / scale for v in vectors]
+        return [v.detach() for v in vectors]
+
     def _anchor_batch(self, micro_step: int) -> Batch:
         batches = self.positive_batches
         rng = seeding.numpy_rng(self.seed, seeding.ANCHOR, micro_step)
         indices = [int(i) for i in rng.integers(0, len(batches.images), size=batches.batch_size)]
         flips = [bool(d < batches.images.data.flip_p) for d in rng.random(batches.batch_size)]
-        return Batch(batches.images.stack(indices, flips), [batches.captions[i] for i in indices], indices, flips)
+        return make_batch(batches.images, indices, flips, [batches.captions[i] for i in indices])
+
+    def _branches(self, batch: Batch, micro_step: int) -> list[tuple[Batch, list[str], torch.Generator]]:
+        """(batch, prompts, random stream) of each branch: positive, negative, and the anchor if run."""
+        # 1. Positive branch: the base method's prompts and draws (stream "noise").
+        branches = [(batch, self.training_prompts(batch.captions, micro_step),
+                     seeding.torch_generator(self.seed, seeding.NOISE, micro_step))]
+        # 2. Negative branch: each positive's synthetic twin, same caption and flip, own stream.
+        negative = make_batch(self.negative_images, batch.indices, batch.flips, batch.captions)
+        branches.append((negative, self.negative_prompts(batch.captions),
+                         seeding.torch_generator(self.seed, seeding.NEGATIVE_NOISE, micro_step)))
+        # 3. Anchor branch: random positives with their own captions, for rules that use it (or
+        #    always, to reproduce the released code's cost).
+        if self.rule.uses_anchor or self.config.nsync.run_anchor == "always":
+            anchor = self._anchor_batch(micro_step)
+            branches.append((anchor, self.training_prompts(anchor.captions, micro_step),
+                             seeding.torch_generator(self.seed, seeding.ANCHOR, micro_step)))
+        return branches
+
+    def _separate_passes(self, branches: list) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
+        """One forward and backward per branch (the released code's structure, without its bug of
+        never zeroing gradients between the passes)."""
+        losses, gradients = [], []
+        for branch_batch, prompts, generator in branches:
+            loss = self.branch_loss(branch_batch, prompts, generator)
+            grads = torch.autograd.grad(self.precision.scale(loss), self.rule_parameters())
+            losses.append(loss.detach())
+            gradients.append(self._unscale(self.rule_vectors(list(grads))))
+        return losses, gradients
+
+    def _fused_pass(self, branches: list) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
+        """All branches through the text encoder and UNet as one batch, one backward pass; each branch
+        sees its own leaf copy of the trainables, so the gradients stay separated exactly."""
+        draws = [draw(self.components, b, g) for b, _, g in branches]  # the same draws as separate passes
+        prompts = [p for _, branch_prompts, _ in branches for p in branch_prompts]
+        sizes = [len(b.captions) for b, _, _ in branches]
+        with self.branch_parameters(sizes) as leaves:
+            with self.precision.autocast():
+                losses = branch_losses(self.components, draws, self.encode(prompts))
+            self.precision.scale(torch.stack(losses).sum()).backward()
+            gradients = [self._unscale(self.rule_vectors([leaf.grad for leaf in branch])) for branch in leaves]
+        return [loss.detach() for loss in losses], gradients
 
     def compute_gradients(self, batch: Batch, micro_step: int) -> dict[str, float]:
         if self.negative_images is None:
             raise RuntimeError("NSYNC needs its negative set: call attach_negatives() first")
-        # 1. Positive branch: the base method's loss with the base method's draws.
-        loss_pos = self.positive_loss(batch, micro_step)
-        a = self._branch_gradient(loss_pos)
-        # 2. Negative branch: each positive's synthetic twin, same caption and flip, own noise.
-        negative = Batch(self.negative_images.stack(batch.indices, batch.flips), batch.captions, batch.indices,
-                         batch.flips)
-        loss_neg = self.branch_loss(negative, self.negative_prompts(batch.captions),
-                                    seeding.torch_generator(self.seed, seeding.NEGATIVE_NOISE, micro_step))
-        b = self._branch_gradient(loss_neg)
-        # 3. Anchor branch, only for rules that use it: random positives with their own captions.
-        c: list[torch.Tensor | None] = [None] * len(a)
-        if self.rule.uses_anchor:
-            anchor = self._anchor_batch(micro_step)
-            loss_anchor = self.branch_loss(anchor, self.training_prompts(anchor.captions, micro_step),
-                                           seeding.torch_generator(self.seed, seeding.ANCHOR, micro_step))
-            c = self._branch_gradient(loss_anchor)
+        branches = self._branches(batch, micro_step)
+        fused = self.config.nsync.fused and self.supports_branch_parameters
+        losses, gradients = self._fused_pass(branches) if fused else self._separate_passes(branches)
+        a, b = gradients[0], gradients[1]
+        c = gradients[2] if self.rule.uses_anchor else [None] * len(a)
         # 4. Combine with the rule, over all trainables at once or tensor by tensor.
         updates, degenerate = self._refine(a, b, c)
         self.degenerate_steps += int(degenerate > 0)
@@ -192,9 +224,9 @@ class NsyncMixin:
         flat_a, flat_b, flat_u = (torch.cat([v.flatten().double() for v in vs]) for vs in (a, b, updates))
         self.last_gradients = {"pos": flat_a, "neg": flat_b, "update": flat_u}
         return {
-            "train/loss": float(loss_pos.detach()),
-            "train/loss_pos": float(loss_pos.detach()),
-            "train/loss_neg": float(loss_neg.detach()),
+            "train/loss": float(losses[0]),
+            "train/loss_pos": float(losses[0]),
+            "train/loss_neg": float(losses[1]),
             "grad/norm_pos": float(flat_a.norm()),
             "grad/norm_neg": float(flat_b.norm()),
             "grad/cos_pos_neg": _cosine(flat_a, flat_b),

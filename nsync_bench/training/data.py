@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,6 +48,7 @@ class ImageSet:
         self.resolution = resolution
         self.data = data
         self._cache: dict[int, torch.Tensor] = {}
+        self.latent_cache: Any = None  # a training.latents.LatentCache once attached
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -70,10 +72,22 @@ class ImageSet:
 
 @dataclass
 class Batch:
-    pixel_values: torch.Tensor
+    pixel_values: torch.Tensor | None
     captions: list[str]
     indices: list[int]
     flips: list[bool]
+    # The VAE latent distribution of each (possibly flipped) image, when cached (training.latents).
+    latent_mean: torch.Tensor | None = None
+    latent_std: torch.Tensor | None = None
+
+
+def make_batch(images: ImageSet, indices: list[int], flips: list[bool], captions: list[str]) -> Batch:
+    """Pixels, or the cached latent parameters when the image set has a latent cache."""
+    cache = images.latent_cache
+    if cache is not None:
+        mean, std = cache.params(indices, flips)
+        return Batch(None, captions, indices, flips, mean, std)
+    return Batch(images.stack(indices, flips), captions, indices, flips)
 
 
 class PositiveBatches:
@@ -91,4 +105,4 @@ class PositiveBatches:
         indices = seeding.batch_indices(self.seed, micro_step, self.batch_size, len(self.images))
         draws = seeding.numpy_rng(self.seed, seeding.DATA, "flip", micro_step).random(self.batch_size)
         flips = [bool(d < self.images.data.flip_p) for d in draws]
-        return Batch(self.images.stack(indices, flips), [self.captions[i] for i in indices], indices, flips)
+        return make_batch(self.images, indices, flips, [self.captions[i] for i in indices])

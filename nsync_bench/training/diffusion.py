@@ -4,14 +4,22 @@
 
 Every random draw (the VAE latent sample, the noise, the timesteps) comes from the ``generator``
 the caller passes in, so two methods handed generators of the same stream see the same draws.
+:func:`draw` makes the draws of one branch; :func:`branch_losses` evaluates several branches in
+one UNet pass (NSYNC's fused step) and :func:`diffusion_loss` one branch.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from nsync_bench.models.components import DiffusionComponents
+
+if TYPE_CHECKING:
+    from nsync_bench.training.data import Batch
 
 
 def tokenize(components: DiffusionComponents, prompts: list[str], device: torch.device) -> torch.Tensor:
@@ -29,36 +37,60 @@ def encode_prompts(components: DiffusionComponents, prompts: list[str], device: 
 
 
 @torch.no_grad()
-def sample_latents(
-    components: DiffusionComponents, pixel_values: torch.Tensor, generator: torch.Generator
-) -> torch.Tensor:
-    """Encode images with the frozen VAE and draw one latent sample, scaled for the UNet."""
+def latent_distribution(
+    components: DiffusionComponents, pixel_values: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std of the frozen VAE's latent distribution, in float32."""
     vae = components.vae
     distribution = vae.encode(pixel_values.to(device=vae.device, dtype=vae.dtype)).latent_dist
-    eps = torch.randn(distribution.mean.shape, generator=generator, dtype=torch.float32)
-    latents = distribution.mean.float() + distribution.std.float() * eps.to(distribution.mean.device)
-    return latents * components.latent_scaling
+    return distribution.mean.float(), distribution.std.float()
 
 
-def diffusion_loss(
-    components: DiffusionComponents,
-    pixel_values: torch.Tensor,
-    encoder_hidden_states: torch.Tensor,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    """Mean squared denoising error of one batch (float32), differentiable w.r.t. the trainables.
+@dataclass
+class Draws:
+    """One branch's random draws, ready for the UNet."""
 
-    ``generator`` lives on the CPU so that draws are identical across devices; the order of draws
-    (latent sample, noise, timesteps) is fixed.
+    latents: torch.Tensor
+    noise: torch.Tensor
+    timesteps: torch.Tensor
+
+
+@torch.no_grad()
+def draw(components: DiffusionComponents, batch: Batch, generator: torch.Generator) -> Draws:
+    """Latent sample, noise and timesteps of a batch, drawn in this fixed order from ``generator``.
+
+    The generator lives on the CPU so that draws are identical across devices. The latent
+    distribution comes from the batch's cached parameters when present (nsync_bench.training.latents:
+    the same distribution, and the same sample for the same draw) or from encoding its pixels.
+    """
+    if batch.latent_mean is not None:
+        mean, std = batch.latent_mean, batch.latent_std
+    else:
+        mean, std = latent_distribution(components, batch.pixel_values)
+    # 1. Sample the latent distribution (z0 = mean + std * eps), scaled for the UNet.
+    eps = torch.randn(mean.shape, generator=generator, dtype=torch.float32).to(mean.device)
+    latents = (mean + std * eps) * components.latent_scaling
+    # 2. Draw the noise and a timestep per image from the same stream.
+    noise = torch.randn(latents.shape, generator=generator, dtype=torch.float32)
+    steps = components.noise_scheduler.config.num_train_timesteps
+    timesteps = torch.randint(0, steps, (latents.shape[0],), generator=generator)
+    return Draws(latents, noise.to(latents.device), timesteps.to(latents.device))
+
+
+def branch_losses(
+    components: DiffusionComponents, draws: list[Draws], encoder_hidden_states: torch.Tensor
+) -> list[torch.Tensor]:
+    """The mean squared denoising error of each branch, from one UNet pass over all of them.
+
+    ``encoder_hidden_states`` holds the branches' prompts in the same order as ``draws``. Every
+    operation in the UNet acts on each sample separately, so each branch's loss (and its gradient)
+    is what a separate pass would give, up to floating-point summation order.
     """
     scheduler = components.noise_scheduler
     unet = components.unet
-    # 1. Encode the images to latents (frozen VAE), sampling the latent distribution.
-    latents = sample_latents(components, pixel_values, generator)
-    # 2. Draw the noise and a timestep per image from the same stream.
-    noise = torch.randn(latents.shape, generator=generator, dtype=torch.float32)
-    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator)
-    noise, timesteps = noise.to(latents.device), timesteps.to(latents.device)
+    latents = torch.cat([d.latents for d in draws])
+    noise = torch.cat([d.noise for d in draws])
+    timesteps = torch.cat([d.timesteps for d in draws])
     # 3. Forward diffusion: z_t = sqrt(abar_t) z_0 + sqrt(1 - abar_t) eps.
     noisy = scheduler.add_noise(latents, noise, timesteps)
     # 4. The regression target depends on what the UNet was trained to predict.
@@ -69,6 +101,17 @@ def diffusion_loss(
         target = scheduler.get_velocity(latents, noise, timesteps)
     else:
         raise ValueError(f"unsupported prediction_type {prediction_type!r} (epsilon or v_prediction)")
-    # 5. Predict, conditioned on the prompt, and compare in float32.
+    # 5. Predict, conditioned on the prompts, and compare each branch in float32.
     prediction = unet(noisy.to(unet.dtype), timesteps, encoder_hidden_states.to(unet.dtype)).sample
-    return F.mse_loss(prediction.float(), target.float(), reduction="mean")
+    losses, start = [], 0
+    for branch in draws:
+        stop = start + branch.latents.shape[0]
+        losses.append(F.mse_loss(prediction[start:stop].float(), target[start:stop].float(), reduction="mean"))
+        start = stop
+    return losses
+
+
+def diffusion_loss(components: DiffusionComponents, batch: Batch, encoder_hidden_states: torch.Tensor,
+                   generator: torch.Generator) -> torch.Tensor:
+    """The loss of one batch (float32), differentiable w.r.t. the trainables."""
+    return branch_losses(components, [draw(components, batch, generator)], encoder_hidden_states)[0]
