@@ -7,6 +7,7 @@ through ``on_event(task, status, result)``; a failed task never stops the others
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -50,11 +51,36 @@ def _worker(task: dict, options: dict, experiment: str) -> dict:
     return asdict(run_task(Task(**task), SweepOptions(**options), experiment))
 
 
-class LocalPoolExecutor:
-    """Up to ``max_parallel`` tasks at once, each in a fresh worker process (spawned: torch is not fork-safe)."""
+def _pin_device(devices: Any) -> None:
+    """Worker initializer: take one device id and make it the only GPU this process sees.
 
-    def __init__(self, max_parallel: int) -> None:
+    Runs before the worker imports torch, so CUDA initialises with that device alone.
+    """
+    device = devices.get()
+    os.environ["CUDA_VISIBLE_DEVICES"] = device
+    log.info("worker %d pinned to GPU %s", os.getpid(), device)
+
+
+def make_pool(max_parallel: int, devices: list[str] | None = None) -> ProcessPoolExecutor:
+    """Spawned workers (torch is not fork-safe); with ``devices``, worker k gets GPU ``devices[k]``."""
+    context = get_context("spawn")
+    if not devices:
+        return ProcessPoolExecutor(max_parallel, mp_context=context)
+    if len(devices) < max_parallel:
+        raise ValueError(f"--devices names {len(devices)} GPUs for {max_parallel} workers: one GPU per worker.")
+    queue = context.Queue()
+    for device in devices[:max_parallel]:
+        queue.put(device)
+    return ProcessPoolExecutor(max_parallel, mp_context=context, initializer=_pin_device, initargs=(queue,))
+
+
+class LocalPoolExecutor:
+    """Up to ``max_parallel`` tasks at once, each in a worker process; one GPU per worker with ``devices``
+    (a multi-GPU machine runs one run per GPU)."""
+
+    def __init__(self, max_parallel: int, devices: list[str] | None = None) -> None:
         self.max_parallel = max_parallel
+        self.devices = devices
 
     def run(self, tasks: list[Task], options: SweepOptions, experiment: str,
             on_event: EventHandler) -> list[TaskResult]:
@@ -62,7 +88,7 @@ class LocalPoolExecutor:
         pending = list(tasks)
         running: dict[Any, Task] = {}
         # Workers are reused across tasks: importing torch, diffusers and mlflow costs ~10 s per process.
-        with ProcessPoolExecutor(self.max_parallel, mp_context=get_context("spawn")) as pool:
+        with make_pool(self.max_parallel, self.devices) as pool:
             while pending or running:
                 while pending and len(running) < self.max_parallel:
                     task = pending.pop(0)
@@ -168,8 +194,11 @@ class SlurmExecutor:
 EXECUTORS = ("local", "slurm")
 
 
-def make_executor(name: str, *, max_parallel: int = 1, slurm: SlurmSettings | None = None) -> Any:
+def make_executor(name: str, *, max_parallel: int = 1, slurm: SlurmSettings | None = None,
+                  devices: list[str] | None = None) -> Any:
     if name == "local":
+        if devices:
+            return LocalPoolExecutor(max_parallel if max_parallel > 1 else len(devices), devices)
         return InProcessExecutor() if max_parallel <= 1 else LocalPoolExecutor(max_parallel)
     if name == "slurm":
         return SlurmExecutor(slurm or SlurmSettings())

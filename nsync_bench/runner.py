@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import Any
 
 from nsync_bench import paths, provenance
 from nsync_bench.config import BenchConfig, run_key
+from nsync_bench.errors import NsyncBenchError
 from nsync_bench.progress import NullProgress, Progress
 from nsync_bench.recipes import resolve_config
 from nsync_bench.tracking import MlflowTracker, NullTracker, Tracker
@@ -81,6 +83,13 @@ def run(
 
 
 def execute(config: BenchConfig, options: RunOptions) -> RunResult:
+    world_size = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world_size > 1:
+        raise NsyncBenchError(
+            f"this run was started by a multi-process launcher (WORLD_SIZE={world_size}); data-parallel "
+            "training of one run is not supported (NSYNC's rule needs all-reduced branch gradients). Run it as "
+            "one process per GPU instead: `nsync-bench sweep ... --devices 0,1,...` or a Slurm array."
+        )
     key = run_key(config)
     run_dir = run_directory(config, options)
     finished = finished_result(config, options)

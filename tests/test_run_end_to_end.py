@@ -88,3 +88,13 @@ def assert_regenerates(pipe, run_dir, config, prompt_suffix):
     for item, image in zip(manifest, generate_batch(pipe, prompts, config.eval, config.model.resolution)):
         with Image.open(run_dir / "eval" / "images" / item.file) as saved:
             assert np.array_equal(np.asarray(image), np.asarray(saved))
+
+
+def test_a_multi_process_launch_is_refused_not_duplicated(run_options, monkeypatch):
+    import pytest
+
+    from nsync_bench.errors import NsyncBenchError
+
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    with pytest.raises(NsyncBenchError, match="WORLD_SIZE=4"):
+        run(style="toy-pastel", method="ti", overrides=FAST, options=run_options)

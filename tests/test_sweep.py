@@ -188,3 +188,19 @@ def test_a_failed_run_is_reported_and_retry_failed_reruns_only_it(tmp_path, data
                       on_event=lambda task, status, result: events.append((task.method, status)))
     assert retry.counts() == {"finished": 1}
     assert {m for m, _ in events} == {"lora"}
+
+
+def report_visible_devices(_):
+    """Runs in a pool worker (module level, so spawned workers can import it)."""
+    time.sleep(0.3)  # keep both workers busy so that each one's initializer runs
+    return os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+def test_local_workers_are_pinned_one_gpu_each():
+    from nsync_bench.executors import make_pool
+
+    with make_pool(2, ["3", "5"]) as pool:
+        seen = set(pool.map(report_visible_devices, range(4)))
+    assert seen == {"3", "5"}
+    with pytest.raises(ValueError, match="one GPU per worker"):
+        make_pool(3, ["0", "1"])

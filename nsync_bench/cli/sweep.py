@@ -38,6 +38,7 @@ def sweep(
     experiment: ExperimentOption = None,
     executor: Annotated[str, typer.Option(help="local or slurm.")] = "local",
     max_parallel: Annotated[int, typer.Option(help="Local worker processes (1: in this process).")] = 1,
+    devices: Annotated[Optional[str], typer.Option(help="GPUs for local workers, one each, e.g. 0,1,2,3.")] = None,
     retry_failed: Annotated[bool, typer.Option(help="Rerun only the runs that failed last time.")] = False,
     tracking_uri: TrackingUriOption = None,
     runs_dir: RunsDirOption = None,
@@ -82,7 +83,10 @@ def sweep(
     slurm = SlurmSettings(partition=partition, gpus_per_node=gpus, cpus_per_task=cpus, mem_gb=mem_gb,
                           timeout_min=time_min, array_parallelism=array_parallelism, folder=str(slurm_logs),
                           cluster=slurm_cluster)
-    runner = make_executor(executor, max_parallel=max_parallel, slurm=slurm)
+    try:
+        runner = make_executor(executor, max_parallel=max_parallel, slurm=slurm, devices=_csv(devices) or None)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     with SweepView(console) as view:
         summary = run_sweep(spec, runner, options, retry_failed=retry_failed, on_event=view.update)
     view.print_summary(summary, tracking_uri)
