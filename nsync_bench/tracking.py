@@ -68,8 +68,27 @@ def _client(tracking_uri: str) -> Any:
     return MlflowClient(tracking_uri=tracking_uri)
 
 
+def check_reachable(tracking_uri: str, timeout: float = 10.0) -> None:
+    """Fail fast on a dead tracking server: MLflow's own client retries for minutes before giving up."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=timeout):  # noqa: S310
+            return
+    except (urllib.error.URLError, OSError) as err:
+        raise NsyncBenchError(
+            f"the MLflow tracking server {tracking_uri} does not answer ({err}). Start it (see the README's "
+            "'MLflow at scale'), fix --tracking-uri / MLFLOW_TRACKING_URI, or drop them to use the local "
+            "SQLite store ./mlflow.db. Nothing was trained."
+        ) from err
+
+
 def ensure_experiment(tracking_uri: str, name: str) -> str:
     """The id of experiment ``name``, created (with a local artifact root for SQLite) if missing."""
+    check_reachable(tracking_uri)
     client = _client(tracking_uri)
     try:
         experiment = client.get_experiment_by_name(name)
@@ -85,6 +104,7 @@ def ensure_experiment(tracking_uri: str, name: str) -> str:
 
 def find_finished_run(tracking_uri: str, experiment: str, run_key: str) -> Any | None:
     """The newest FINISHED run of ``experiment`` tagged ``run_key`` (so sweeps skip it), or None."""
+    check_reachable(tracking_uri)
     client = _client(tracking_uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:

@@ -98,3 +98,22 @@ def test_a_multi_process_launch_is_refused_not_duplicated(run_options, monkeypat
     monkeypatch.setenv("WORLD_SIZE", "4")
     with pytest.raises(NsyncBenchError, match="WORLD_SIZE=4"):
         run(style="toy-pastel", method="ti", overrides=FAST, options=run_options)
+
+
+def test_a_dead_tracking_server_is_a_fast_teaching_error(run_options):
+    import socket
+    import time
+
+    import pytest
+
+    from nsync_bench.errors import NsyncBenchError
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here once the socket closes
+    run_options.tracking_uri = f"http://127.0.0.1:{port}"
+    started = time.monotonic()
+    with pytest.raises(NsyncBenchError, match=f"127.0.0.1:{port}.*does not answer"):
+        run(style="toy-pastel", method="ti", overrides=FAST, options=run_options)
+    assert time.monotonic() - started < 30
+    assert not list(run_options.runs_dir.rglob("checkpoints"))  # nothing trained
