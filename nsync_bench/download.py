@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from nsync_bench.errors import NsyncBenchError
+from nsync_bench.hashing import file_sha256
 from nsync_bench.progress import Progress
 
 __all__ = ["CHUNK", "DownloadError", "download", "file_sha256"]
@@ -41,15 +42,6 @@ class DownloadError(NsyncBenchError):
     def __init__(self, message: str, reason: Reason) -> None:
         super().__init__(message)
         self.reason: Reason = reason
-
-
-def file_sha256(path: str | Path, chunk_size: int = CHUNK) -> str:
-    """sha256 of a file, read in chunks (multi-GB checkpoints do not fit comfortably in memory)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def download(

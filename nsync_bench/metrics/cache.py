@@ -16,19 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from nsync_bench.hashing import file_sha256
+
 log = logging.getLogger(__name__)
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def cache_key(implementation_id: str, files: list[Path]) -> str:
-    entries = sorted((p.name, file_digest(p)) for p in files)
+    entries = sorted((p.name, file_sha256(p)) for p in files)
     payload = json.dumps({"extractor": implementation_id, "files": entries})
     return hashlib.sha256(payload.encode()).hexdigest()
 

@@ -10,7 +10,6 @@ with no network. :func:`check_tokenizer` guards against a trap in transformers 5
 from __future__ import annotations
 
 import gzip
-import hashlib
 import importlib.util
 import json
 import logging
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nsync_bench.errors import ModelNotAvailableError
+from nsync_bench.hashing import file_sha256
 
 if TYPE_CHECKING:
     from transformers import CLIPTokenizer
@@ -139,14 +139,6 @@ def _refresh_config_files(target: Path) -> None:
             os.replace(tmp, path)
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def clip_tokenizer_dir(cache_root: Path | None = None) -> Path:
     """Return a directory holding the CLIP tokenizer files, writing them on first use.
 
@@ -157,7 +149,7 @@ def clip_tokenizer_dir(cache_root: Path | None = None) -> Path:
         import platformdirs
 
         cache_root = Path(platformdirs.user_cache_dir("nsync-bench"))
-    target = Path(cache_root) / f"clip-tokenizer-{_file_sha256(gz_path)[:12]}"
+    target = Path(cache_root) / f"clip-tokenizer-{file_sha256(gz_path)[:12]}"
     if not all((target / name).is_file() for name in _FILES):
         logger.info("writing the CLIP tokenizer from %s to %s", gz_path, target)
         if target.exists():  # a partial directory from an older, non-atomic writer

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from nsync_bench.metrics.cache import file_digest
+from nsync_bench.hashing import file_sha256
 from nsync_bench.models.components import DiffusionComponents
 from nsync_bench.training.data import ImageSet
 from nsync_bench.training.diffusion import latent_distribution
@@ -45,7 +45,7 @@ class LatentCache:
             "vae_dtype": str(self.components.vae.dtype),
             "resolution": self.images.resolution,
             "data": self.images.data.model_dump(mode="json"),
-            "files": [file_digest(p) for p in self.images.paths],
+            "files": [file_sha256(p) for p in self.images.paths],
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
