@@ -2,9 +2,10 @@
 
 Training with ``prompts.mode=caption`` needs a ``<stem>.txt`` beside every image. Captioners
 produce them: ``files`` (the user's own .txt files), ``template`` (one fixed text), ``blip`` and
-``internvl`` (vision-language models). Model captions are cached by (captioner, model_id,
-sha256 of the image file bytes), so re-running after adding images, or on a copy of a dataset,
-only captions what is new, and changing the model or its settings never reuses stale captions.
+``internvl`` (vision-language models, in ``blip.py`` and ``internvl.py``). Model captions are
+cached by (captioner, model_id, sha256 of the image file bytes), so re-running after adding
+images, or on a copy of a dataset, only captions what is new, and changing the model or its
+settings never reuses stale captions.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 from PIL import Image
 
 from nsync_bench.errors import ConfigError, DataError, ModelNotAvailableError, unknown_name
+from nsync_bench.hashing import file_sha256
 from nsync_bench.progress import NullProgress, Progress
 
 log = logging.getLogger(__name__)
@@ -32,13 +34,20 @@ log = logging.getLogger(__name__)
 CAPTIONERS: dict[str, str] = {
     "files": "nsync_bench.data.captions:FilesCaptioner",
     "template": "nsync_bench.data.captions:TemplateCaptioner",
-    "blip": "nsync_bench.data.captions:BlipCaptioner",
+    "blip": "nsync_bench.data.blip:BlipCaptioner",
     "internvl": "nsync_bench.data.internvl:InternVLCaptioner",
 }
 """Name -> ``module:Class``; imported only when used, so listing names never imports torch."""
 
-BLIP_LARGE = "Salesforce/blip-image-captioning-large"
-_PATH_PREFIXES = ("/", "./", "../", "~", ".\\", "..\\")
+
+def __getattr__(name: str) -> Any:
+    """``BlipCaptioner`` and ``BLIP_LARGE`` live in :mod:`nsync_bench.data.blip`; importing it lazily
+    keeps the old ``from nsync_bench.data.captions import BlipCaptioner`` working without a cycle."""
+    if name in ("BlipCaptioner", "BLIP_LARGE"):
+        from nsync_bench.data import blip
+
+        return getattr(blip, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Captioner:
@@ -142,9 +151,9 @@ def model_not_available(kind: str, model: str, local: bool, reason: str,
         )
     from huggingface_hub import constants
 
-    from nsync_bench.models.pretrained import _env_offline
+    from nsync_bench.models.hub import is_offline
 
-    offline = " (offline: cache only, no download)" if _env_offline() else ""
+    offline = " (offline: cache only, no download)" if is_offline() else ""
     return ModelNotAvailableError(
         f"{kind} model {model!r} is not available ({reason}). Looked in the Hugging Face cache "
         f"{constants.HF_HUB_CACHE}{offline}. Fix: on a connected machine run `hf download {model}` (older "
@@ -152,86 +161,6 @@ def model_not_available(kind: str, model: str, local: bool, reason: str,
         "HF_HOME at a copied cache), or download it with `--local-dir DIR` and pass `--model DIR`; or caption "
         "without a model: `--captioner template --text '...'`."
     )
-
-
-def load_hf(kind: str, model: str, loaders: Sequence[Any], hub_id: str = "<id>") -> list[Any]:
-    """Run ``loader(target, **kwargs)`` for each loader, offline-aware like models/pretrained.py.
-
-    ``model`` is a local directory or a hub id; with HF_HUB_OFFLINE set a hub id is read from the
-    cache only (``local_files_only``), so a missing model fails in milliseconds.
-    """
-    from huggingface_hub.errors import HFValidationError
-
-    from nsync_bench.models.pretrained import _env_offline, _first_line, _load_errors
-
-    path = Path(model).expanduser()
-    local = path.is_dir()
-    if not local and model.startswith(_PATH_PREFIXES):
-        raise model_not_available(kind, model, True, "no such directory", hub_id)
-    target, kwargs = (str(path), {}) if local else (model, {"local_files_only": _env_offline()})
-    log.info("loading %s model %s (%s)", kind, target, "local" if local else "hub")
-    try:
-        return [loader(target, **kwargs) for loader in loaders]
-    except HFValidationError as err:
-        raise model_not_available(kind, model, False, f"neither a directory nor a valid hub id: {err}") from err
-    except _load_errors() as err:
-        reason = _first_line(err).split(". ")[0].rstrip(".")  # hub messages ramble after the first sentence
-        raise model_not_available(kind, model, local, reason, hub_id) from err
-
-
-def model_key(model: str) -> str:
-    """A model reference as it enters ``model_id``: local directories absolute, hub ids as given."""
-    path = Path(model).expanduser()
-    return str(path.resolve()) if path.is_dir() else model
-
-
-class BlipCaptioner(Captioner):
-    """BLIP image captioning (transformers), greedy decoding so captions are reproducible.
-
-    With ``prompt`` BLIP continues that text ("a painting of" -> "a painting of a red house"), so
-    the caption starts with the prompt. The model loads on the first :meth:`caption` call.
-    """
-
-    name = "blip"
-
-    def __init__(self, model: str = BLIP_LARGE, prompt: str = "", max_new_tokens: int = 40,
-                 device: str = "cpu", batch_size: int = 8) -> None:
-        if max_new_tokens < 1 or batch_size < 1:
-            raise ConfigError("blip: max_new_tokens and batch_size must be >= 1.")
-        self.model, self.prompt, self.max_new_tokens = model, prompt, max_new_tokens
-        self.device, self.batch_size = device, batch_size
-        settings = [f"prompt={prompt!r}"] if prompt else []
-        settings += [f"max_new_tokens={max_new_tokens}"] if max_new_tokens != 40 else []
-        self.model_id = "|".join([model_key(model), *settings])
-        self._net: Any = None
-        self._processor: Any = None
-
-    def load(self) -> None:
-        if self._net is not None:
-            return
-        from transformers import BlipForConditionalGeneration, BlipProcessor
-
-        device = resolve_device(self.device)
-        loaders = [BlipProcessor.from_pretrained, BlipForConditionalGeneration.from_pretrained]
-        self._processor, net = load_hf("BLIP", self.model, loaders, BLIP_LARGE)
-        self._net = net.to(device).eval()
-        self.device = device
-
-    def caption(self, images: list[Image.Image]) -> list[str]:
-        import torch
-
-        self.load()
-        captions: list[str] = []
-        for start in range(0, len(images), self.batch_size):
-            chunk = [image.convert("RGB") for image in images[start:start + self.batch_size]]
-            kwargs: dict[str, Any] = {"images": chunk, "return_tensors": "pt"}
-            if self.prompt:
-                kwargs["text"] = [self.prompt] * len(chunk)
-            inputs = self._processor(**kwargs).to(self.device)
-            with torch.inference_mode():
-                ids = self._net.generate(**inputs, do_sample=False, num_beams=1, max_new_tokens=self.max_new_tokens)
-            captions += [text.strip() for text in self._processor.batch_decode(ids, skip_special_tokens=True)]
-        return captions
 
 
 def captioner_names() -> list[str]:
@@ -265,14 +194,6 @@ def _atomic_write(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class CaptionCache:

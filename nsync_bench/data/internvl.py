@@ -8,12 +8,14 @@ offline test suite.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 from PIL import Image
 
-from nsync_bench.data.captions import Captioner, load_hf, model_key, resolve_device
+from nsync_bench.data.captions import Captioner, model_not_available, resolve_device
 from nsync_bench.errors import ConfigError
+from nsync_bench.models.hub import load_hf, model_key
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +139,8 @@ class InternVLCaptioner(Captioner):
         def tokenizer_loader(target: str, **kwargs: Any) -> Any:
             return AutoTokenizer.from_pretrained(target, trust_remote_code=True, use_fast=False, **kwargs)
 
-        self._tokenizer, net = load_hf("InternVL", self.model, [tokenizer_loader, model_loader], INTERNVL2_2B)
+        on_missing = partial(model_not_available, "InternVL", self.model, hub_id=INTERNVL2_2B)
+        self._tokenizer, net = load_hf("InternVL", self.model, [tokenizer_loader, model_loader], on_missing)
         self._net = net.eval().to(device)
         self._dtype, self.device = dtype, device
 

@@ -9,13 +9,13 @@ benchmark usually runs offline against a pre-filled cache.
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from pathlib import Path
 from typing import Any
 
 from nsync_bench.errors import ModelNotAvailableError
 from nsync_bench.models.components import DiffusionComponents
+from nsync_bench.models.hub import first_line, is_offline, load_errors, resolve_source
 from nsync_bench.models.tokenizer import check_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -23,27 +23,6 @@ logger = logging.getLogger(__name__)
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 """The maintained mirror of ``runwayml/stable-diffusion-v1-5`` (the original was taken down)."""
 SD2_BASE = "stabilityai/stable-diffusion-2-base"
-
-_TRUE = {"1", "true", "yes"}
-_PATH_PREFIXES = ("/", "./", "../", "~", ".\\", "..\\")
-
-
-def _env_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
-
-
-def _load_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean "the files are not there" (hub errors are OSErrors in recent hubs)."""
-    from huggingface_hub import errors as hub_errors
-
-    names = ("EntryNotFoundError", "LocalEntryNotFoundError", "HfHubHTTPError", "OfflineModeIsEnabled")
-    return (OSError, *(getattr(hub_errors, n) for n in names if hasattr(hub_errors, n)))
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}"[:300]
-
 
 def _not_available(name: str, local: bool, reason: str, offline: bool = False) -> ModelNotAvailableError:
     """Build the error naming the model, where it was looked for, and how to get it."""
@@ -105,17 +84,18 @@ def load_pretrained_components(
     from huggingface_hub.errors import HFValidationError
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    offline = _env_offline() if offline is None else offline
-    path = Path(name_or_path).expanduser()
-    local = path.is_dir()
-    if not local and name_or_path.startswith(_PATH_PREFIXES):
-        raise _not_available(name_or_path, True, "no such directory")
+    offline = is_offline() if offline is None else offline
+
+    def missing(local: bool, reason: str) -> ModelNotAvailableError:
+        return _not_available(name_or_path, local, reason, offline)
+
+    target, local, kwargs = resolve_source(name_or_path, missing, offline=offline, revision=revision)
     if local:
-        target, source, kwargs = str(path), str(path.resolve()), {}
+        source = str(Path(target).resolve())
+    elif revision:
+        source = f"{name_or_path}@{revision}"
     else:
-        target = name_or_path
-        source = f"{name_or_path}@{revision}" if revision else name_or_path
-        kwargs = {"revision": revision, "local_files_only": offline}
+        source = name_or_path
     tf_dtype, df_dtype = _dtype_kwargs(torch_dtype)
     logger.info("loading base model %s (%s, offline=%s)", source, "local" if local else "hub", offline)
 
@@ -134,13 +114,11 @@ def load_pretrained_components(
             vae = AutoencoderKL.from_pretrained(target, subfolder="vae", **kwargs, **df_dtype)
             unet = UNet2DConditionModel.from_pretrained(target, subfolder="unet", **kwargs, **df_dtype)
     except ModelNotAvailableError as err:
-        raise _not_available(name_or_path, local, str(err), offline) from err
+        raise missing(local, str(err)) from err
     except HFValidationError as err:
-        raise _not_available(
-            name_or_path, False, f"neither an existing directory nor a valid hub id: {err}", offline
-        ) from err
-    except _load_errors() as err:
-        raise _not_available(name_or_path, local, _first_line(err), offline) from err
+        raise missing(False, f"neither an existing directory nor a valid hub id: {err}") from err
+    except load_errors() as err:
+        raise missing(local, first_line(err)) from err
 
     sample_scheduler = _resolve_scheduler_class(config.get("_class_name")).from_config(config)
     noise_scheduler = DDPMScheduler.from_config(config)

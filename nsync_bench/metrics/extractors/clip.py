@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from torch import nn
 from nsync_bench.errors import ModelNotAvailableError
 from nsync_bench.metrics.extractors.base import FeatureExtractor
 from nsync_bench.metrics.weights import REGISTRY, cached_sha256, weight_path
+from nsync_bench.models.hub import is_offline
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def load_clip_extractor(
     from transformers import CLIPVisionModelWithProjection
 
     if offline is None:
-        offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes"}
+        offline = is_offline()
     target, local = resolve_clip_source(model, weights_dir)
     kwargs = {} if local else {"local_files_only": offline}
     try:
