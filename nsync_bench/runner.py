@@ -54,7 +54,7 @@ class RunOptions:
     experiment: str | None = None  # default: nsync-bench-<profile>
     weights_dir: Path | None = None  # metric weights (default: NSYNC_BENCH_WEIGHTS_DIR or the cache)
     track: bool = True
-    resume: str = "auto"  # auto: continue from a checkpoint if present; never: start over
+    resume: str = "auto"  # auto: skip if finished, else continue from a checkpoint; never: start over
     progress: Progress = field(default_factory=NullProgress)
     callbacks: list[Callable[[int], None]] = field(default_factory=list)
 
@@ -92,7 +92,7 @@ def execute(config: BenchConfig, options: RunOptions) -> RunResult:
         )
     key = run_key(config)
     run_dir = run_directory(config, options)
-    finished = finished_result(config, options)
+    finished = finished_result(config, options) if options.resume != "never" else None
     if finished is not None:
         return finished
     if options.resume == "never" and run_dir.exists():

@@ -70,6 +70,8 @@ def test_run_command_end_to_end(tmp_path, data_root):
     assert "finished" in first.output
     again = runner.invoke(app, argv)
     assert again.exit_code == 0 and "not recomputed" in again.output
+    restarted = runner.invoke(app, [*argv, "--restart"])
+    assert restarted.exit_code == 0 and "finished" in restarted.output and "not recomputed" not in restarted.output
 
 
 def test_ui_command_binds_to_localhost():

@@ -31,7 +31,9 @@ def run(
     runs_dir: RunsDirOption = None,
     data_root: DataRootOption = None,
     resume: Annotated[
-        bool, typer.Option("--resume/--restart", help="Continue from the last checkpoint (default) or start over.")
+        bool,
+        typer.Option("--resume/--restart",
+                     help="Skip if finished, else continue from the last checkpoint (default); or start over."),
     ] = True,
     track: Annotated[bool, typer.Option("--track/--no-track", help="Log to MLflow.")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
