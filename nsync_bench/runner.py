@@ -95,6 +95,10 @@ def execute(config: BenchConfig, options: RunOptions) -> RunResult:
     finished = finished_result(config, options) if options.resume != "never" else None
     if finished is not None:
         return finished
+    from nsync_bench.data.styles import ensure_style_data
+
+    # A missing dataset is the user's to fix: say so before any run folder or MLflow run exists.
+    ensure_style_data(config.run.style, paths.data_root(options.data_root))
     if options.resume == "never" and run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -110,6 +114,9 @@ def execute(config: BenchConfig, options: RunOptions) -> RunResult:
             return result
         except KeyboardInterrupt:
             status = "KILLED"
+            raise
+        except NsyncBenchError as err:  # a teaching error: its message is the whole story
+            log.error("run %s failed: %s", key, err)
             raise
         except BaseException:
             log.exception("run %s failed", key)

@@ -117,3 +117,16 @@ def test_a_dead_tracking_server_is_a_fast_teaching_error(run_options):
         run(style="toy-pastel", method="ti", overrides=FAST, options=run_options)
     assert time.monotonic() - started < 30
     assert not list(run_options.runs_dir.rglob("checkpoints"))  # nothing trained
+
+
+def test_a_style_without_data_fails_before_any_run_exists(run_options):
+    import pytest
+
+    from nsync_bench.errors import DataError
+
+    with pytest.raises(DataError, match="nsync-bench data fetch monet"):
+        run(style="monet", method="ti", overrides=FAST, options=run_options)
+    assert not (run_options.runs_dir).exists() or not list(run_options.runs_dir.rglob("config.json"))
+    mlflow.set_tracking_uri(run_options.tracking_uri)
+    experiment = mlflow.get_experiment_by_name("test")
+    assert experiment is None or len(mlflow.search_runs([experiment.experiment_id])) == 0
