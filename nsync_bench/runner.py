@@ -115,8 +115,9 @@ def execute(config: BenchConfig, options: RunOptions) -> RunResult:
         except KeyboardInterrupt:
             status = "KILLED"
             raise
-        except NsyncBenchError as err:  # a teaching error: its message is the whole story
-            log.error("run %s failed: %s", key, err)
+        except NsyncBenchError as err:  # a teaching error: its message is the whole story, and the
+            # caller shows it; only run.log gets it here (no traceback, no second copy on the console)
+            handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, "run %s failed: %s", (key, err), None))
             raise
         except BaseException:
             log.exception("run %s failed", key)
