@@ -116,3 +116,30 @@ def test_ui_serves_the_runs_store(tmp_path):
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_the_last_completed_step(tmp_path, data_root):
+    import os
+    import signal
+    import time
+
+    argv = ["nsync-bench", "run", "--style", "toy-pastel", "--method", "ti", "--runs-dir", str(tmp_path / "runs"),
+            "--data-root", str(data_root), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "--set", "train.max_steps=400", "--set", "train.checkpoint_every=100", "--set", "eval.max_prompts=1",
+            "--set", "eval.num_inference_steps=2"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "runs").rglob("checkpoint-0000100")):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)  # a few steps past the periodic checkpoint
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, output
+    assert "interrupted" in output
+    log = next((tmp_path / "runs").rglob("run.log")).read_text()
+    assert "saving a checkpoint to resume from" in log
+    steps = [int(p.name.split("-")[1]) for p in (tmp_path / "runs").rglob("checkpoint-*")]
+    assert max(steps) > 100  # the interrupted step, not only the periodic checkpoint
+    assert os.path.exists(tmp_path / "mlflow.db")

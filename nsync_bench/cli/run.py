@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Annotated
 
 import typer
@@ -15,6 +16,10 @@ from nsync_bench.cli.options import (
     SetOption,
     TrackingUriOption,
 )
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @app.command()
@@ -49,6 +54,9 @@ def run(
 
     options = RunOptions(runs_dir=runs_dir, data_root=data_root, tracking_uri=tracking_uri, experiment=experiment,
                          track=track, resume="auto" if resume else "never", progress=RichProgress())
+    # SIGTERM (a scheduler's preemption, `timeout`, `kill`) is handled like Ctrl-C: the trainer saves
+    # a checkpoint at the last completed step, and the same command resumes from it.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         result = execute(config, options)
     except KeyboardInterrupt:
