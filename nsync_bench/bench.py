@@ -65,13 +65,13 @@ def bench_reference_extractors(*, n_images: int = 8, batch_size: int = 4, image_
     results: dict[str, Any] = {"device": "cpu", "n_images": n_images, "image_size": image_size, "extractors": {}}
     with tempfile.TemporaryDirectory(prefix="nsync-bench-") as tmp:
         images = _synthetic_images(Path(tmp) / "images", n_images, image_size, 0)
-        for kind, extractor in reference_random_extractors(Path(tmp)).items():
+        for extractor in reference_random_extractors(Path(tmp)).values():
             extract_features(extractor, images[:1], batch_size=1, cache=None, progress=NullProgress(), label="warm")
             started = time.perf_counter()
             extract_features(extractor, images, batch_size=batch_size, cache=None, progress=NullProgress(),
                              label="bench")
             elapsed = time.perf_counter() - started
-            results["extractors"][kind] = {"id": extractor.implementation_id, "median_s": elapsed,
+            results["extractors"][extractor.kind] = {"id": extractor.implementation_id, "median_s": elapsed,
                                            "images_per_s": n_images / elapsed}
     return results
 
@@ -81,19 +81,16 @@ def bench_metrics(config: MetricsConfig, *, n_images: int = 64, image_size: int 
     """Extractor throughput (images/s, preprocessing included) and the cached second-evaluation speed-up."""
     import torch
 
-    from nsync_bench.metrics.extractors.registry import build_extractor
-    from nsync_bench.metrics.scoring import METRICS, _device, extract_features, score_image_sets
+    from nsync_bench.metrics.scoring import extract_features, extractors_for, metrics_device, score_image_sets
     from nsync_bench.progress import NullProgress
 
-    device = _device(config)
+    device = metrics_device(config)
     results: dict[str, Any] = {"device": device, "n_images": n_images, "image_size": image_size,
                                "extractors": {}}
     with tempfile.TemporaryDirectory(prefix="nsync-bench-") as tmp:
         gen = _synthetic_images(Path(tmp) / "gen", n_images, image_size, 0)
         real = _synthetic_images(Path(tmp) / "real", n_images, image_size, 1)
-        for kind in sorted({METRICS[name][0] for name in config.names}):
-            extractor = build_extractor(kind, source=config.extractors, inception_mode=config.inception_mode,
-                                        weights_dir=weights_dir, clip_model=config.clip_model, device=device)
+        for extractor in extractors_for(config, weights_dir):
             extract_features(extractor, gen[: config.batch_size], batch_size=config.batch_size, cache=None,
                              progress=NullProgress(), label="warm-up")
             times = []
@@ -107,7 +104,7 @@ def bench_metrics(config: MetricsConfig, *, n_images: int = 64, image_size: int 
                     torch.cuda.synchronize()
                 times.append(time.perf_counter() - started)
             median = statistics.median(times)
-            results["extractors"][kind] = {"id": extractor.implementation_id, "median_s": median,
+            results["extractors"][extractor.kind] = {"id": extractor.implementation_id, "median_s": median,
                                            "images_per_s": n_images / median}
         cache = Path(tmp) / "cache"
         started = time.perf_counter()

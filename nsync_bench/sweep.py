@@ -163,15 +163,12 @@ def prepare_style(style: str, configs: list[BenchConfig], options: SweepOptions)
 def warm_real_features(metrics: Any, real: list[Path], options: SweepOptions) -> None:
     """Embed the style's real test images once into the feature cache every run reads."""
     from nsync_bench.metrics.cache import FeatureCache
-    from nsync_bench.metrics.extractors.registry import build_extractor
-    from nsync_bench.metrics.scoring import METRICS, _device, extract_features
+    from nsync_bench.metrics.scoring import extract_features, extractors_for
     from nsync_bench.progress import NullProgress
 
     cache = FeatureCache(paths.cache_dir() / "features")
-    for kind in sorted({METRICS[name][0] for name in metrics.names}):
-        extractor = build_extractor(kind, source=metrics.extractors, inception_mode=metrics.inception_mode,
-                                    weights_dir=options.weights_dir, clip_model=metrics.clip_model,
-                                    device=_device(metrics))
+    weights_dir = Path(options.weights_dir) if options.weights_dir else None
+    for extractor in extractors_for(metrics, weights_dir):
         extract_features(extractor, real, batch_size=metrics.batch_size, cache=cache, progress=NullProgress(),
                          label="real")
 

@@ -75,19 +75,9 @@ def test_bad_resolution():
 
 
 def test_pipeline_generates_deterministically(tiny):
-    from diffusers import StableDiffusionPipeline
+    from nsync_bench.models.pipeline import build_pipeline
 
-    pipe = StableDiffusionPipeline(
-        vae=tiny.vae,
-        text_encoder=tiny.text_encoder,
-        tokenizer=tiny.tokenizer,
-        unet=tiny.unet,
-        scheduler=tiny.sample_scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.set_progress_bar_config(disable=True)
+    pipe = build_pipeline(tiny)
 
     def run():
         out = pipe(

@@ -70,30 +70,26 @@ def _serve(directory: Path, handler):
     return server, thread
 
 
-@pytest.fixture
-def server(tmp_path):
-    root = tmp_path / "served"
-    root.mkdir()
-    (root / "weights.bin").write_bytes(PAYLOAD)
-    srv, thread = _serve(root, RangeHandler)
+def _serving(folder, handler):
+    """Serve PAYLOAD as ``weights.bin`` from ``folder`` on 127.0.0.1 until the test ends."""
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(PAYLOAD)
+    srv, thread = _serve(folder, handler)
     srv.url = f"http://127.0.0.1:{srv.server_address[1]}/weights.bin"
     yield srv
     srv.shutdown()
     srv.server_close()
     thread.join(timeout=5)
+
+
+@pytest.fixture
+def server(tmp_path):
+    yield from _serving(tmp_path / "served", RangeHandler)
 
 
 @pytest.fixture
 def plain_server(tmp_path):
-    root = tmp_path / "plain"
-    root.mkdir()
-    (root / "weights.bin").write_bytes(PAYLOAD)
-    srv, thread = _serve(root, PlainHandler)
-    srv.url = f"http://127.0.0.1:{srv.server_address[1]}/weights.bin"
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(timeout=5)
+    yield from _serving(tmp_path / "plain", PlainHandler)
 
 
 @pytest.fixture

@@ -177,7 +177,8 @@ def negatives_for_config(config: BenchConfig, data_root: Path, progress: Progres
 
     if config.cpu_threads is not None:
         torch.set_num_threads(config.cpu_threads)
+    from nsync_bench.training.precision import Precision
+
     device = resolve_device(config.device)
-    dtype = torch.float16 if device.type == "cuda" and config.model.mixed_precision == "fp16" else torch.float32
-    components = load_components(config.model, device, dtype)
+    components = load_components(config.model, device, Precision(config.model.mixed_precision, device).weight_dtype)
     return ensure_negative_set(config, style, positives, captions, components, data_root, progress)

@@ -9,6 +9,7 @@ weights and preprocessing: numbers with different ids are not comparable.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -17,6 +18,7 @@ import numpy as np
 
 from nsync_bench.config import MetricsConfig
 from nsync_bench.metrics.cache import FeatureCache, cache_key
+from nsync_bench.metrics.extractors.base import FeatureExtractor
 from nsync_bench.metrics.images import ImageSetInfo, inventory, load_rgb
 from nsync_bench.progress import NullProgress, Progress
 
@@ -81,12 +83,22 @@ def extract_features(extractor, files: list[Path], *, batch_size: int, cache: Fe
     return features
 
 
-def _device(config: MetricsConfig) -> str:
+def metrics_device(config: MetricsConfig) -> str:
     if config.device != "auto":
         return config.device
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def extractors_for(config: MetricsConfig, weights_dir: Path | None = None) -> Iterator[FeatureExtractor]:
+    """One extractor per feature kind that ``config.names`` needs (built one at a time: each may be large)."""
+    from nsync_bench.metrics.extractors.registry import build_extractor
+
+    device = metrics_device(config)
+    for kind in sorted({METRICS[name][0] for name in config.names}):
+        yield build_extractor(kind, source=config.extractors, inception_mode=config.inception_mode,
+                              weights_dir=weights_dir, clip_model=config.clip_model, device=device)
 
 
 def score_image_sets(
@@ -101,24 +113,19 @@ def score_image_sets(
     """Compute ``config.names`` for ``generated`` against ``real`` (lists of image files)."""
     from nsync_bench.metrics.cmmd import cmmd
     from nsync_bench.metrics.csd import csd_per_image
-    from nsync_bench.metrics.extractors.registry import build_extractor
     from nsync_bench.metrics.fid import bootstrap_fid, frechet_distance
     from nsync_bench.metrics.kid import kernel_inception_distance
 
     progress = progress or NullProgress()
     cache = FeatureCache(cache_root) if cache_root is not None else None
     report = ScoreReport(generated=inventory(generated), real=inventory(real))
-    device = _device(config)
-    kinds = sorted({METRICS[name][0] for name in config.names})
     features: dict[str, tuple[np.ndarray, np.ndarray, str]] = {}
-    for kind in kinds:
-        extractor = build_extractor(kind, source=config.extractors, inception_mode=config.inception_mode,
-                                    weights_dir=weights_dir, clip_model=config.clip_model, device=device)
+    for extractor in extractors_for(config, weights_dir):
         gen = extract_features(extractor, generated, batch_size=config.batch_size, cache=cache, progress=progress,
                                label="generated")
         ref = extract_features(extractor, real, batch_size=config.batch_size, cache=cache, progress=progress,
                                label="real")
-        features[kind] = (gen, ref, extractor.implementation_id)
+        features[extractor.kind] = (gen, ref, extractor.implementation_id)
 
     n_gen, n_real = len(generated), len(real)
     for name in config.names:

@@ -144,18 +144,9 @@ def save_components(components: DiffusionComponents, directory: Path) -> None:
     saved is the sampling one, as in a hub snapshot. Tokens added to the tokenizer (textual
     inversion) are kept in ``tokenizer.json`` only.
     """
-    from diffusers import StableDiffusionPipeline
+    from nsync_bench.models.pipeline import build_pipeline
 
-    pipeline = StableDiffusionPipeline(
-        vae=components.vae,
-        text_encoder=components.text_encoder,
-        tokenizer=components.tokenizer,
-        unet=components.unet,
-        scheduler=components.sample_scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    pipeline = build_pipeline(components)
     Path(directory).mkdir(parents=True, exist_ok=True)
     pipeline.save_pretrained(str(directory), safe_serialization=True)
     # transformers 5 saves only tokenizer.json; hub SD snapshots ship vocab.json + merges.txt.
