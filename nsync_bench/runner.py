@@ -208,14 +208,12 @@ def build_training(config: BenchConfig, *, data_root: Path | None, checkpoint_di
                    tracker: Tracker | None = None, progress: Progress | None = None,
                    callbacks: list[Callable[[int], None]] | None = None) -> Training:
     """Data, components, method and trainer for ``config`` (no training happens yet)."""
-    import torch
 
     from nsync_bench.data.styles import ensure_style_data, get_style, list_images, require_captions
     from nsync_bench.data.validate import check_before_run
     from nsync_bench.methods import method_class
-    from nsync_bench.models import load_components, resolve_device
+    from nsync_bench.models import components_for
     from nsync_bench.training.data import ImageSet, PositiveBatches
-    from nsync_bench.training.precision import Precision
     from nsync_bench.training.trainer import Trainer
 
     spec = config.run
@@ -225,11 +223,7 @@ def build_training(config: BenchConfig, *, data_root: Path | None, checkpoint_di
     train_images = list_images(style_dir, style.train_split)
     captions = require_captions(train_images) if config.prompts.mode == "caption" else [""] * len(train_images)
 
-    device = resolve_device(config.device)
-    if config.cpu_threads is not None:
-        torch.set_num_threads(config.cpu_threads)
-    precision = Precision(config.model.mixed_precision, device)
-    components = load_components(config.model, device, precision.weight_dtype)
+    device, precision, components = components_for(config)
     cls = method_class(spec.method)
     negatives = None
     if cls.needs_negatives:  # rendered by the pristine base model, before the method changes it

@@ -165,7 +165,7 @@ def ensure_negative_set(
 def negatives_for_config(config: BenchConfig, data_root: Path, progress: Progress | None = None) -> list[Path]:
     """Build (or find) the negative set a run with ``config`` would train on; return its paths."""
     from nsync_bench.data.styles import ensure_style_data, get_style, list_images, require_captions
-    from nsync_bench.models import load_components, resolve_device
+    from nsync_bench.models import components_for
 
     style = get_style(config.run.style)
     style_dir = ensure_style_data(style.name, data_root)
@@ -173,12 +173,5 @@ def negatives_for_config(config: BenchConfig, data_root: Path, progress: Progres
     captions = require_captions(positives)
     if config.nsync.negatives_dir:
         return paired_paths(Path(config.nsync.negatives_dir).expanduser(), positives)
-    import torch
-
-    if config.cpu_threads is not None:
-        torch.set_num_threads(config.cpu_threads)
-    from nsync_bench.training.precision import Precision
-
-    device = resolve_device(config.device)
-    components = load_components(config.model, device, Precision(config.model.mixed_precision, device).weight_dtype)
+    components = components_for(config)[2]
     return ensure_negative_set(config, style, positives, captions, components, data_root, progress)

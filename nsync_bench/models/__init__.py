@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-    from nsync_bench.config import ModelConfig
+    from nsync_bench.config import BenchConfig, ModelConfig
     from nsync_bench.models.components import DiffusionComponents
+    from nsync_bench.training.precision import Precision
 
 
 def resolve_device(name: str) -> torch.device:
@@ -48,3 +49,16 @@ def load_components(model: ModelConfig, device: torch.device, weight_dtype: torc
             module.to(device=device, dtype=weight_dtype)
     components.text_encoder.to(device=device)
     return components
+
+
+def components_for(config: BenchConfig) -> tuple[torch.device, Precision, DiffusionComponents]:
+    """Device, precision and base components of a run, with the run's CPU thread count applied."""
+    import torch
+
+    from nsync_bench.training.precision import Precision
+
+    device = resolve_device(config.device)
+    if config.cpu_threads is not None:
+        torch.set_num_threads(config.cpu_threads)
+    precision = Precision(config.model.mixed_precision, device)
+    return device, precision, load_components(config.model, device, precision.weight_dtype)
