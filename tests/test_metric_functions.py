@@ -1,5 +1,5 @@
 """The pure metric functions (FID, KID, CMMD, CSD) against the worked values of
-``shared/reference/metrics.md`` §5, against clean-fid's own functions, and against
+``docs/metrics.md`` (§2.5, §3.2, §4.3, §5.3), against clean-fid's own functions, and against
 high-precision references; plus symmetry, identity, determinism and input errors.
 """
 
@@ -27,7 +27,7 @@ from nsync_bench.metrics.fid import (
 )
 from nsync_bench.metrics.kid import kernel_inception_distance, mmd2_unbiased
 
-ABS = 1e-9  # metrics.md §5: "absolute tolerance of 1e-9 unless noted"
+ABS = 1e-9  # docs/metrics.md §1: worked values hold to 1e-9 absolute unless noted
 SQRT_HALF = math.sqrt(0.5)
 
 
@@ -90,7 +90,7 @@ def test_cmmd_single_pair_closed_form(c, expected):
 
 
 def test_cmmd_example_cosine_gives_7_696():
-    # metrics.md §1.7: c = 0.61445774 reproduces the printed 7.696 (3 decimals).
+    # docs/metrics.md §4.3 item 3: c = 0.61445774 reproduces the printed 7.696 (3 decimals).
     x, y = _unit_pair(0.61445774)
     assert cmmd(x, y) == pytest.approx(7.696, abs=5e-4)
 
@@ -103,7 +103,7 @@ def test_cmmd_matches_transcribed_reference_and_normalises():
     yn = y / np.linalg.norm(y, axis=1, keepdims=True)
     ours = cmmd(xn, yn)
     assert ours == pytest.approx(_reference_mmd(xn, yn, torch.float64), rel=1e-10)
-    # The reference runs float32: cancellation under the x1000 scale costs ~1e-4 absolute (§1.3).
+    # The reference runs float32: cancellation under the x1000 scale costs ~1e-4 absolute (docs/metrics.md §4.1).
     assert ours == pytest.approx(_reference_mmd(xn, yn, torch.float32), abs=2e-3)
     # Normalisation inside: unnormalised input and rescaled rows give the same value.
     assert cmmd(x, y) == pytest.approx(ours, rel=1e-12)
@@ -437,7 +437,7 @@ def test_csd_matches_nsync_torch_code():
     cos = torch.nn.CosineSimilarity(dim=1, eps=1e-6)(mean_style_feature, query)
     np.testing.assert_allclose(csd_per_image(query, values), cos.numpy(), rtol=1e-12)
     assert csd_score(gen, real) == pytest.approx(float(torch.mean(cos)), rel=1e-12)
-    # Equals gbar . m / ||m|| for unit-norm generated embeddings (metrics.md §2.4).
+    # Equals gbar . m / ||m|| for unit-norm generated embeddings (docs/metrics.md §5.1).
     m = real.mean(axis=0)
     assert csd_score(gen, real) == pytest.approx(gen.mean(axis=0) @ m / np.linalg.norm(m), rel=1e-12)
 

@@ -12,7 +12,7 @@ def proj(u, w):
     return (u @ w) / (w @ w) * w
 
 
-# Written from nsync-code-notes.md §2.2 independently of the implementation (numpy, float64).
+# Written from docs/method.md §2 independently of the implementation (numpy, float64).
 REFERENCE = {
     "paper": lambda a, b, c: a - proj(a, b),
     "code-v4.1": lambda a, b, c: a - proj(a, a + b),

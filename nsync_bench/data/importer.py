@@ -1,6 +1,6 @@
 """``data import``: copy a local image collection into ``<data_root>/<style>/{train,test}/``.
 
-Ghibli and illustrator styles have no public archive (shared/reference/nsync-code-notes.md §3),
+Ghibli and illustrator styles have no public archive (docs/fidelity.md §5),
 so users bring their own folder. A folder that already has splits (``train/`` + ``test/``, or
 CycleGAN's ``trainA/`` + ``testA/``) keeps them; a flat folder is split with a seeded shuffle so
 that two people importing the same files with the same seed get the same test set, which the

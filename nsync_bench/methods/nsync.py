@@ -14,7 +14,7 @@ rule           update                             source
 ``code-v5.1``  (a + (a+b+c) + (a+b)) / 3          same prompts, anchor used
 =============  =================================  =======================================================
 
-(``shared/reference/nsync-code-notes.md`` §2.) A direction with w.w <= eps is degenerate: its
+(``docs/method.md`` §2, ``docs/fidelity.md`` §2.1.) A direction with w.w <= eps is degenerate: its
 projection is skipped (P = 0) and the event is counted.
 """
 

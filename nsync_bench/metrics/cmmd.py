@@ -8,13 +8,13 @@ Equation, for L2-normalised embeddings ``x_1..x_n`` and ``y_1..y_m``, kernel
 i.e. the *biased* (V-statistic, Gretton et al. 2012 Eq. 5) estimator: the means run over full
 matrices including the diagonal. This reproduces ``distance.py::mmd`` of google-research
 ``cmmd/`` and of its PyTorch port sayakpaul/cmmd-pytorch (which NSYNC used); see
-``shared/reference/metrics.md`` §1.3. The embeddings (CLIP ViT-L/14-336 image embeddings in the
+``docs/metrics.md`` §4.1. The embeddings (CLIP ViT-L/14-336 image embeddings in the
 reference) come from the caller.
 
 Differences from the references, numerical only:
 
 * float64 instead of float32 (the reference's ×1000 with kernel values all >= e^-0.02 loses
-  ~1e-4 to cancellation in float32; metrics.md §1.3);
+  ~1e-4 to cancellation in float32; docs/metrics.md §4.1);
 * kernel means are accumulated as ``mean(expm1(-gamma d²))`` (``k - 1``), so the large
   constant 1 cancels exactly instead of in floating point; the value is the same;
 * blockwise accumulation (``block_size`` rows at a time), so a 30k x 30k kernel matrix is

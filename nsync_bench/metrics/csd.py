@@ -7,8 +7,8 @@ Equation, for generated style embeddings ``g_1..g_N`` and real (style-reference)
     cos_i = g_i · m / (max(||g_i||, eps) * max(||m||, eps)),   eps = 1e-6
     CSD_NSYNC = (1/N) sum_i cos_i
 
-This reproduces ``src/metrics/calculate_csd.py`` of giddyyupp/NSYNC (metrics.md §2.4, test value
-§5.4): ``mean_style_feature = torch.mean(values_features, 0)``, then
+This reproduces ``src/metrics/calculate_csd.py`` of giddyyupp/NSYNC (docs/metrics.md §5.1, test value
+§5.3): ``mean_style_feature = torch.mean(values_features, 0)``, then
 ``nn.CosineSimilarity(dim=1, eps=1e-6)(mean_style_feature, query_features)`` and the mean; the
 embeddings are CSD ViT-L ``style_output`` vectors (unit norm), computed by the caller.
 ``eps`` enters as in current torch (>= 1.12): each vector's norm is clamped below at eps

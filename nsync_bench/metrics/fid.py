@@ -7,7 +7,7 @@ Equation (Heusel et al. 2017; Dowson & Landau 1982), for Gaussians fitted to the
 with ``mu`` the sample means and ``S`` the sample covariances (``np.cov``, ddof = 1), all in
 float64. This reproduces ``frechet_distance`` of clean-fid (``cleanfid/fid.py``), of pytorch-fid
 and of abdulfatir/gan-metrics-pytorch (``fid_score.py::calculate_frechet_distance``), which
-NSYNC used (docs: ``shared/reference/metrics.md`` §3.4, §4.4). FID is "FD on Inception pool3
+NSYNC used (``docs/metrics.md`` §2.1, §2.3). FID is "FD on Inception pool3
 features"; which extractor and preprocessing produced the features is the caller's business
 (and decides whether numbers are comparable across papers).
 
@@ -169,7 +169,7 @@ def frechet_distance(feats_a: Any, feats_b: Any) -> float:
     covariance needs two samples), same d; numpy arrays or torch tensors; float64 internally.
     The sets may have different sizes, and n < d (rank-deficient covariances) is supported and
     accurate -- but FID from fewer samples than dimensions is a poor estimate of the
-    population distance (metrics.md §4.6); that is a statistical caveat, not a numerical one.
+    population distance (docs/metrics.md §7); that is a statistical caveat, not a numerical one.
 
     Means and ddof=1 covariances as ``np.cov``; when ``min(n_a, n_b) <= d`` the trace term is
     computed from the data (nuclear norm of ``A B'``, same value, see the module docstring),

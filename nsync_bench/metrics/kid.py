@@ -9,10 +9,10 @@ for subsets ``X = {x_i}``, ``Y = {y_j}`` of size m each::
 ``num_subsets`` pairs of subsets drawn without replacement.
 
 Reproduces clean-fid's ``kernel_distance(feats1, feats2, num_subsets=100, max_subset_size=1000)``
-(``cleanfid/fid.py``; metrics.md §4.5) exactly: ``m = min(n_a, n_b, max_subset_size)``, per
+(``cleanfid/fid.py``; docs/metrics.md §3.1) exactly: ``m = min(n_a, n_b, max_subset_size)``, per
 subset ``x`` from the *second* set and ``y`` from the *first*, each drawn without replacement.
 The estimator equals gan-metrics-pytorch's ``polynomial_mmd_averages`` (which NSYNC used,
-metrics.md §3.5) whenever its fixed ``subset_size`` does not exceed the set sizes (that code
+docs/metrics.md §3.1) whenever its fixed ``subset_size`` does not exceed the set sizes (that code
 raises otherwise); the std over subsets is what gan-metrics prints beside the mean.
 
 Differences from clean-fid: a local seeded ``np.random.default_rng`` instead of the global

@@ -1,7 +1,7 @@
 """Official metric weights: where each file comes from, where it must lie, and how to fetch it.
 
 The metrics are only comparable with the reference implementations when the networks carry the
-reference weights (``shared/reference/metrics.md`` §1.5, §2.1, §3.2, §4.3), so every file is
+reference weights (``docs/metrics.md`` §6, "Weights"), so every file is
 named here with its source URL and, where known, its sha256. Nothing is downloaded implicitly:
 a missing file is a :class:`ModelNotAvailableError` that names the URL, the exact path and the
 command ``nsync-bench weights fetch NAME``. Downloads stream to ``<file>.part`` (resumable with
@@ -87,10 +87,10 @@ REGISTRY: dict[str, WeightFile] = {
             name="csd-vit-l",
             url="https://huggingface.co/tomg-group-umd/CSD-ViT-L/resolve/main/pytorch_model.bin",
             filename="pytorch_model.bin",
-            # Unverified: from third-party code found by search (metrics.md §2.1), not checked against
+            # Unverified: from third-party code found by search (docs/metrics.md §6), not checked against
             # the hub. A mismatch is reported with both hashes; pass --sha256 to override knowingly.
             sha256="40e92fad63a361b8136100cd234c42d401ef9b34ff1748234318929ebcc7e7a1",
-            sha256_note="unverified (taken from third-party code, shared/reference/metrics.md §2.1)",
+            sha256_note="unverified (taken from third-party code; see docs/metrics.md section 6, Weights)",
             size=2_438_228_893,
             description="CSD ViT-L style model checkpoint (learn2phoenix/CSD)",
             license="MIT (learn2phoenix/CSD); upstream warns the released weights differ from the paper's",

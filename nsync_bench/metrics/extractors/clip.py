@@ -1,11 +1,11 @@
 """CLIP ViT-L/14@336 image embeddings for CMMD, as sayakpaul/cmmd-pytorch computes them.
 
-Reference: ``shared/reference/metrics.md`` §1.2 (cmmd-pytorch ``io_util.py`` + ``embedding.py``):
+Reference: ``docs/metrics.md`` §4.2 (cmmd-pytorch ``io_util.py`` + ``embedding.py``):
 RGB image -> centre square crop (``top=(h-l)//2``, ``left=(w-l)//2``) -> PIL bicubic resize to
 336 (antialiased) -> float32 / 255 -> CLIP mean/std normalisation -> ``CLIPVisionModelWithProjection``
 -> ``image_embeds`` / ‖·‖ (float32). cmmd-pytorch's second, torch bicubic resize is an identity on
 336×336 input, so it is omitted. The port skips ``.convert("RGB")``; we convert, since an RGBA
-or palette image would otherwise be embedded wrongly (§1.2 step 2).
+or palette image would otherwise be embedded wrongly (docs/metrics.md §4.2).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """CSD style embeddings (Somepalli et al. 2024, learn2phoenix/CSD ``CSD/model.py::CSD_CLIP('vit_large')``).
 
-Reference: ``shared/reference/metrics.md`` §2. The backbone is OpenAI CLIP's ViT-L/14 visual tower
+Reference: ``docs/metrics.md`` §5. The backbone is OpenAI CLIP's ViT-L/14 visual tower
 at 224 px with ``proj`` removed, so it returns the 1024-d ``ln_post(CLS)`` feature; the style
 embedding is ``normalize(feature @ last_layer_style)`` (768-d). ``last_layer_content`` is loaded
 (it is in the checkpoint) but unused: the CSD authors call it a leftover (CSD#10).
@@ -136,7 +136,7 @@ def load_csd_network(path: str | Path, **architecture: int) -> CSDNetwork:
 
 
 class CSDExtractor(FeatureExtractor):
-    """CSD style embeddings; preprocessing = ``CSD/loss_utils.py::transforms_branch0`` (metrics.md §2.2)."""
+    """CSD style embeddings; preprocessing = ``CSD/loss_utils.py::transforms_branch0`` (docs/metrics.md §5.2)."""
 
     kind = "csd"
 

@@ -1,6 +1,6 @@
 """Inception-v3 pool3 features (2048-d) for FID and KID, in three named modes.
 
-Preprocessing is part of the metric (clean-fid's lesson, ``shared/reference/metrics.md`` §4.2):
+Preprocessing is part of the metric (clean-fid's lesson, ``docs/metrics.md`` §2.4):
 
 - ``clean`` — clean-fid's default: each channel resized as a float32 PIL ``'F'`` image with
   bicubic (antialiased) filtering to 299×299, clipped to [0, 255], no uint8 re-quantisation;
@@ -10,7 +10,7 @@ Preprocessing is part of the metric (clean-fid's lesson, ``shared/reference/metr
   to 299 (no antialias), clip; network = pytorch-fid's FID Inception (patched blocks) with the
   ``pt_inception-2015-12-05-6726825d.pth`` weights; input ``x/255`` then ``2x − 1``.
 - ``nsync-legacy`` — what NSYNC ran (abdulfatir/gan-metrics-pytorch ``models/inception.py``,
-  metrics.md §3.2): torchvision's ImageNet Inception-v3 (not the FID weights, no FID patches),
+  docs/metrics.md §2.4): torchvision's ImageNet Inception-v3 (not the FID weights, no FID patches),
   input in [0, 1], bilinear resize to 299 without antialias, ``2x − 1``, blocks up to the final
   average pool. Its numbers are not comparable with standard FID.
 

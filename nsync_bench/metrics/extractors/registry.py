@@ -33,7 +33,7 @@ def build_extractor(
 ) -> FeatureExtractor:
     """The extractor of ``kind`` ("inception", "clip", "csd") from ``source``, moved to ``device``.
 
-    ``inception_mode`` picks the Inception preprocessing + weights (metrics.md §3, §4.2);
+    ``inception_mode`` picks the Inception preprocessing + weights (docs/metrics.md §2.4);
     ``clip_model`` is a hub id or a local directory; ``weights_dir`` overrides where official
     weights are looked up (see :func:`nsync_bench.metrics.weights.weights_dir`).
     """
