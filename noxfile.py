@@ -31,6 +31,14 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def tests_fast(session: nox.Session) -> None:
+    """The fast tier for frequent runs: everything but the tests marked slow (end-to-end runs, sweeps,
+    servers, browser, benchmarks); about 1.5 minutes on 2 cores. CI runs the full ``tests`` session."""
+    session.install("-e", ".[dev]")
+    session.run("pytest", "-m", "not slow", *(session.posargs or ["-q"]), env=OFFLINE)
+
+
+@nox.session
 def smoke(session: nox.Session) -> None:
     """The README's main job on the smoke default, end to end in a scratch directory: TI and NSYNC on
     a toy style with two shared seeds (train, generate, score, log to MLflow), then the report."""

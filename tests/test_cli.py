@@ -60,6 +60,7 @@ def test_profiles_lists_and_shows_resolved_config():
     assert '"decay_whole_vocabulary": true' in shown.output and "run key:" in shown.output
 
 
+@pytest.mark.slow
 def test_run_command_end_to_end(tmp_path, data_root):
     argv = ["run", "--style", "toy-ink", "--method", "ti", "--seed", "2", "--runs-dir", str(tmp_path / "runs"),
             "--data-root", str(data_root), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
@@ -74,11 +75,36 @@ def test_run_command_end_to_end(tmp_path, data_root):
     assert restarted.exit_code == 0 and "finished" in restarted.output and "not recomputed" not in restarted.output
 
 
-def test_ui_command_binds_to_localhost():
-    from nsync_bench.cli.ui import ui_command
+def test_ui_command_binds_to_localhost_unless_told_otherwise(tmp_path, monkeypatch):
+    """`nsync-bench ui` with no --host must bind 127.0.0.1; --host and --port reach mlflow unchanged."""
+    import nsync_bench.cli.ui as ui_module
 
-    command = ui_command("sqlite:///x.db", "127.0.0.1", 5000)
-    assert command[command.index("--host") + 1] == "127.0.0.1"
+    launched = []
+    monkeypatch.setattr(ui_module.subprocess, "run", lambda command, **kwargs: launched.append((command, kwargs)))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+    def flag(command, name):
+        return command[command.index(name) + 1]
+
+    result = runner.invoke(app, ["ui", "--tracking-uri", uri])
+    assert result.exit_code == 0, result.output
+    (command, kwargs), = launched
+    assert command[1:3] == ["-m", "mlflow"] and "ui" in command
+    assert flag(command, "--host") == "127.0.0.1" and flag(command, "--port") == "5000"
+    assert flag(command, "--backend-store-uri") == uri  # the runs' own store
+    assert kwargs["env"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    assert "http://127.0.0.1:5000" in " ".join(result.output.split())
+
+    launched.clear()
+    result = runner.invoke(app, ["ui", "--tracking-uri", uri, "--host", "0.0.0.0", "--port", "5123"])
+    assert result.exit_code == 0, result.output
+    (command, _), = launched
+    assert flag(command, "--host") == "0.0.0.0" and flag(command, "--port") == "5123"
+
+    launched.clear()
+    served = runner.invoke(app, ["ui", "--tracking-uri", "http://mlflow.internal:5000"])
+    assert served.exit_code == 2 and not launched  # a server is opened in a browser, not wrapped
+    assert "already a tracking server" in " ".join(served.output.split())
 
 
 @pytest.mark.slow

@@ -37,6 +37,7 @@ def test_negative_set_pairs_every_training_image_by_stem(fresh_root):
     assert meta["spec"]["seed"] == 0
 
 
+@pytest.mark.slow
 def test_negative_set_regenerates_bit_identically_and_differs_by_seed(tmp_path, fresh_root):
     first = negatives_for_config(config_for(), fresh_root)
     other_root = tmp_path / "other"
@@ -72,6 +73,7 @@ def test_user_supplied_negative_folder_must_cover_every_stem(tmp_path, fresh_roo
     assert len(negatives_for_config(config_for(f"nsync.negatives_dir='{folder}'"), fresh_root)) == len(positives)
 
 
+@pytest.mark.slow
 def test_data_negatives_command(fresh_root):
     argv = ["data", "negatives", "--style", "toy-ink", "--data-root", str(fresh_root)]
     for item in FAST:

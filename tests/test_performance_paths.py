@@ -72,6 +72,7 @@ def test_lora_reuses_prompt_encodings_exactly(data_root, tmp_path):
     assert len(method._hidden_cache) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["ti", "nsync", "nsync-lora"])
 def test_optimised_and_reference_paths_train_the_same_adapter(run_options, tmp_path, method):
     """Cached latents + fused branches versus per-step encoding + separate passes: float tolerance."""
@@ -105,6 +106,7 @@ def test_fused_branches_in_the_released_whole_matrix_mode(data_root, tmp_path):
     assert nsync.base_embedding.weight.grad is None  # nothing leaked into the matrix's gradient
 
 
+@pytest.mark.slow
 def test_training_benchmark_reports_medians_and_ratios(data_root):
     from nsync_bench.bench_training import bench_training
 

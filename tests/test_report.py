@@ -321,6 +321,7 @@ def test_number_formats_and_default_folder():
     assert str(default_out_dir(["a/b c"], stamp)) == "reports/a_b_c-20260102T030405Z"
 
 
+@pytest.mark.slow
 def test_cli_report_prints_verdicts_comparisons_and_paths(store, tmp_path):
     from nsync_bench.cli import app
 

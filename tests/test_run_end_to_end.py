@@ -2,6 +2,7 @@
 
 import mlflow
 import numpy as np
+import pytest
 import torch
 from conftest import FAST
 from mlflow.tracking import MlflowClient
@@ -12,6 +13,9 @@ from nsync_bench.models.pipeline import build_pipeline
 from nsync_bench.models.tiny import build_tiny_components
 from nsync_bench.recipes import resolve_config
 from nsync_bench.runner import run
+
+# Whole runs (train, generate, score, log): the slow tier (`pytest -m "not slow"` leaves them out).
+pytestmark = pytest.mark.slow
 
 
 def test_smoke_run_logs_tags_params_metrics_and_artifacts(run_options):

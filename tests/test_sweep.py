@@ -152,6 +152,7 @@ def test_a_killed_worker_resumes_and_ends_like_an_uninterrupted_run(tmp_path, da
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_slurm_executor_through_submitits_local_executor(tmp_path, data_root):
     spec = SweepSpec(styles=["toy-ink"], methods=["ti", "lora"], seeds=[0], overrides=FAST)
     settings = SlurmSettings(cluster="local", folder=str(tmp_path / "slurm-logs"), timeout_min=10, gpus_per_node=0,
@@ -161,6 +162,7 @@ def test_slurm_executor_through_submitits_local_executor(tmp_path, data_root):
     assert list((tmp_path / "slurm-logs").rglob("*_log.out"))  # per-job logs
 
 
+@pytest.mark.slow
 def test_a_failed_run_is_reported_and_retry_failed_reruns_only_it(tmp_path, data_root, monkeypatch):
     import nsync_bench.runner as runner
 
@@ -196,6 +198,7 @@ def report_visible_devices(_):
     return os.environ.get("CUDA_VISIBLE_DEVICES")
 
 
+@pytest.mark.slow
 def test_local_workers_are_pinned_one_gpu_each():
     from nsync_bench.executors import make_pool
 

@@ -76,6 +76,7 @@ class Crash(Exception):
     """Stands for a hard kill: nothing gets to save a checkpoint."""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("method", "interruption"), [("ti", "ctrl-c"), ("ti", "crash"), ("nsync-lora", "ctrl-c")])
 def test_interrupted_run_resumes_bit_identical(run_options, tmp_path, method, interruption):
     def stop_at(step):
