@@ -178,6 +178,10 @@ class MetricsConfig(_Section):
     kid_subsets: int = Field(100, ge=1)
     kid_subset_size: int = Field(1000, ge=2)  # capped at the smaller set (clean-fid's estimator)
     fid_bootstraps: int = Field(10, ge=1)  # nsync-legacy only
+    # nsync-legacy only: gan-metrics-pytorch's --batch-size (50, its default and the release's
+    # command). It embeds only whole batches, so FID/KID use the first N // b * b images of a set
+    # (all of them when N <= b); the counts actually used are reported.
+    legacy_batch_size: int = Field(50, ge=1)
     seed: int = Field(0, ge=0)
     batch_size: int = Field(32, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
