@@ -132,6 +132,9 @@ class NsyncConfig(_Section):
     # "auto": an anchor pass only for rules that use it; "always": also for code-v4.2, whose released
     # code runs the anchor pass and discards its gradient (reproduces that cost; results unchanged).
     run_anchor: Literal["auto", "always"] = "auto"
+    # The negative image's horizontal flip: "paired" = its positive's flip (a content twin down to
+    # orientation); "independent" = its own draw, as the released code's dataset flips each image.
+    negative_flip: Literal["paired", "independent"] = "paired"
 
 
 class NegativesConfig(_Section):
