@@ -91,6 +91,16 @@ def test_a_non_finite_branch_gradient_skips_the_step_and_backs_off_the_scale(
     assert logs["nsync/overflow_skips"] == 1.0 and torch.isfinite(torch.tensor(logs["grad/norm_update"]))
 
 
+def test_a_discarded_anchor_pass_cannot_skip_the_step(data_root, tmp_path, monkeypatch):
+    """code-v4.2 runs its anchor pass only for cost (run_anchor=always) and, like the release, never uses it."""
+    training = training_for("nsync", data_root, tmp_path, ["nsync.run_anchor=always"], protocol="paper-code")
+    training.method.precision = _scaled()
+    _force_inf(monkeypatch, training.method, 2)
+    logs = training.trainer.train_step()
+    assert logs["nsync/overflow_skips"] == 0.0 and training.trainer.optimizer.state
+    assert training.method.precision.scaler.get_scale() == 2.0**10
+
+
 def test_the_nsync_skip_matches_a_plain_fp16_overflow(data_root, tmp_path, monkeypatch):
     """The same scaler state after an overflow in the baseline's single pass and in NSYNC's negative branch."""
     ti = training_for("ti", data_root, tmp_path / "ti", protocol="paper-code")

@@ -237,8 +237,10 @@ class NsyncMixin:
         branches = self._branches(batch, micro_step)
         fused = self.config.nsync.fused and self.supports_branch_parameters
         losses, gradients = self._fused_pass(branches) if fused else self._separate_passes(branches)
-        if not all(bool(torch.isfinite(v).all()) for branch in gradients for v in branch):
-            return self._overflow(losses, gradients, micro_step)
+        # Only branches the rule consumes: an anchor pass run just for cost (code-v4.2) cannot overflow the update.
+        used = gradients[: 3 if self.rule.uses_anchor else 2]
+        if not all(bool(torch.isfinite(v).all()) for branch in used for v in branch):
+            return self._overflow(losses, used, micro_step)
         a, b = gradients[0], gradients[1]
         c = gradients[2] if self.rule.uses_anchor else [None] * len(a)
         # 4. Combine with the rule, over all trainables at once or tensor by tensor.
