@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from nsync_bench import seeding
-from nsync_bench.errors import NsyncBenchError, unknown_name
+from nsync_bench.errors import TrainingError, unknown_name
 from nsync_bench.methods.lora import Lora
 from nsync_bench.methods.textual_inversion import TextualInversion
 from nsync_bench.training.data import Batch, ImageSet, make_batch
@@ -58,10 +58,6 @@ RULES: dict[str, Rule] = {
 }
 
 DEFAULT_EPS = 1e-20
-
-
-class TrainingError(NsyncBenchError, FloatingPointError):
-    """Training cannot continue correctly (e.g. a non-finite gradient with no loss scale to back off)."""
 
 
 def get_rule(name: str) -> Rule:
