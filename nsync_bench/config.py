@@ -132,6 +132,9 @@ class NsyncConfig(_Section):
     # "auto": an anchor pass only for rules that use it; "always": also for code-v4.2, whose released
     # code runs the anchor pass and discards its gradient (reproduces that cost; results unchanged).
     run_anchor: Literal["auto", "always"] = "auto"
+    # The negative image's horizontal flip: "paired" = its positive's flip (a content twin down to
+    # orientation); "independent" = its own draw, as the released code's dataset flips each image.
+    negative_flip: Literal["paired", "independent"] = "paired"
 
 
 class NegativesConfig(_Section):
@@ -178,6 +181,10 @@ class MetricsConfig(_Section):
     kid_subsets: int = Field(100, ge=1)
     kid_subset_size: int = Field(1000, ge=2)  # capped at the smaller set (clean-fid's estimator)
     fid_bootstraps: int = Field(10, ge=1)  # nsync-legacy only
+    # nsync-legacy only: gan-metrics-pytorch's --batch-size (50, its default and the release's
+    # command). It embeds only whole batches, so FID/KID use the first N // b * b images of a set
+    # (all of them when N <= b); the counts actually used are reported.
+    legacy_batch_size: int = Field(50, ge=1)
     seed: int = Field(0, ge=0)
     batch_size: int = Field(32, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -33,6 +33,10 @@ class DataError(NsyncBenchError, ValueError):
     """A dataset, image or caption is missing or unusable."""
 
 
+class TrainingError(NsyncBenchError, FloatingPointError):
+    """Training cannot continue correctly (e.g. a non-finite gradient with no loss scale to back off)."""
+
+
 def unknown_name(kind: str, value: str, allowed: Iterable[str], hint: str = "") -> UnknownNameError:
     """Build an :class:`UnknownNameError` listing the valid names and the closest match."""
     allowed = sorted(allowed)

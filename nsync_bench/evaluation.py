@@ -64,7 +64,7 @@ def score(config: BenchConfig, generated: list[GeneratedImage], image_dir: Path,
 
 
 def log_scores(report: ScoreReport, tracker: Tracker) -> dict[str, float]:
-    """``metrics/<name>`` (+ ``metrics/<name>_std``) as metrics; direction, counts and ids as tags."""
+    """``metrics/<name>`` (+ ``metrics/<name>_std``) as metrics; direction, counts used and ids as tags."""
     metrics: dict[str, float] = {}
     tags: dict[str, str] = {}
     for name, result in report.results.items():
@@ -75,6 +75,9 @@ def log_scores(report: ScoreReport, tracker: Tracker) -> dict[str, float]:
         tags[f"metric.{name}.implementation"] = result.implementation
         tags[f"metric.{name}.n_generated"] = str(result.n_generated)
         tags[f"metric.{name}.n_real"] = str(result.n_real)
+        # What the folders held: more than used where the reference drops images (nsync-legacy FID/KID).
+        tags[f"metric.{name}.n_generated_available"] = str(result.n_generated_available)
+        tags[f"metric.{name}.n_real_available"] = str(result.n_real_available)
     tags["metric.generated_images"] = report.generated.note()
     tags["metric.real_images"] = report.real.note()
     tracker.set_tags(tags)

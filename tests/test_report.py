@@ -250,6 +250,7 @@ def test_markdown_and_html_show_the_numbers_verdicts_and_escaped_text(report):
         assert text in markdown, text
     assert fmt_p(fid["p_t_adj"]) == "0.0662"
     assert "test-extractor\\<v1\\>&co" in markdown  # Markdown-escaped run text
+    assert "FID and KID: Inception mode unknown" in markdown  # the summary says which mode its FID/KID use
     page = report.html.read_text(encoding="utf-8")
     assert page.count("<table") >= 8 and "<th>p adj (Holm)</th>" in page
     assert 'class="supported"' in page and 'class="contradicted"' in page and "<strong>" in page

@@ -20,6 +20,8 @@ def metrics(
     dir_b: Annotated[Path, typer.Argument(help="Reference (real) images.")],
     names: Annotated[Optional[str], typer.Option("--metrics", help="Comma list of fid,kid,cmmd,csd.")] = None,
     mode: Annotated[Optional[str], typer.Option(help="Inception mode: clean, legacy_pytorch, nsync-legacy.")] = None,
+    legacy_batch_size: Annotated[Optional[int], typer.Option(
+        help="nsync-legacy: gan-metrics-pytorch's batch size; FID/KID use the first N // b * b images (50).")] = None,
     profile: Annotated[str, typer.Option(help="Profile whose metric settings to use (smoke: offline).")] = "sd15",
     weights_dir: Annotated[Optional[Path], typer.Option(help="Metric weights ($NSYNC_BENCH_WEIGHTS_DIR).")] = None,
     cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse cached features.")] = True,
@@ -42,6 +44,8 @@ def metrics(
         settings["names"] = [n.strip() for n in names.split(",") if n.strip()]
     if mode:
         settings["inception_mode"] = mode
+    if legacy_batch_size is not None:
+        settings["legacy_batch_size"] = legacy_batch_size
     try:
         config = MetricsConfig.model_validate(settings)
     except ValueError as err:
@@ -54,6 +58,7 @@ def metrics(
     if as_json:
         payload = {
             "metrics": {k: vars(v) for k, v in report.results.items()},
+            "inception_mode": config.inception_mode,
             "images": {"a": report.generated.note(), "b": report.real.note()},
             "cache": {"hits": report.cache_hits, "misses": report.cache_misses},
         }
@@ -61,10 +66,15 @@ def metrics(
         return
     from rich.table import Table
 
-    table = Table("metric", "value", "better", "n A", "n B", "implementation", title=f"{dir_a} vs {dir_b}")
+    table = Table("metric", "value", "better", "n A used", "n B used", "implementation", title=f"{dir_a} vs {dir_b}")
     for result in report.results.values():
         value = f"{result.value:.6g}" + (f" ± {result.std:.3g}" if result.std is not None else "")
         table.add_row(result.name.upper(), value, "↓ lower" if result.direction == "lower" else "↑ higher",
-                      str(result.n_generated), str(result.n_real), result.implementation)
+                      _count(result.n_generated, result.n_generated_available),
+                      _count(result.n_real, result.n_real_available), result.implementation)
     console.print(table)
     console.print(f"A: {report.generated.note()}   B: {report.real.note()}", soft_wrap=True)
+
+
+def _count(used: int, available: int) -> str:
+    return str(used) if used == available else f"{used} of {available}"

@@ -15,22 +15,27 @@ rule           update                             source
 =============  =================================  =======================================================
 
 (``docs/method.md`` §2, ``docs/fidelity.md`` §2.1.) A direction with w.w <= eps is degenerate: its
-projection is skipped (P = 0) and the event is counted.
+projection is skipped (P = 0) and the event is counted. A non-finite branch gradient is not
+degenerate but an overflow: under fp16 loss scaling the whole step is skipped and the scale backed
+off (``nsync/overflow_skips``), as for any fp16 step.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from nsync_bench import seeding
-from nsync_bench.errors import unknown_name
+from nsync_bench.errors import TrainingError, unknown_name
 from nsync_bench.methods.lora import Lora
 from nsync_bench.methods.textual_inversion import TextualInversion
 from nsync_bench.training.data import Batch, ImageSet, make_batch
 from nsync_bench.training.diffusion import branch_losses, draw
+
+log = logging.getLogger(__name__)
 
 POSITIVE_PROMPT = "{caption} in the style of {token}"
 NOT_PROMPT = "{caption} not in the style of {token}"
@@ -124,8 +129,9 @@ class NsyncMixin:
     """Adds NSYNC's negative (and anchor) branch and gradient rule to a base method.
 
     The positive branch is the base method's, with the same draws (stream ``noise``); the
-    negative branch uses the paired synthetic image of each positive (same caption, same flip)
-    with its own noise stream, so adding it never shifts the positive draws.
+    negative branch uses the paired synthetic image of each positive (same caption; the same
+    flip, or an independent one with ``nsync.negative_flip = "independent"``) with its own noise
+    stream, so adding it never shifts the positive draws.
     """
 
     needs_negatives = True
@@ -136,6 +142,9 @@ class NsyncMixin:
         self.negative_images: ImageSet | None = None
         self.positive_batches: Any = None
         self.degenerate_steps = 0
+        # Optimizer steps skipped because a branch gradient overflowed (fp16), apart from degenerate ones.
+        self.overflow_skips = 0
+        self._last_overflow_step = -1
         self.last_gradients: dict[str, torch.Tensor] = {}
 
     def attach_negatives(self, negatives: ImageSet, positives: Any) -> None:
@@ -146,18 +155,28 @@ class NsyncMixin:
         return [self.rule.negative_prompt.format(caption=c, token=self.token) for c in captions]
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        return {**super().trainable_state(), "nsync_degenerate_steps": torch.tensor(self.degenerate_steps)}
+        return {**super().trainable_state(), "nsync_degenerate_steps": torch.tensor(self.degenerate_steps),
+                "nsync_overflow_skips": torch.tensor(self.overflow_skips)}
 
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
         state = dict(state)
         self.degenerate_steps = int(state.pop("nsync_degenerate_steps", 0))
+        self.overflow_skips = int(state.pop("nsync_overflow_skips", 0))
         super().load_trainable_state(state)
 
     def _unscale(self, vectors: list[torch.Tensor]) -> list[torch.Tensor]:
-        if self.precision.mode == "fp16":
+        if self.precision.loss_scaling:
             scale = self.precision.scaler.get_scale()
             return [v.detach() / scale for v in vectors]
         return [v.detach() for v in vectors]
+
+    def negative_flips(self, batch: Batch, micro_step: int) -> list[bool]:
+        """The negatives' flips: the positives' own ("paired"), or drawn apart ("independent", as released)."""
+        if self.config.nsync.negative_flip == "paired":
+            return list(batch.flips)
+        # A stream of its own, so the positive draws stay those of the baseline at the same seed.
+        draws = seeding.numpy_rng(self.seed, seeding.NEGATIVE_NOISE, "flip", micro_step).random(len(batch.flips))
+        return [bool(d < self.negative_images.data.flip_p) for d in draws]
 
     def _anchor_batch(self, micro_step: int) -> Batch:
         batches = self.positive_batches
@@ -171,8 +190,9 @@ class NsyncMixin:
         # 1. Positive branch: the base method's prompts and draws (stream "noise").
         branches = [(batch, self.training_prompts(batch.captions, micro_step),
                      seeding.torch_generator(self.seed, seeding.NOISE, micro_step))]
-        # 2. Negative branch: each positive's synthetic twin, same caption and flip, own stream.
-        negative = make_batch(self.negative_images, batch.indices, batch.flips, batch.captions)
+        # 2. Negative branch: each positive's synthetic twin, same caption, own noise stream.
+        negative = make_batch(self.negative_images, batch.indices, self.negative_flips(batch, micro_step),
+                              batch.captions)
         branches.append((negative, self.negative_prompts(batch.captions),
                          seeding.torch_generator(self.seed, seeding.NEGATIVE_NOISE, micro_step)))
         # 3. Anchor branch: random positives with their own captions, for rules that use it (or
@@ -213,13 +233,17 @@ class NsyncMixin:
         branches = self._branches(batch, micro_step)
         fused = self.config.nsync.fused and self.supports_branch_parameters
         losses, gradients = self._fused_pass(branches) if fused else self._separate_passes(branches)
+        # Only branches the rule consumes: an anchor pass run just for cost (code-v4.2) cannot overflow the update.
+        used = gradients[: 3 if self.rule.uses_anchor else 2]
+        if not all(bool(torch.isfinite(v).all()) for branch in used for v in branch):
+            return self._overflow(losses, used, micro_step)
         a, b = gradients[0], gradients[1]
         c = gradients[2] if self.rule.uses_anchor else [None] * len(a)
         # 4. Combine with the rule, over all trainables at once or tensor by tensor.
         updates, degenerate = self._refine(a, b, c)
         self.degenerate_steps += int(degenerate > 0)
         accumulation = self.config.train.gradient_accumulation_steps
-        scale = self.precision.scaler.get_scale() if self.precision.mode == "fp16" else 1.0
+        scale = self.precision.scaler.get_scale() if self.precision.loss_scaling else 1.0
         self.add_to_gradients([u * (scale / accumulation) for u in updates])
         flat_a, flat_b, flat_u = (torch.cat([v.flatten().double() for v in vs]) for vs in (a, b, updates))
         self.last_gradients = {"pos": flat_a, "neg": flat_b, "update": flat_u}
@@ -232,6 +256,40 @@ class NsyncMixin:
             "grad/cos_pos_neg": _cosine(flat_a, flat_b),
             "grad/norm_update": float(flat_u.norm()),
             "nsync/degenerate_steps": float(self.degenerate_steps),
+            "nsync/overflow_skips": float(self.overflow_skips),
+        }
+
+    def _overflow(self, losses: list[torch.Tensor], gradients: list[list[torch.Tensor]],
+                  micro_step: int) -> dict[str, float]:
+        """A non-finite branch gradient (a, b or c): the step is skipped, as a plain fp16 step would be.
+
+        The rule must not see it: an inf only in b or c would make its projection "degenerate" and
+        leave a finite update (2a under code-v4.2), which the GradScaler would then apply. Instead the
+        gradient is marked non-finite, so the scaler's own check skips the optimizer step and backs
+        the scale off, exactly as for an overflow in the baseline's single pass.
+        """
+        branches = [name for name, grads in zip(("positive", "negative", "anchor"), gradients, strict=False)
+                    if not all(bool(torch.isfinite(v).all()) for v in grads)]
+        step = micro_step // self.config.train.gradient_accumulation_steps
+        if not self.precision.loss_scaling:
+            raise TrainingError(
+                f"NSYNC's {' and '.join(branches)} gradient is not finite at step {step} with "
+                f"model.mixed_precision={self.precision.mode!r}: there is no loss scale to back off, so the step "
+                "cannot be skipped safely. Lower train.learning_rate, or check the negative set "
+                "(nsync.negatives_dir) for broken images.")
+        if step != self._last_overflow_step:  # count steps, not accumulated micro-batches
+            self.overflow_skips += 1
+            self._last_overflow_step = step
+        log.info("step %d: non-finite %s gradient under loss scale %g; step skipped, scale backed off",
+                 step, " and ".join(branches), self.precision.scaler.get_scale())
+        self.add_to_gradients([torch.full_like(v, float("nan")) for v in gradients[0]])
+        self.last_gradients = {}
+        return {
+            "train/loss": float(losses[0]),
+            "train/loss_pos": float(losses[0]),
+            "train/loss_neg": float(losses[1]),
+            "nsync/degenerate_steps": float(self.degenerate_steps),
+            "nsync/overflow_skips": float(self.overflow_skips),
         }
 
     def _refine(self, a: list[torch.Tensor], b: list[torch.Tensor], c: list[Any]) -> tuple[list[torch.Tensor], int]:

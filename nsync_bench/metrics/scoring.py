@@ -39,9 +39,18 @@ class MetricResult:
     value: float
     std: float | None
     direction: Literal["lower", "higher"]
-    n_generated: int
+    n_generated: int  # images the metric actually used
     n_real: int
     implementation: str
+    # Images in each set; more than used only where the reference drops some (nsync-legacy FID/KID).
+    n_generated_available: int = -1
+    n_real_available: int = -1
+
+    def __post_init__(self) -> None:
+        if self.n_generated_available < 0:
+            object.__setattr__(self, "n_generated_available", self.n_generated)
+        if self.n_real_available < 0:
+            object.__setattr__(self, "n_real_available", self.n_real)
 
 
 @dataclass
@@ -81,6 +90,18 @@ def extract_features(extractor, files: list[Path], *, batch_size: int, cache: Fe
     if cache is not None:
         cache.put(extractor.kind, key, features, files)
     return features
+
+
+def _legacy_counts(n_gen: int, n_real: int, batch_size: int, name: str) -> tuple[int, int]:
+    """gan-metrics-pytorch embeds whole batches only: the first N // b * b images of each set."""
+    from nsync_bench.metrics.legacy import legacy_used_count
+
+    used_gen, used_real = legacy_used_count(n_gen, batch_size), legacy_used_count(n_real, batch_size)
+    if (used_gen, used_real) != (n_gen, n_real):
+        log.warning("nsync-legacy %s uses the first %d of %d generated and %d of %d real images (whole batches of "
+                    "%d, as gan-metrics-pytorch embeds them)", name.upper(), used_gen, n_gen, used_real, n_real,
+                    batch_size)
+    return used_gen, used_real
 
 
 def metrics_device(config: MetricsConfig) -> str:
@@ -131,17 +152,23 @@ def score_image_sets(
     for name in config.names:
         kind, direction = METRICS[name]
         gen, ref, extractor_id = features[kind]
+        used_gen, used_real = n_gen, n_real
+        mode = f"inception_mode={config.inception_mode}"
+        if kind == "inception" and config.inception_mode == "nsync-legacy":
+            used_gen, used_real = _legacy_counts(n_gen, n_real, config.legacy_batch_size, name)
+            gen, ref = gen[:used_gen], ref[:used_real]
+            mode += f",legacy_batch={config.legacy_batch_size}"
         std = None
         if name == "fid" and config.inception_mode == "nsync-legacy":
             value, std = bootstrap_fid(gen, ref, n_bootstraps=config.fid_bootstraps, seed=config.seed)
-            estimator = f"fid-bootstrap(n={config.fid_bootstraps},seed={config.seed})"
+            estimator = f"fid-bootstrap(n={config.fid_bootstraps},seed={config.seed},{mode})"
         elif name == "fid":
-            value, estimator = frechet_distance(gen, ref), "fid"
+            value, estimator = frechet_distance(gen, ref), f"fid({mode})"
         elif name == "kid":
             value, std = kernel_inception_distance(gen, ref, num_subsets=config.kid_subsets,
                                                    max_subset_size=config.kid_subset_size, seed=config.seed)
             estimator = f"kid-mmd2u-cubic(subsets={config.kid_subsets},max_size={config.kid_subset_size}," \
-                        f"seed={config.seed})"
+                        f"seed={config.seed},{mode})"
         elif name == "cmmd":
             value, estimator = cmmd(gen, ref), "cmmd-rbf(sigma=10,scale=1000,biased)"
         else:
@@ -149,7 +176,7 @@ def score_image_sets(
             report.per_image_csd = [float(s) for s in scores]
             value, estimator = float(np.mean(scores)), "csd-cos-to-mean-real"
         report.results[name] = MetricResult(name, float(value), None if std is None else float(std), direction,
-                                            n_gen, n_real, f"{estimator}|{extractor_id}")
+                                            used_gen, used_real, f"{estimator}|{extractor_id}", n_gen, n_real)
     if cache is not None:
         report.cache_hits, report.cache_misses = cache.hits, cache.misses
     return report

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 
+from nsync_bench.metrics.legacy import inception_mode_note
 from nsync_bench.report.analysis import Analysis
 from nsync_bench.report.data import ReportData, library_versions
 from nsync_bench.report.plots import METRIC_LABELS, method_order
@@ -232,8 +233,13 @@ def provenance_blocks(content: ReportContent) -> list[Block]:
 def sections(content: ReportContent) -> list[Section]:
     analysis = content.analysis
     result = [Section("Warnings", [list(content.warnings) if content.warnings else "None."])]
-    result.append(Section("Summary", ["Mean ± half-width of the 95% t-interval over seeds (n seeds). ★ marks the "
-                                      "best mean per column; ↓ lower is better, ↑ higher is better."]))
+    summary_intro: list[Block] = ["Mean ± half-width of the 95% t-interval over seeds (n seeds). ★ marks the "
+                                  "best mean per column; ↓ lower is better, ↑ higher is better."]
+    # Every table of a report shares one implementation per metric (data.check_implementations).
+    mode_note = inception_mode_note(content.data.results.groupby("metric")["implementation"].first().to_dict())
+    if mode_note:
+        summary_intro.append(mode_note)
+    result.append(Section("Summary", summary_intro))
     result += summary_sections(analysis.summary)
     comparisons: list[Block] = ["Unit: seed (paired by run seed). Positive differences favour the candidate."]
     comparisons.append(comparison_table(analysis.comparisons, analysis.alpha) if len(analysis.comparisons)

@@ -20,14 +20,21 @@ class Precision:
     is slow and changes numerics, and the smoke profile must be bit-reproducible.
     """
 
-    def __init__(self, mode: str, device: torch.device) -> None:
+    def __init__(self, mode: str, device: torch.device, scaler: torch.amp.GradScaler | None = None) -> None:
         if mode != "no" and device.type != "cuda":
             log.info("mixed precision %r needs CUDA; training in fp32 on %s", mode, device)
             mode = "no"
         self.mode = mode
         self.device = device
         self.weight_dtype = _DTYPES[mode]
-        self.scaler = torch.amp.GradScaler("cuda", enabled=mode == "fp16")
+        # ``scaler`` replaces the fp16 default, e.g. an enabled CPU scaler that lets tests exercise
+        # the loss-scaling path (skipped steps, scale back-off) without a GPU.
+        self.scaler = scaler if scaler is not None else torch.amp.GradScaler("cuda", enabled=mode == "fp16")
+
+    @property
+    def loss_scaling(self) -> bool:
+        """True when gradients carry a loss scale (fp16): an inf/NaN step is skipped and the scale backed off."""
+        return self.scaler.is_enabled()
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.mode == "no":
