@@ -88,9 +88,12 @@ def _plots(data: ReportData, analysis: Analysis, out_dir: Path) -> list[Picture]
     colors = method_colors(data.runs["method"].unique())
     pictures = []
     for (profile, protocol), summary in analysis.summary.groupby(["profile", "protocol"]):
-        pictures.append(_write_figure(out_dir, _safe(f"metrics-{profile}-{protocol}"), metric_figure(summary, colors),
+        floor = analysis.reference[analysis.reference["profile"] == profile] if len(analysis.reference) else None
+        pictures.append(_write_figure(out_dir, _safe(f"metrics-{profile}-{protocol}"),
+                                      metric_figure(summary, colors, floor),
                                       f"Metrics per style and method — {profile} / {protocol}",
-                                      "Points: mean over seeds; bars: 95% t-interval; hollow points: one seed."))
+                                      "Points: mean over seeds; bars: 95% t-interval; hollow points: one seed; "
+                                      "black dashes: the real-data floor (real train vs test images)."))
     histories = load_histories(data)
     for (profile, protocol, style), runs in data.runs.groupby(["profile", "protocol", "style"]):
         part = histories[histories["run_id"].isin(runs["run_id"])]
@@ -158,12 +161,16 @@ def build_report(
     seed: int = 0,
     grid_prompts: int = 4,
     progress: Progress | None = None,
+    weights_dir: Path | None = None,
+    reference: bool = True,
 ) -> ReportResult:
     """Load the finished runs of ``experiments``, analyse, render and (optionally) log the report.
 
     ``pairs`` are the (candidate, baseline) comparisons to make (default: nsync vs ti, nsync-lora vs
     lora); the pairs the claims need are always added; ``seed`` seeds the bootstrap CIs, so a report is
-    reproducible from its inputs. Raises :class:`ReportError` when the runs cannot be reported.
+    reproducible from its inputs. ``reference``: add the real-data floor per style (read from MLflow, or
+    computed from the style's data under ``data_root`` and logged once). Raises :class:`ReportError`
+    when the runs cannot be reported.
     """
     from nsync_bench import paths
     from nsync_bench.report.analysis import analyze
@@ -185,6 +192,12 @@ def build_report(
         try:
             progress.advance(1)
             analysis = analyze(data, load_per_image(data, work), alpha=alpha, pairs=pairs, seed=seed)
+            if reference:
+                from nsync_bench.report.reference_rows import reference_rows
+
+                analysis.reference, reference_warnings = reference_rows(
+                    data, data_root=paths.data_root(data_root), experiments=experiments, weights_dir=weights_dir)
+                analysis.warnings += reference_warnings
             progress.advance(2)
             plots = _plots(data, analysis, out_dir)
             progress.advance(1)
@@ -204,7 +217,7 @@ def build_report(
     content = ReportContent(f"nsync-bench report: {', '.join(experiments)}", generated, list(experiments), data,
                             analysis, plots, grid_pictures, warnings)
     tables = {"summary": analysis.summary, "comparisons": analysis.comparisons, "per_prompt": analysis.per_prompt,
-              "claims": analysis.claims}
+              "claims": analysis.claims, "reference": analysis.reference}
     for name, frame in tables.items():
         frame.to_csv(out_dir / f"{name}.csv", index=False)  # empty (no comparisons): an empty file
     (out_dir / "report.md").write_text(render_markdown(content), encoding="utf-8")

@@ -49,6 +49,8 @@ class Analysis:
     alpha: float
     claims_description: str = ""
     warnings: list[str] = field(default_factory=list)
+    # Reference rows (the real-data floor, nsync_bench.report.reference_rows): shown, never compared.
+    reference: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def load_claims(path: Path | None = None) -> tuple[str, list[Claim]]:
@@ -100,7 +102,8 @@ def add_power(frame: pd.DataFrame, alpha: float, power: float = DEFAULT_POWER) -
     level = alpha / m
     frame["mde_alpha"] = level
     frame["mde_dz"] = [minimum_detectable_effect(int(n), level, power) for n in frame["n"]]
-    frame["MDE"] = frame["mde_dz"] * frame["sd_diff"]
+    # All differences equal: no t-test, so no power either (not "any effect is detectable").
+    frame["MDE"] = (frame["mde_dz"] * frame["sd_diff"]).where(frame["sd_diff"] > 0)
     frame["seeds_needed"] = [seeds_needed(d, level, power) if np.isfinite(d) else None for d in frame["d_z"]]
     frame["seeds_needed"] = frame["seeds_needed"].astype("Int64")
     return frame

@@ -49,8 +49,10 @@ def direction_label(direction: str) -> str:
     return "↓ lower is better" if direction == "lower" else "↑ higher is better"
 
 
-def metric_figure(summary: pd.DataFrame, colors: dict[str, str] | None = None) -> bytes:
-    """One panel per metric: the mean per style (x) and method (marker), with the t-based CI as error bars.
+def metric_figure(summary: pd.DataFrame, colors: dict[str, str] | None = None,
+                  floor: pd.DataFrame | None = None) -> bytes:
+    """One panel per metric: the mean per style (x) and method (marker), with the t-based CI as error bars;
+    the real-data floor (``floor``: reference rows with style, metric, value) as a black dash per style.
 
     ``summary`` is :func:`nsync_bench.report.analysis.summarize` output for one (profile, protocol).
     Points of a style are dodged sideways so the intervals do not overlap. With n = 1 a point
@@ -80,6 +82,7 @@ def metric_figure(summary: pd.DataFrame, colors: dict[str, str] | None = None) -
             single = rows_m["n"].to_numpy(dtype=float) < 2
             if single.any():
                 axis.plot(x[single], mean[single], "o", color="white", markersize=3)
+        _draw_floor(axis, floor, metric, styles)
         direction = str(part["direction"].iloc[0]) if len(part) else "lower"
         axis.set_title(f"{METRIC_LABELS.get(metric, metric.upper())}  ({direction_label(direction)})", fontsize=10)
         axis.set_xticks(np.arange(len(styles)), styles, fontsize=9)
@@ -89,6 +92,19 @@ def metric_figure(summary: pd.DataFrame, colors: dict[str, str] | None = None) -
             axis.legend(fontsize=8, frameon=False)
     figure.suptitle("mean per style and method, 95 % CI over seeds", fontsize=10)
     return _png(figure)
+
+
+def _draw_floor(axis, floor: pd.DataFrame | None, metric: str, styles: list[str]) -> None:
+    """A dashed black segment across each style's column at its real-data floor."""
+    if floor is None or floor.empty:
+        return
+    values = floor[floor["metric"] == metric].set_index("style")["value"]
+    label = "real data (floor)"
+    for x, style in enumerate(styles):
+        if style in values.index:
+            axis.hlines(float(values[style]), x - 0.42, x + 0.42, colors="black", linestyles="--", linewidth=1.2,
+                        label=label)
+            label = "_nolegend_"
 
 
 def curves_figure(histories: pd.DataFrame, runs: pd.DataFrame, title: str,

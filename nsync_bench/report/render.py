@@ -21,6 +21,7 @@ import pandas as pd
 from nsync_bench.report.analysis import Analysis
 from nsync_bench.report.data import ReportData, library_versions
 from nsync_bench.report.plots import METRIC_LABELS, method_order
+from nsync_bench.report.reference_rows import REFERENCE_LABEL
 from nsync_bench.stats import BOOTSTRAP_MIN_N
 
 GROUP = ["profile", "protocol", "style"]
@@ -111,8 +112,9 @@ def _settings(frame: pd.DataFrame) -> int:
     return len(frame[["profile", "protocol"]].drop_duplicates()) if len(frame) else 0
 
 
-def summary_sections(summary: pd.DataFrame) -> list[Section]:
-    """Per (profile, protocol, style): methods as rows, metrics as columns, "mean ± half-CI (n)"."""
+def summary_sections(summary: pd.DataFrame, reference: pd.DataFrame | None = None) -> list[Section]:
+    """Per (profile, protocol, style): methods as rows, metrics as columns, "mean ± half-CI (n)";
+    then the real-data floor as a reference row (never starred, never compared)."""
     sections = []
     for (profile, protocol, style), group in summary.groupby(GROUP):
         metrics = [m for m in METRIC_LABELS if m in set(group["metric"])] + sorted(
@@ -132,9 +134,29 @@ def summary_sections(summary: pd.DataFrame) -> list[Section]:
                 row.append(Cell(text + (" ★" if m["best"] else ""), bold=bool(m["best"]),
                                 cls="best" if m["best"] else ""))
             rows.append(row)
+        floor = _floor_row(reference, profile, style, metrics)
+        if floor is not None:
+            rows.append(floor)
         headers = ["method", *(metric_header(m, directions[m]) for m in metrics)]
         sections.append(Section(f"{style} — {profile} / {protocol}", [Table(headers, rows)], level=3))
     return sections
+
+
+def _floor_row(reference: pd.DataFrame | None, profile: str, style: str, metrics: list[str]) -> list[Cell] | None:
+    """"real data (floor)": each metric of real train images vs the test images ("value (n_gen vs n_real)")."""
+    if reference is None or reference.empty:
+        return None
+    part = reference[(reference["profile"] == profile) & (reference["style"] == style)].set_index("metric")
+    if part.empty:
+        return None
+    cells = [Cell(REFERENCE_LABEL, cls="reference")]
+    for metric in metrics:
+        if metric not in part.index:
+            cells.append(Cell("—", cls="reference"))
+            continue
+        m = part.loc[metric]
+        cells.append(Cell(f"{fmt(m['value'])} ({int(m['n_generated'])} vs {int(m['n_real'])} real)", cls="reference"))
+    return cells
 
 
 def comparison_table(frame: pd.DataFrame, alpha: float) -> Table:
@@ -166,6 +188,12 @@ def _seeds(value: object) -> str:
     return str(int(value))  # type: ignore[call-overload]
 
 
+FLOOR_NOTE = (
+    f"'{REFERENCE_LABEL}': each metric computed between the style's real training images (a seeded sample of "
+    "as many as a run generates, or all of them when fewer) and its real test images, with the same metric code "
+    "and settings: what a perfect method would score at this sample size. It is a reference row, not a method: "
+    "never starred, never compared."
+)
 POWER_NOTE = (
     "MDE: the minimum detectable effect of the paired t-test, the smallest true mean difference it detects "
     "with probability 0.8 at the observed standard deviation of the per-seed differences and n, at the "
@@ -271,8 +299,8 @@ def sections(content: ReportContent) -> list[Section]:
     analysis = content.analysis
     result = [Section("Warnings", [list(content.warnings) if content.warnings else "None."])]
     result.append(Section("Summary", ["Mean ± half-width of the 95% t-interval over seeds (n seeds). ★ marks the "
-                                      "best mean per column; ↓ lower is better, ↑ higher is better."]))
-    result += summary_sections(analysis.summary)
+                                      "best mean per column; ↓ lower is better, ↑ higher is better.", FLOOR_NOTE]))
+    result += summary_sections(analysis.summary, analysis.reference)
     comparisons: list[Block] = ["Unit: seed (paired by run seed). Positive differences favour the candidate."]
     comparisons.append(comparison_table(analysis.comparisons, analysis.alpha) if len(analysis.comparisons)
                        else "No pair of methods shares a seed: nothing to compare.")
@@ -327,7 +355,7 @@ h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-to
 table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.88em}
 th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
 th{background:#f0f2f5}tbody tr:nth-child(even){background:#fafafa}
-td.best{background:#e8f4ff}td.sig{color:#0b5394}
+td.best{background:#e8f4ff}td.reference{font-style:italic;color:#444;background:#f4f4f4}td.sig{color:#0b5394}
 td.supported{background:#d4edda;color:#155724}td.contradicted{background:#f8d7da;color:#721c24}
 td.inconclusive{background:#fff3cd;color:#856404}td.not-tested{background:#e2e3e5;color:#383d41}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #ddd}
