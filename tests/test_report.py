@@ -379,3 +379,22 @@ def test_mde_column_and_inconclusive_verdicts_say_what_was_undetectable(report):
     assert "MDE (seeds to detect)" in markdown and "(t)" in markdown
     claims = pd.read_csv(report.claims_csv)
     assert "MDE" in claims.columns and set(claims["verdict"]) >= {"inconclusive", "not tested"}
+
+
+def test_paired_plot_shows_the_per_seed_differences_the_test_sees(report, store):
+    from nsync_bench.report.data import load_report_data
+    from nsync_bench.report.paired_plot import paired_figure, seed_differences
+
+    results = load_report_data(store["uri"], ["known"]).results
+    fid = seed_differences(results, "nsync", "ti", "fid")
+    assert list(fid.index) == SEEDS and fid.to_list() == pytest.approx([1, 2, 3, 4, 5])  # oriented: + = better
+    csd = seed_differences(results, "nsync-lora", "lora", "csd")
+    assert csd.to_list() == pytest.approx([0.05, 0.06, 0.055, 0.052, 0.058])
+    assert seed_differences(results, "nsync", "ldm", "fid").empty
+    comparisons = pd.read_csv(report.comparisons_csv)
+    png = paired_figure(results, comparisons, "t")
+    assert png is not None and png.startswith(b"\x89PNG")
+    assert paired_figure(results, comparisons.iloc[0:0], "t") is None
+    paired = [p for p in report.figures if p.name.startswith("paired-")]
+    assert [p.name for p in paired] == ["paired-toy-pastel-smoke-matched.png"]
+    assert "Paired differences per seed" in report.markdown.read_text(encoding="utf-8")

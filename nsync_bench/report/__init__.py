@@ -94,6 +94,7 @@ def _plots(data: ReportData, analysis: Analysis, out_dir: Path) -> list[Picture]
                                       f"Metrics per style and method — {profile} / {protocol}",
                                       "Points: mean over seeds; bars: 95% t-interval; hollow points: one seed; "
                                       "black dashes: the real-data floor (real train vs test images)."))
+    pictures += _paired_plots(data, analysis, out_dir, colors)
     histories = load_histories(data)
     for (profile, protocol, style), runs in data.runs.groupby(["profile", "protocol", "style"]):
         part = histories[histories["run_id"].isin(runs["run_id"])]
@@ -103,6 +104,27 @@ def _plots(data: ReportData, analysis: Analysis, out_dir: Path) -> list[Picture]
             continue
         pictures.append(_write_figure(out_dir, _safe(f"curves-{style}-{profile}-{protocol}"), png, title,
                                       "Thin lines: single seeds; thick lines: mean over seeds at each step."))
+    return pictures
+
+
+def _paired_plots(data: ReportData, analysis: Analysis, out_dir: Path, colors: dict[str, str]) -> list[Picture]:
+    """Per (profile, protocol, style): each comparison's per-seed differences beside its mean and CI."""
+    from nsync_bench.report.paired_plot import paired_figure
+
+    pictures: list[Picture] = []
+    if analysis.comparisons.empty:
+        return pictures
+    for (profile, protocol, style), part in analysis.comparisons.groupby(["profile", "protocol", "style"]):
+        results = data.results[(data.results["profile"] == profile) & (data.results["protocol"] == protocol)
+                               & (data.results["style"] == style)]
+        title = f"Paired differences per seed — {style} ({profile} / {protocol})"
+        png = paired_figure(results, part, title, colors)
+        if png is not None:
+            pictures.append(_write_figure(
+                out_dir, _safe(f"paired-{style}-{profile}-{protocol}"), png, title,
+                "Dots: one seed's difference between candidate and baseline trained with that seed, oriented so "
+                "that + means the candidate is better (baseline − candidate for ↓ metrics); diamond and bar: the "
+                "mean difference and its 95% CI from the comparisons table; line: no difference."))
     return pictures
 
 
