@@ -263,11 +263,20 @@ def _train_and_evaluate(config: BenchConfig, key: str, run_dir: Path, tracker: T
     tracker.set_tags({"hardware": json.dumps(provenance.hardware(str(method.device))),
                       "libraries": json.dumps(provenance.library_versions()),
                       "model_source": method.components.source, "nsync_bench.kind": "run"})
+    curve = None
     if trainer is None:
         log.info("method %s trains nothing; evaluating the base model", config.run.method)
     else:
+        if config.eval.at_steps:  # learning curve: evaluate at these steps too (nsync_bench.learning_curve)
+            from nsync_bench.learning_curve import CurveEvaluator
+
+            curve = CurveEvaluator(config, method, training.style_dir, training.style, run_dir, tracker,
+                                   options.progress, options.weights_dir)
+            trainer.callbacks.append(curve)
         if options.resume != "never":
             trainer.resume()
+        if curve is not None:
+            curve(trainer.step)  # a checkpoint saved at an evaluation step before its evaluation ran
         trainer.fit()
 
     adapter = method.save_adapter(run_dir / "adapter")
@@ -277,6 +286,8 @@ def _train_and_evaluate(config: BenchConfig, key: str, run_dir: Path, tracker: T
         metrics = evaluate(config, method, training.style_dir, training.style, run_dir / "eval", tracker,
                            options.progress, options.weights_dir)
 
+    if curve is not None:
+        curve.record_final(trainer.step, metrics)
     result = RunResult(key, run_dir, tracker.run_id, metrics, str(adapter.relative_to(run_dir)))
     record: dict[str, Any] = {"run_key": key, "mlflow_run_id": tracker.run_id, "metrics": metrics,
                               "adapter": result.adapter, "steps": trainer.step if trainer else 0}

@@ -83,7 +83,7 @@ def _write_figure(out_dir: Path, name: str, png: bytes, title: str, caption: str
 def _plots(data: ReportData, analysis: Analysis, out_dir: Path) -> list[Picture]:
     """Metric plots per (profile, protocol), then training curves per (profile, protocol, style)."""
     from nsync_bench.report.artifacts import load_histories
-    from nsync_bench.report.plots import curves_figure, method_colors, metric_figure
+    from nsync_bench.report.plots import METRIC_LABELS, curves_figure, method_colors, metric_figure
 
     colors = method_colors(data.runs["method"].unique())
     pictures = []
@@ -104,6 +104,16 @@ def _plots(data: ReportData, analysis: Analysis, out_dir: Path) -> list[Picture]
             continue
         pictures.append(_write_figure(out_dir, _safe(f"curves-{style}-{profile}-{protocol}"), png, title,
                                       "Thin lines: single seeds; thick lines: mean over seeds at each step."))
+    # Learning curves: the metrics scored at eval.at_steps (curve/<metric> against step).
+    learning = load_histories(data, keys=tuple(f"curve/{m}" for m in METRIC_LABELS))
+    for (profile, protocol, style), runs in data.runs.groupby(["profile", "protocol", "style"]):
+        part = learning[learning["run_id"].isin(runs["run_id"])]
+        title = f"Learning curves — {style} ({profile} / {protocol})"
+        png = curves_figure(part, runs, title, colors)
+        if png is not None:
+            pictures.append(_write_figure(out_dir, _safe(f"learning-{style}-{profile}-{protocol}"), png, title,
+                                          "Each metric scored at the steps of eval.at_steps and at the end. Thin "
+                                          "lines: single seeds; thick lines: mean over seeds at each step."))
     return pictures
 
 

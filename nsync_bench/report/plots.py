@@ -21,7 +21,9 @@ from matplotlib.figure import Figure
 log = logging.getLogger(__name__)
 
 METRIC_LABELS = {"fid": "FID", "kid": "KID", "cmmd": "CMMD", "csd": "CSD"}
-CURVE_LABELS = {"train/loss": "training loss", "grad/cos_pos_neg": "cos(∇ positive, ∇ negative)"}
+CURVE_LABELS = {"train/loss": "training loss", "grad/cos_pos_neg": "cos(∇ positive, ∇ negative)",
+                "curve/fid": "FID ↓ vs step", "curve/kid": "KID ↓ vs step", "curve/cmmd": "CMMD ↓ vs step",
+                "curve/csd": "CSD ↑ vs step"}
 # Tableau-like colours; a method keeps its colour in every figure of a report.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 METHOD_ORDER = ("ldm", "ti", "nsync", "lora", "nsync-lora")
