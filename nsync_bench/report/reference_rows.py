@@ -47,8 +47,12 @@ def reference_rows(data: ReportData, *, data_root: Path, experiments: list[str],
             floor = ensure_floor(data.tracking_uri, str(runs["experiment"].iloc[0]), experiment_ids, style=str(style),
                                  profile=str(profile), metrics=metrics, n_generated=int(n_generated),
                                  data_root=data_root, weights_dir=weights_dir)
-        except (NsyncBenchError, ValueError, OSError) as err:
+        except NsyncBenchError as err:  # e.g. the style's data is not on this machine: say how to get it
             warnings.append(f"no real-data floor for {style} ({profile}): {err}")
+            continue
+        except Exception as err:  # the floor is a reference row: its failure must not cost the whole report
+            log.warning("real-data floor of %s (%s) failed", style, profile, exc_info=True)
+            warnings.append(f"no real-data floor for {style} ({profile}): {type(err).__name__}: {err}")
             continue
         for metric, group in results.groupby("metric"):
             implementation = floor.tags.get(f"metric.{metric}.implementation")

@@ -198,7 +198,8 @@ POWER_NOTE = (
     "MDE: the minimum detectable effect of the paired t-test, the smallest true mean difference it detects "
     "with probability 0.8 at the observed standard deviation of the per-seed differences and n, at the "
     "strictest Holm level alpha/m (m tests in the family); in brackets, the seeds needed to detect the observed "
-    "mean difference with that power ('—': the observed effect is zero or would need more than 100,000). "
+    "mean difference with that power ('—': the observed effect is zero or would need more than 100,000); in the "
+    "per-prompt table n and that count are prompt × seed pairs. "
     f"CI methods: 't' = Student-t interval, used below {BOOTSTRAP_MIN_N} pairs because a bootstrap of so few "
     "values has few distinct resamples and undercovers (about 71% actual coverage for a nominal 95% at n = 3); "
     "'bca'/'percentile' = bootstrap over seeds from "
@@ -242,7 +243,7 @@ def inconclusive_text(mde: object, n: int, needed: object) -> str:
         return f"inconclusive: no spread to estimate power from with {seeds}"
     text = f"inconclusive: effects below {fmt(mde)} are undetectable with {seeds}"
     if _seeds(needed) != "—":
-        text += f" (the observed effect needs {_seeds(needed)})"
+        text += f" (the observed effect would need {_seeds(needed)} seeds)"
     return text
 
 
