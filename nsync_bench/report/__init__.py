@@ -109,11 +109,17 @@ def _plots(data: ReportData, analysis: Analysis, out_dir: Path) -> list[Picture]
     for (profile, protocol, style), runs in data.runs.groupby(["profile", "protocol", "style"]):
         part = learning[learning["run_id"].isin(runs["run_id"])]
         title = f"Learning curves — {style} ({profile} / {protocol})"
-        png = curves_figure(part, runs, title, colors)
+        reference = analysis.reference
+        if len(reference):
+            reference = reference[(reference["profile"] == profile) & (reference["style"] == style)]
+        floor = {f"curve/{m}": float(v) for m, v in zip(reference.get("metric", []), reference.get("value", []),
+                                                        strict=True)}
+        png = curves_figure(part, runs, title, colors, floor)
         if png is not None:
             pictures.append(_write_figure(out_dir, _safe(f"learning-{style}-{profile}-{protocol}"), png, title,
                                           "Each metric scored at the steps of eval.at_steps and at the end. Thin "
-                                          "lines: single seeds; thick lines: mean over seeds at each step."))
+                                          "lines: single seeds; thick lines: mean over seeds at each step; dashed (or "
+                                          "noted when far off the curves' scale): the real-data floor."))
     return pictures
 
 

@@ -109,12 +109,26 @@ def _draw_floor(axis, floor: pd.DataFrame | None, metric: str, styles: list[str]
             label = "_nolegend_"
 
 
+def _floor_line(axis, value: float) -> None:
+    """A dashed floor line where it keeps the curves readable; far off their scale, a note instead
+    (a curve's change over steps is what it is for, and the floor would flatten it)."""
+    low, high = axis.get_ylim()
+    span = max(high - low, 1e-12)
+    if low - span <= value <= high + span:
+        axis.axhline(value, color="black", linestyle="--", linewidth=1.0, label="real data (floor)")
+    else:
+        below = value < low
+        axis.text(0.01, 0.02 if below else 0.98, f"real-data floor {value:.4g} ({'below' if below else 'above'} "
+                  "this scale)", transform=axis.transAxes, fontsize=7, va="bottom" if below else "top")
+
+
 def curves_figure(histories: pd.DataFrame, runs: pd.DataFrame, title: str,
-                  colors: dict[str, str] | None = None) -> bytes | None:
+                  colors: dict[str, str] | None = None, floor: dict[str, float] | None = None) -> bytes | None:
     """Step curves of one (profile, protocol, style): a panel per history key present.
 
     Per method: each seed's curve as a thin, light line and the mean over seeds at each step
-    (over the seeds that logged that step) as a bold line. None when nothing was logged.
+    (over the seeds that logged that step) as a bold line; ``floor`` (key -> value) adds a dashed
+    reference line, e.g. the real-data floor under ``curve/fid``. None when nothing was logged.
     """
     if histories.empty:
         return None
@@ -141,6 +155,8 @@ def curves_figure(histories: pd.DataFrame, runs: pd.DataFrame, title: str,
                       label=f"{method} (mean of {seeds} seed{'s' if seeds != 1 else ''})")
         if key == "grad/cos_pos_neg":
             axis.axhline(0.0, color="black", linewidth=0.6, alpha=0.5)
+        if floor and key in floor:
+            _floor_line(axis, floor[key])
         axis.set_title(CURVE_LABELS.get(key, key), fontsize=10)
         axis.set_xlabel("step", fontsize=9)
         axis.grid(alpha=0.3)
