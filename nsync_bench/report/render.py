@@ -20,9 +20,9 @@ import pandas as pd
 
 from nsync_bench.report.analysis import Analysis
 from nsync_bench.report.data import ReportData, library_versions
+from nsync_bench.report.interpretation import FLOOR_NOTE, POWER_NOTE, inconclusive_text, seeds_text
 from nsync_bench.report.plots import METRIC_LABELS, method_order
 from nsync_bench.report.reference_rows import REFERENCE_LABEL
-from nsync_bench.stats import BOOTSTRAP_MIN_N
 
 GROUP = ["profile", "protocol", "style"]
 VERDICTS = ("supported", "contradicted", "inconclusive", "not tested")
@@ -176,35 +176,10 @@ def comparison_table(frame: pd.DataFrame, alpha: float) -> Table:
             Cell(f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}] ({c.get('ci_method', 'bca')})"),
             Cell(fmt_p(c["p_t"])), Cell(fmt_p(c["p_t_adj"]), bold=significant, cls="sig" if significant else ""),
             Cell(f"{fmt_p(c['p_wilcoxon'])} ({c['wilcoxon_method']})"), Cell(fmt(c["d_z"])),
-            Cell(f"{fmt(c.get('MDE'))} ({_seeds(c.get('seeds_needed'))})"),
+            Cell(f"{fmt(c.get('MDE'))} ({seeds_text(c.get('seeds_needed'))})"),
         ])
     return Table(headers, rows)
 
-
-def _seeds(value: object) -> str:
-    """Seeds needed to detect the observed effect: a count, or '>100000' / '—' when none would do."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return str(int(value))  # type: ignore[call-overload]
-
-
-FLOOR_NOTE = (
-    f"'{REFERENCE_LABEL}': each metric computed between the style's real training images (a seeded sample of "
-    "as many as a run generates, or all of them when fewer) and its real test images, with the same metric code "
-    "and settings: what a perfect method would score at this sample size. It is a reference row, not a method: "
-    "never starred, never compared."
-)
-POWER_NOTE = (
-    "MDE: the minimum detectable effect of the paired t-test, the smallest true mean difference it detects "
-    "with probability 0.8 at the observed standard deviation of the per-seed differences and n, at the "
-    "strictest Holm level alpha/m (m tests in the family); in brackets, the seeds needed to detect the observed "
-    "mean difference with that power ('—': the observed effect is zero or would need more than 100,000); in the "
-    "per-prompt table n and that count are prompt × seed pairs. "
-    f"CI methods: 't' = Student-t interval, used below {BOOTSTRAP_MIN_N} pairs because a bootstrap of so few "
-    "values has few distinct resamples and undercovers (about 71% actual coverage for a nominal 95% at n = 3); "
-    "'bca'/'percentile' = bootstrap over seeds from "
-    f"{BOOTSTRAP_MIN_N} pairs on."
-)
 
 
 def claims_blocks(analysis: Analysis) -> list[Block]:
@@ -234,17 +209,6 @@ def claims_blocks(analysis: Analysis) -> list[Block]:
         rows.append([Cell(str(c["text"])), Cell(style), Cell(METRIC_LABELS.get(c["metric"], str(c["metric"]))),
                      Cell(verdict, bold=True, cls=str(c["verdict"]).replace(" ", "-")), Cell(evidence)])
     return [*blocks, Table(["claim", "style", "metric", "verdict", "evidence"], rows)]
-
-
-def inconclusive_text(mde: object, n: int, needed: object) -> str:
-    """"inconclusive: effects below X are undetectable with n seeds" (+ the seeds the observed effect needs)."""
-    seeds = f"{n} seed{'s' if n != 1 else ''}"
-    if mde is None or (isinstance(mde, float) and math.isnan(mde)):
-        return f"inconclusive: no spread to estimate power from with {seeds}"
-    text = f"inconclusive: effects below {fmt(mde)} are undetectable with {seeds}"
-    if _seeds(needed) != "—":
-        text += f" (the observed effect would need {_seeds(needed)} seeds)"
-    return text
 
 
 def _count_table(header: str, counts: dict[str, int]) -> Table:
