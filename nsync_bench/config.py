@@ -21,7 +21,7 @@ import json
 from typing import Any, Literal
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from nsync_bench.errors import ConfigError
 
@@ -162,6 +162,18 @@ class EvalConfig(_Section):
     # Prompts per pipeline call. Image i's initial latent is fixed whatever the batch; batching
     # changes its pixels only at floating-point level.
     batch_size: int = Field(8, ge=1)
+    # Learning curve: also evaluate and score at these optimizer steps (the release saves the
+    # embedding every 1000 steps); [] = at the end only. Steps >= train.max_steps are covered by the
+    # final evaluation. Logged as curve/<metric> against step (nsync_bench.learning_curve).
+    at_steps: list[int] = Field(default_factory=list)
+
+    @field_validator("at_steps")
+    @classmethod
+    def _positive_sorted(cls, steps: list[int]) -> list[int]:
+        bad = [s for s in steps if s < 1]
+        if bad:
+            raise ValueError(f"steps must be >= 1 (optimizer steps after which to evaluate); got {bad}")
+        return sorted(set(steps))
 
 
 MetricName = Literal["fid", "kid", "cmmd", "csd"]

@@ -201,7 +201,7 @@ class Training:
     style: Any  # StyleInfo
     style_dir: Path
     method: Any  # Method
-    trainer: Any  # Trainer
+    trainer: Any  # Trainer, or None for a method that trains nothing (ldm)
 
 
 def build_training(config: BenchConfig, *, data_root: Path | None, checkpoint_dir: Path,
@@ -233,6 +233,8 @@ def build_training(config: BenchConfig, *, data_root: Path | None, checkpoint_di
                                              paths.data_root(data_root), progress)
         negatives = ImageSet(negative_paths, config.model.resolution, config.data)
     method = cls(config, components, style, device, precision)
+    if not cls.trains:  # ldm: nothing to train, so no batches, latents or trainer
+        return Training(config, style, style_dir, method, None)
 
     images = ImageSet([img.path for img in train_images], config.model.resolution, config.data)
     if config.train.cache_latents:
@@ -261,9 +263,21 @@ def _train_and_evaluate(config: BenchConfig, key: str, run_dir: Path, tracker: T
     tracker.set_tags({"hardware": json.dumps(provenance.hardware(str(method.device))),
                       "libraries": json.dumps(provenance.library_versions()),
                       "model_source": method.components.source, "nsync_bench.kind": "run"})
-    if options.resume != "never":
-        trainer.resume()
-    trainer.fit()
+    curve = None
+    if trainer is None:
+        log.info("method %s trains nothing; evaluating the base model", config.run.method)
+    else:
+        if config.eval.at_steps:  # learning curve: evaluate at these steps too (nsync_bench.learning_curve)
+            from nsync_bench.learning_curve import CurveEvaluator
+
+            curve = CurveEvaluator(config, method, training.style_dir, training.style, run_dir, tracker,
+                                   options.progress, options.weights_dir)
+            trainer.callbacks.append(curve)
+        if options.resume != "never":
+            trainer.resume()
+        if curve is not None:
+            curve(trainer.step)  # a checkpoint saved at an evaluation step before its evaluation ran
+        trainer.fit()
 
     adapter = method.save_adapter(run_dir / "adapter")
     tracker.log_artifact(run_dir / "adapter", "adapter")
@@ -272,9 +286,11 @@ def _train_and_evaluate(config: BenchConfig, key: str, run_dir: Path, tracker: T
         metrics = evaluate(config, method, training.style_dir, training.style, run_dir / "eval", tracker,
                            options.progress, options.weights_dir)
 
+    if curve is not None:
+        curve.record_final(trainer.step, metrics)
     result = RunResult(key, run_dir, tracker.run_id, metrics, str(adapter.relative_to(run_dir)))
     record: dict[str, Any] = {"run_key": key, "mlflow_run_id": tracker.run_id, "metrics": metrics,
-                              "adapter": result.adapter, "steps": trainer.step}
+                              "adapter": result.adapter, "steps": trainer.step if trainer else 0}
     (run_dir / RESULT_FILE).write_text(json.dumps(record, indent=2))
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     return result

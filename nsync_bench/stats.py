@@ -23,7 +23,8 @@ import numpy as np
 from scipy import special
 from scipy import stats as sps
 
-__all__ = ["PairedComparison", "Summary", "bootstrap_ci", "describe", "holm_bonferroni", "paired_comparison", "verdict"]
+__all__ = ["BOOTSTRAP_MIN_N", "PairedComparison", "Summary", "bootstrap_ci", "describe", "holm_bonferroni",
+           "paired_comparison", "verdict"]
 
 Direction = Literal["lower", "higher"]
 BootstrapMethod = Literal["percentile", "bca"]
@@ -32,6 +33,12 @@ Verdict = Literal["supported", "contradicted", "inconclusive"]
 # Elements (resamples x n) drawn per chunk: 2**20 int64 indices plus the gathered float64 values is
 # ~16 MiB, whatever n_resamples is. Chunk size depends only on n, so results depend only on the seed.
 _CHUNK_ELEMENTS = 2**20
+# Below this many pairs the comparison CI is the paired t-interval, not a bootstrap one. A bootstrap
+# of n values has at most C(2n-1, n) distinct resampled means (3 for n = 2, 10 for n = 3) and its
+# tails are the extreme data points; in simulation (normal differences, 95 % nominal, 400 draws)
+# BCa/percentile intervals covered the true mean 71 % of the time at n = 3, 85 % at n = 5 and
+# 89 % at n = 8-10, while the t-interval is exact under normality and agrees with the paired t-test.
+BOOTSTRAP_MIN_N = 10
 # Wilcoxon: scipy's exact null distribution is cheap up to here and the normal approximation poor below.
 _WILCOXON_EXACT_MAX_N = 50
 
@@ -217,7 +224,9 @@ class PairedComparison:
     """Paired comparison of a candidate and a baseline across seeds; positive diff = candidate better.
 
     ``ci_method`` says how the CI was made: ``"bca"``, ``"percentile"`` (BCa undefined),
+    ``"t"`` (fewer than :data:`BOOTSTRAP_MIN_N` pairs: the paired t-interval, no bootstrap),
     ``"degenerate"`` (all differences equal) or ``"none"`` (n < 2, CI nan).
+    ``sd_diff`` is the sample standard deviation (ddof 1) of the differences (nan for n < 2).
     ``w_stat`` is scipy's two-sided statistic, min(W+, W-); the sign of the effect is in ``mean_diff``.
     """
 
@@ -233,6 +242,7 @@ class PairedComparison:
     d_z: float
     direction: str
     ci_method: str = "bca"
+    sd_diff: float = math.nan
 
 
 def _oriented_diff(candidate: object, baseline: object, direction: str) -> np.ndarray:
@@ -279,7 +289,8 @@ def paired_comparison(
     docstring) it reports
 
     - ``mean_diff = mean(d)`` and a BCa bootstrap CI of it (percentile where BCa is undefined;
-      ``ci_method`` records which), seeded with ``seed``;
+      ``ci_method`` records which), seeded with ``seed``; with fewer than :data:`BOOTSTRAP_MIN_N`
+      pairs the Student-t interval ``mean(d) ± t_{n-1} s_d / sqrt(n)`` instead (see there why);
     - the paired t-test, two-sided: ``t = mean(d) / (s_d / sqrt(n))`` on ``n - 1`` df (identical to
       ``scipy.stats.ttest_rel`` on the oriented values); nan when n < 2 or all ``d_i`` are equal;
     - the Wilcoxon signed-rank test, two-sided: exact null distribution when n <= 50 and the
@@ -292,8 +303,13 @@ def paired_comparison(
     n = int(d.size)
     mean_diff = float(np.mean(d))
     ci_low, ci_high, ci_method = math.nan, math.nan, "none"
-    if n >= 2:
+    sd_diff = float(np.std(d, ddof=1)) if n >= 2 else math.nan
+    if n >= BOOTSTRAP_MIN_N:
         ci_low, ci_high, ci_method = _bootstrap_interval(d, np.mean, n_resamples, confidence, seed, "bca")
+    elif n >= 2:
+        ci_method = "degenerate" if np.all(d == d[0]) else "t"
+        summary = describe(d, confidence)
+        ci_low, ci_high = (mean_diff, mean_diff) if ci_method == "degenerate" else (summary.ci_low, summary.ci_high)
     t_stat = p_t = d_z = math.nan
     if n >= 2 and not np.all(d == d[0]):
         d_z = mean_diff / float(np.std(d, ddof=1))
@@ -313,6 +329,7 @@ def paired_comparison(
         d_z=d_z,
         direction=direction,
         ci_method=ci_method,
+        sd_diff=sd_diff,
     )
 
 

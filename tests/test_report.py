@@ -70,6 +70,8 @@ EXPECTED_VERDICTS = {
     ("nsync-lora-beats-lora", "kid"): "inconclusive",
     ("nsync-lora-beats-lora", "cmmd"): "contradicted",
     ("nsync-lora-beats-lora", "csd"): "supported",
+    # No ldm runs in this store: the claim against the untrained base model cannot be tested.
+    **{("nsync-beats-ldm", metric): "not tested" for metric in ("fid", "kid", "cmmd", "csd")},
 }
 PROMPTS = 3
 METHOD_INDEX = {"ti": 0, "nsync": 1, "lora": 2, "nsync-lora": 3}
@@ -352,3 +354,49 @@ def test_report_help_imports_nothing_heavy():
             "print(sorted(m for m in ('torch', 'mlflow', 'matplotlib', 'pandas') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_mde_column_and_inconclusive_verdicts_say_what_was_undetectable(report):
+    """MDE = the true mean difference the paired t-test detects with power 0.8 at alpha / m (m = 11 tests
+    with a p-value in the seed-level family), at the observed spread of the differences; checked here with
+    scipy's noncentral t directly."""
+    comparisons = pd.read_csv(report.comparisons_csv).set_index(["candidate", "baseline", "metric"])
+    level = 0.05 / 11
+    assert comparisons["mde_alpha"].unique() == pytest.approx([level])
+    fid = comparisons.loc[("nsync", "ti", "fid")]
+    d = oriented(VALUES["nsync"]["fid"], TI["fid"], "fid")  # 1..5
+    sd = np.std(d, ddof=1)
+    assert fid["sd_diff"] == pytest.approx(sd)
+    n, crit = 5, sps.t.ppf(1 - level / 2, 4)
+    nc = math.sqrt(n) * fid["MDE"] / sd
+    assert sps.nct.sf(crit, 4, nc) == pytest.approx(0.8, abs=1e-6)  # the lower tail is below 1e-9 here
+    assert fid["ci_method"] == "t"  # 5 seeds: below the bootstrap minimum
+    # seeds needed for the observed d_z = 3 / sqrt(2.5) at that level: the smallest n with power >= 0.8
+    dz = 3 / sd
+    power = [sps.nct.sf(sps.t.ppf(1 - level / 2, k - 1), k - 1, math.sqrt(k) * dz) for k in range(2, 40)]
+    assert fid["seeds_needed"] == 2 + next(i for i, p in enumerate(power) if p >= 0.8)
+    assert math.isnan(comparisons.loc[("nsync", "ti", "csd")]["MDE"])  # identical values: no spread, no test
+    markdown = report.markdown.read_text(encoding="utf-8")
+    assert f"inconclusive: effects below {fmt(fid['MDE'])} are undetectable with 5 seeds" in markdown
+    assert "MDE (seeds to detect)" in markdown and "(t)" in markdown
+    claims = pd.read_csv(report.claims_csv)
+    assert "MDE" in claims.columns and set(claims["verdict"]) >= {"inconclusive", "not tested"}
+
+
+def test_paired_plot_shows_the_per_seed_differences_the_test_sees(report, store):
+    from nsync_bench.report.data import load_report_data
+    from nsync_bench.report.paired_plot import paired_figure, seed_differences
+
+    results = load_report_data(store["uri"], ["known"]).results
+    fid = seed_differences(results, "nsync", "ti", "fid")
+    assert list(fid.index) == SEEDS and fid.to_list() == pytest.approx([1, 2, 3, 4, 5])  # oriented: + = better
+    csd = seed_differences(results, "nsync-lora", "lora", "csd")
+    assert csd.to_list() == pytest.approx([0.05, 0.06, 0.055, 0.052, 0.058])
+    assert seed_differences(results, "nsync", "ldm", "fid").empty
+    comparisons = pd.read_csv(report.comparisons_csv)
+    png = paired_figure(results, comparisons, "t")
+    assert png is not None and png.startswith(b"\x89PNG")
+    assert paired_figure(results, comparisons.iloc[0:0], "t") is None
+    paired = [p for p in report.figures if p.name.startswith("paired-")]
+    assert [p.name for p in paired] == ["paired-toy-pastel-smoke-matched.png"]
+    assert "Paired differences per seed" in report.markdown.read_text(encoding="utf-8")

@@ -1,4 +1,4 @@
-"""A real report from smoke runs (2 styles x 4 methods x 3 seeds), checked in headless Chromium.
+"""A real report from smoke runs (2 styles x 5 methods x 3 seeds), checked in headless Chromium.
 
 The runs go through the real pipeline (training, generation, metrics, MLflow) with the FAST
 overrides; the report is then opened in Chromium: it must load without console errors, with
@@ -23,7 +23,8 @@ from PIL import Image
 pytestmark = pytest.mark.slow
 
 STYLES = ("toy-pastel", "toy-ink")
-METHODS = ("ti", "lora", "nsync", "nsync-lora")
+METHODS = ("ldm", "ti", "lora", "nsync", "nsync-lora")
+PAIRS = 4  # nsync vs ti, nsync-lora vs lora, and the claims' nsync vs ldm and nsync vs lora
 SEEDS = (0, 1, 2)
 EXPERIMENT = "smoke-report"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -43,7 +44,7 @@ window.addEventListener("load", () => {
 
 @pytest.fixture(scope="module")
 def smoke_report(tmp_path_factory, data_root):
-    """24 smoke runs in a private MLflow store, then the report built from them."""
+    """30 smoke runs in a private MLflow store, then the report built from them."""
     from nsync_bench.report import build_report
     from nsync_bench.runner import RunOptions, run
 
@@ -67,18 +68,25 @@ def test_report_from_smoke_runs_renders(smoke_report):
     summary = pd.read_csv(report.summary_csv)
     assert len(summary) == len(STYLES) * len(METHODS) * 4 and set(summary["n"]) == {len(SEEDS)}
     comparisons = pd.read_csv(report.comparisons_csv)
-    assert len(comparisons) == len(STYLES) * 3 * 4 and set(comparisons["n"]) == {len(SEEDS)}
+    assert len(comparisons) == len(STYLES) * PAIRS * 4 and set(comparisons["n"]) == {len(SEEDS)}
+    assert set(comparisons["ci_method"]) <= {"t", "degenerate"}  # 3 seeds: below the bootstrap minimum
+    assert comparisons["MDE"].notna().all() and (comparisons["MDE"] > 0).all()
     claims = pd.read_csv(report.claims_csv)
-    assert len(claims) == len(STYLES) * 3 * 4
+    assert len(claims) == len(STYLES) * PAIRS * 4
     assert set(claims["verdict"]) <= {"supported", "contradicted", "inconclusive"}
     per_prompt = pd.read_csv(report.per_prompt_csv)
-    assert len(per_prompt) == len(STYLES) * 3 and set(per_prompt["unit"]) == {"prompt x seed"}
+    assert len(per_prompt) == len(STYLES) * PAIRS and set(per_prompt["unit"]) == {"prompt x seed"}
+    reference = pd.read_csv(report.out_dir / "reference.csv")
+    assert len(reference) == len(STYLES) * 4 and set(reference["n_generated"]) == {2}
     names = sorted(path.name for path in report.figures)
     assert names == sorted(["metrics-smoke-matched.png", *(f"curves-{s}-smoke-matched.png" for s in STYLES),
+                            *(f"paired-{s}-smoke-matched.png" for s in STYLES),
                             *(f"grid-{s}-smoke-matched.png" for s in STYLES)])
     markdown = report.markdown.read_text(encoding="utf-8")
     for style in STYLES:
         assert f"### {style} — smoke / matched" in markdown
+    assert markdown.count("| real data (floor) |") == len(STYLES) and "MDE (seeds to detect)" in markdown
+    assert "| ldm |" in markdown
     assert "Warnings\n\nNone." in markdown  # equal seeds, one implementation per metric, one library set
     run = MlflowClient(smoke_report["uri"]).get_run(report.run_id)
     assert run.data.tags["nsync_bench.kind"] == "report"

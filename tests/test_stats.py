@@ -138,8 +138,9 @@ def test_paired_comparison_edge_cases():
     assert one.n == 1 and one.mean_diff == 1.0
     assert math.isnan(one.ci_low) and one.ci_method == "none" and math.isnan(one.t_stat)
     assert one.p_wilcoxon == 1.0  # exact: the single sign is + or - with probability 1/2 each
-    two = paired_comparison([1.0, 2.0], [2.0, 4.0], direction="lower")  # BCa undefined for n = 2
-    assert two.ci_method == "percentile"
+    two = paired_comparison([1.0, 2.0], [2.0, 4.0], direction="lower")  # below BOOTSTRAP_MIN_N: no bootstrap
+    assert two.ci_method == "t"
+    assert (two.ci_low, two.ci_high) == pytest.approx((1.5 - 12.706204736 * 0.5, 1.5 + 12.706204736 * 0.5))
     with pytest.raises(ValueError, match="pair them by seed"):
         paired_comparison([1.0, 2.0], [1.0], direction="lower")
     with pytest.raises(ValueError, match="non-finite"):
@@ -345,3 +346,22 @@ def test_verdict_truth_table(mean_diff, p, expected):
 def test_verdict_rejects_bad_alpha():
     with pytest.raises(ValueError, match="alpha"):
         verdict(1.0, 0.01, 5)
+
+
+def test_no_bootstrap_ci_below_minimum_n():
+    """Two seeds, both favouring the candidate: every bootstrap resample of the mean lies in [1, 1.5], so a
+    bootstrap CI 'excludes zero', yet the paired t-test has p > 0.05. Below BOOTSTRAP_MIN_N the CI is the
+    t-interval, which excludes zero exactly when p_t < 1 - confidence."""
+    from nsync_bench.stats import BOOTSTRAP_MIN_N
+
+    two = paired_comparison([0.0, 0.0], [1.0, 1.5], direction="lower")
+    assert 0.05 < two.p_t < 0.2
+    assert two.ci_method == "t" and two.ci_low < 0.0 < two.ci_high
+    assert two.sd_diff == pytest.approx(np.std([1.0, 1.5], ddof=1))
+    for n in range(3, BOOTSTRAP_MIN_N):
+        d = np.linspace(0.5, 2.0, n)
+        c = paired_comparison(np.zeros(n), d, direction="lower")
+        assert c.ci_method == "t"
+        assert (c.ci_low < 0.0) == (c.p_t > 0.05)
+    big = paired_comparison(np.zeros(BOOTSTRAP_MIN_N), np.linspace(0.5, 2.0, BOOTSTRAP_MIN_N), direction="lower")
+    assert big.ci_method == "bca"

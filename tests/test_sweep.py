@@ -25,11 +25,11 @@ def options_for(tmp_path, data_root, uri=None):
                         tracking_uri=uri or f"sqlite:///{tmp_path / 'mlflow.db'}")
 
 
-def test_the_smoke_sweep_file_expands_to_24_distinct_runs(tmp_path, data_root):
+def test_the_smoke_sweep_file_expands_to_30_distinct_runs(tmp_path, data_root):
     spec = load_sweep_file("smoke")
     tasks = expand(spec, options_for(tmp_path, data_root))
-    assert len(tasks) == 2 * 4 * 3 == len({t.run_key for t in tasks})
-    assert {t.method for t in tasks} == {"ti", "lora", "nsync", "nsync-lora"}
+    assert len(tasks) == 2 * 5 * 3 == len({t.run_key for t in tasks})
+    assert {t.method for t in tasks} == {"ldm", "ti", "lora", "nsync", "nsync-lora"}
     paper = load_sweep_file("paper")
     assert paper.profile == "sd15" and paper.protocol == "paper-code" and len(paper.styles) == 4
 

@@ -26,7 +26,7 @@ def _interrupt(signum: int, frame: object) -> None:
 @teaching_errors
 def run(
     style: Annotated[str, typer.Option(help="Style to learn (see `nsync-bench data list`).")],
-    method: Annotated[str, typer.Option(help="ti | lora | nsync | nsync-lora")],
+    method: Annotated[str, typer.Option(help="ti | lora | nsync | nsync-lora | ldm")],
     seed: Annotated[int, typer.Option(help="Run seed; every method with the same seed shares its draws.")] = 0,
     profile: Annotated[str, typer.Option(help="What and where: smoke, sd15, sd2 (`nsync-bench profiles`).")] = "smoke",
     protocol: ProtocolOption = None,

@@ -30,7 +30,7 @@ def _csv(text: str | None) -> list[str]:
 def sweep(
     file: Annotated[Optional[str], typer.Option(help="A sweep file: name in baselines/sweeps or a path.")] = None,
     styles: Annotated[Optional[str], typer.Option(help="Comma list, e.g. monet,vangogh.")] = None,
-    methods: Annotated[Optional[str], typer.Option(help="Comma list of ti,lora,nsync,nsync-lora.")] = None,
+    methods: Annotated[Optional[str], typer.Option(help="Comma list of ti,lora,nsync,nsync-lora,ldm.")] = None,
     seeds: Annotated[Optional[str], typer.Option(help="Comma list, e.g. 0,1,2.")] = None,
     profile: Annotated[Optional[str], typer.Option(help="Profile (default smoke, or the file's).")] = None,
     protocol: ProtocolOption = None,

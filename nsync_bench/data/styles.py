@@ -38,6 +38,8 @@ class StyleInfo:
     # (our split, folder inside the archive) pairs, e.g. (("train", "monet2photo/trainA"), ...).
     archive_splits: tuple[tuple[str, str], ...] = ()
     layout: str = ""  # local styles: the folder layout `data import` expects, for humans
+    # The style's human name ("Claude Monet"): what the untrained base model (method ldm) is told.
+    display_name: str = ""
 
     @property
     def splits(self) -> tuple[str, str]:
@@ -69,6 +71,7 @@ def _manifests() -> dict[str, StyleInfo]:
             size=data.get("size") or None,
             archive_splits=tuple((str(k), str(v)) for k, v in data.get("archive_splits", {}).items()),
             layout=data.get("layout", "").strip(),
+            display_name=data.get("display_name") or data["name"],
         )
         styles[info.name] = info
     return styles

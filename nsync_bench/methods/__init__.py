@@ -19,6 +19,8 @@ METHODS: dict[str, str] = {
     "lora": "nsync_bench.methods.lora:Lora",
     "nsync": "nsync_bench.methods.nsync:NsyncTextualInversion",
     "nsync-lora": "nsync_bench.methods.nsync:NsyncLora",
+    # The untrained base model prompted with the style's human name (the paper's "LDM" column).
+    "ldm": "nsync_bench.methods.ldm:Ldm",
 }
 
 

@@ -51,6 +51,8 @@ class Method(ABC):
     name: ClassVar[str]
     # True for methods that train on a negative set too (NSYNC); the runner then provides it.
     needs_negatives: ClassVar[bool] = False
+    # False for reference methods that train nothing (ldm): the runner then skips the trainer.
+    trains: ClassVar[bool] = True
 
     def __init__(
         self,

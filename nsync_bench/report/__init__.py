@@ -83,14 +83,18 @@ def _write_figure(out_dir: Path, name: str, png: bytes, title: str, caption: str
 def _plots(data: ReportData, analysis: Analysis, out_dir: Path) -> list[Picture]:
     """Metric plots per (profile, protocol), then training curves per (profile, protocol, style)."""
     from nsync_bench.report.artifacts import load_histories
-    from nsync_bench.report.plots import curves_figure, method_colors, metric_figure
+    from nsync_bench.report.plots import METRIC_LABELS, curves_figure, method_colors, metric_figure
 
     colors = method_colors(data.runs["method"].unique())
     pictures = []
     for (profile, protocol), summary in analysis.summary.groupby(["profile", "protocol"]):
-        pictures.append(_write_figure(out_dir, _safe(f"metrics-{profile}-{protocol}"), metric_figure(summary, colors),
+        floor = analysis.reference[analysis.reference["profile"] == profile] if len(analysis.reference) else None
+        pictures.append(_write_figure(out_dir, _safe(f"metrics-{profile}-{protocol}"),
+                                      metric_figure(summary, colors, floor),
                                       f"Metrics per style and method — {profile} / {protocol}",
-                                      "Points: mean over seeds; bars: 95% t-interval; hollow points: one seed."))
+                                      "Points: mean over seeds; bars: 95% t-interval; hollow points: one seed; "
+                                      "black dashes: the real-data floor (real train vs test images)."))
+    pictures += _paired_plots(data, analysis, out_dir, colors)
     histories = load_histories(data)
     for (profile, protocol, style), runs in data.runs.groupby(["profile", "protocol", "style"]):
         part = histories[histories["run_id"].isin(runs["run_id"])]
@@ -100,6 +104,43 @@ def _plots(data: ReportData, analysis: Analysis, out_dir: Path) -> list[Picture]
             continue
         pictures.append(_write_figure(out_dir, _safe(f"curves-{style}-{profile}-{protocol}"), png, title,
                                       "Thin lines: single seeds; thick lines: mean over seeds at each step."))
+    # Learning curves: the metrics scored at eval.at_steps (curve/<metric> against step).
+    learning = load_histories(data, keys=tuple(f"curve/{m}" for m in METRIC_LABELS))
+    for (profile, protocol, style), runs in data.runs.groupby(["profile", "protocol", "style"]):
+        part = learning[learning["run_id"].isin(runs["run_id"])]
+        title = f"Learning curves — {style} ({profile} / {protocol})"
+        reference = analysis.reference
+        if len(reference):
+            reference = reference[(reference["profile"] == profile) & (reference["style"] == style)]
+        floor = {f"curve/{m}": float(v) for m, v in zip(reference.get("metric", []), reference.get("value", []),
+                                                        strict=True)}
+        png = curves_figure(part, runs, title, colors, floor)
+        if png is not None:
+            pictures.append(_write_figure(out_dir, _safe(f"learning-{style}-{profile}-{protocol}"), png, title,
+                                          "Each metric scored at the steps of eval.at_steps and at the end. Thin "
+                                          "lines: single seeds; thick lines: mean over seeds at each step; dashed (or "
+                                          "noted when far off the curves' scale): the real-data floor."))
+    return pictures
+
+
+def _paired_plots(data: ReportData, analysis: Analysis, out_dir: Path, colors: dict[str, str]) -> list[Picture]:
+    """Per (profile, protocol, style): each comparison's per-seed differences beside its mean and CI."""
+    from nsync_bench.report.paired_plot import paired_figure
+
+    pictures: list[Picture] = []
+    if analysis.comparisons.empty:
+        return pictures
+    for (profile, protocol, style), part in analysis.comparisons.groupby(["profile", "protocol", "style"]):
+        results = data.results[(data.results["profile"] == profile) & (data.results["protocol"] == protocol)
+                               & (data.results["style"] == style)]
+        title = f"Paired differences per seed — {style} ({profile} / {protocol})"
+        png = paired_figure(results, part, title, colors)
+        if png is not None:
+            pictures.append(_write_figure(
+                out_dir, _safe(f"paired-{style}-{profile}-{protocol}"), png, title,
+                "Dots: one seed's difference between candidate and baseline trained with that seed, oriented so "
+                "that + means the candidate is better (baseline − candidate for ↓ metrics); diamond and bar: the "
+                "mean difference and its 95% CI from the comparisons table; line: no difference."))
     return pictures
 
 
@@ -158,12 +199,16 @@ def build_report(
     seed: int = 0,
     grid_prompts: int = 4,
     progress: Progress | None = None,
+    weights_dir: Path | None = None,
+    reference: bool = True,
 ) -> ReportResult:
     """Load the finished runs of ``experiments``, analyse, render and (optionally) log the report.
 
     ``pairs`` are the (candidate, baseline) comparisons to make (default: nsync vs ti, nsync-lora vs
     lora); the pairs the claims need are always added; ``seed`` seeds the bootstrap CIs, so a report is
-    reproducible from its inputs. Raises :class:`ReportError` when the runs cannot be reported.
+    reproducible from its inputs. ``reference``: add the real-data floor per style (read from MLflow, or
+    computed from the style's data under ``data_root`` and logged once). Raises :class:`ReportError`
+    when the runs cannot be reported.
     """
     from nsync_bench import paths
     from nsync_bench.report.analysis import analyze
@@ -185,6 +230,12 @@ def build_report(
         try:
             progress.advance(1)
             analysis = analyze(data, load_per_image(data, work), alpha=alpha, pairs=pairs, seed=seed)
+            if reference:
+                from nsync_bench.report.reference_rows import reference_rows
+
+                analysis.reference, reference_warnings = reference_rows(
+                    data, data_root=paths.data_root(data_root), experiments=experiments, weights_dir=weights_dir)
+                analysis.warnings += reference_warnings
             progress.advance(2)
             plots = _plots(data, analysis, out_dir)
             progress.advance(1)
@@ -204,7 +255,7 @@ def build_report(
     content = ReportContent(f"nsync-bench report: {', '.join(experiments)}", generated, list(experiments), data,
                             analysis, plots, grid_pictures, warnings)
     tables = {"summary": analysis.summary, "comparisons": analysis.comparisons, "per_prompt": analysis.per_prompt,
-              "claims": analysis.claims}
+              "claims": analysis.claims, "reference": analysis.reference}
     for name, frame in tables.items():
         frame.to_csv(out_dir / f"{name}.csv", index=False)  # empty (no comparisons): an empty file
     (out_dir / "report.md").write_text(render_markdown(content), encoding="utf-8")

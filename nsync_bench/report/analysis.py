@@ -21,6 +21,7 @@ import pandas as pd
 import tomllib
 
 from nsync_bench import stats
+from nsync_bench.power import DEFAULT_POWER, minimum_detectable_effect, seeds_needed
 from nsync_bench.report.data import ReportData
 from nsync_bench.resources import shipped_dir
 
@@ -48,6 +49,8 @@ class Analysis:
     alpha: float
     claims_description: str = ""
     warnings: list[str] = field(default_factory=list)
+    # Reference rows (the real-data floor, nsync_bench.report.reference_rows): shown, never compared.
+    reference: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def load_claims(path: Path | None = None) -> tuple[str, list[Claim]]:
@@ -81,8 +84,29 @@ def _paired_row(key: dict, candidate: np.ndarray, baseline: np.ndarray, directio
                 confidence: float) -> dict:
     comparison = stats.paired_comparison(candidate, baseline, direction=direction, confidence=confidence, seed=seed)
     return {**key, "unit": unit, "n": comparison.n, "direction": direction, "mean_diff": comparison.mean_diff,
-            "ci_low": comparison.ci_low, "ci_high": comparison.ci_high, "t": comparison.t_stat, "p_t": comparison.p_t,
-            "p_wilcoxon": comparison.p_wilcoxon, "wilcoxon_method": comparison.wilcoxon_method, "d_z": comparison.d_z}
+            "ci_low": comparison.ci_low, "ci_high": comparison.ci_high, "ci_method": comparison.ci_method,
+            "t": comparison.t_stat, "p_t": comparison.p_t, "p_wilcoxon": comparison.p_wilcoxon,
+            "wilcoxon_method": comparison.wilcoxon_method, "d_z": comparison.d_z, "sd_diff": comparison.sd_diff}
+
+
+def add_power(frame: pd.DataFrame, alpha: float, power: float = DEFAULT_POWER) -> pd.DataFrame:
+    """Per comparison: the minimum detectable effect (``MDE``, in the metric's units) of the paired t-test
+    at the observed spread of the differences and n, and the seeds needed to detect the observed effect.
+
+    Both at ``alpha / m`` (``mde_alpha``), m = the tests in the Holm family: the level the smallest
+    p-value must beat, i.e. what a real effect among nulls has to clear.
+    """
+    if frame.empty:
+        return frame
+    m = max(int(frame["p_t"].notna().sum()), 1)
+    level = alpha / m
+    frame["mde_alpha"] = level
+    frame["mde_dz"] = [minimum_detectable_effect(int(n), level, power) for n in frame["n"]]
+    # All differences equal: no t-test, so no power either (not "any effect is detectable").
+    frame["MDE"] = (frame["mde_dz"] * frame["sd_diff"]).where(frame["sd_diff"] > 0)
+    frame["seeds_needed"] = [seeds_needed(d, level, power) if np.isfinite(d) else None for d in frame["d_z"]]
+    frame["seeds_needed"] = frame["seeds_needed"].astype("Int64")
+    return frame
 
 
 def compare(results: pd.DataFrame, pairs: list[tuple[str, str]], confidence: float = 0.95,
@@ -149,12 +173,13 @@ def check_claims(comparisons: pd.DataFrame, claims: list[Claim], alpha: float) -
                        "metric": metric, "candidate": claim.candidate, "baseline": claim.baseline}
                 if match.empty:
                     rows.append({**row, "verdict": "not tested", "n": 0, "mean_diff": np.nan, "ci_low": np.nan,
-                                 "ci_high": np.nan, "p_t_adj": np.nan})
+                                 "ci_high": np.nan, "p_t_adj": np.nan, "MDE": np.nan, "seeds_needed": pd.NA})
                     continue
                 m = match.iloc[0]
                 rows.append({**row, "verdict": stats.verdict(m["mean_diff"], m["p_t_adj"], alpha), "n": m["n"],
                              "mean_diff": m["mean_diff"], "ci_low": m["ci_low"], "ci_high": m["ci_high"],
-                             "p_t_adj": m["p_t_adj"]})
+                             "p_t_adj": m["p_t_adj"], "MDE": m.get("MDE", np.nan),
+                             "seeds_needed": m.get("seeds_needed", pd.NA)})
     return pd.DataFrame(rows)
 
 
@@ -167,8 +192,8 @@ def analyze(data: ReportData, per_image: pd.DataFrame, *, alpha: float = 0.05,
     for claim in claims:  # claims may need comparisons beyond the default pairs
         if (claim.candidate, claim.baseline) not in wanted:
             wanted.append((claim.candidate, claim.baseline))
-    comparisons = compare(data.results, wanted, seed=seed)
-    per_prompt = compare_per_prompt(per_image, data.runs, wanted, seed=seed)
+    comparisons = add_power(compare(data.results, wanted, seed=seed), alpha)
+    per_prompt = add_power(compare_per_prompt(per_image, data.runs, wanted, seed=seed), alpha)
     return Analysis(
         summary=summarize(data.results),
         comparisons=comparisons,

@@ -21,10 +21,12 @@ from matplotlib.figure import Figure
 log = logging.getLogger(__name__)
 
 METRIC_LABELS = {"fid": "FID", "kid": "KID", "cmmd": "CMMD", "csd": "CSD"}
-CURVE_LABELS = {"train/loss": "training loss", "grad/cos_pos_neg": "cos(∇ positive, ∇ negative)"}
+CURVE_LABELS = {"train/loss": "training loss", "grad/cos_pos_neg": "cos(∇ positive, ∇ negative)",
+                "curve/fid": "FID ↓ vs step", "curve/kid": "KID ↓ vs step", "curve/cmmd": "CMMD ↓ vs step",
+                "curve/csd": "CSD ↑ vs step"}
 # Tableau-like colours; a method keeps its colour in every figure of a report.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
-METHOD_ORDER = ("ti", "nsync", "lora", "nsync-lora")
+METHOD_ORDER = ("ldm", "ti", "nsync", "lora", "nsync-lora")
 DPI = 100
 
 
@@ -49,8 +51,10 @@ def direction_label(direction: str) -> str:
     return "↓ lower is better" if direction == "lower" else "↑ higher is better"
 
 
-def metric_figure(summary: pd.DataFrame, colors: dict[str, str] | None = None) -> bytes:
-    """One panel per metric: the mean per style (x) and method (marker), with the t-based CI as error bars.
+def metric_figure(summary: pd.DataFrame, colors: dict[str, str] | None = None,
+                  floor: pd.DataFrame | None = None) -> bytes:
+    """One panel per metric: the mean per style (x) and method (marker), with the t-based CI as error bars;
+    the real-data floor (``floor``: reference rows with style, metric, value) as a black dash per style.
 
     ``summary`` is :func:`nsync_bench.report.analysis.summarize` output for one (profile, protocol).
     Points of a style are dodged sideways so the intervals do not overlap. With n = 1 a point
@@ -80,6 +84,7 @@ def metric_figure(summary: pd.DataFrame, colors: dict[str, str] | None = None) -
             single = rows_m["n"].to_numpy(dtype=float) < 2
             if single.any():
                 axis.plot(x[single], mean[single], "o", color="white", markersize=3)
+        _draw_floor(axis, floor, metric, styles)
         direction = str(part["direction"].iloc[0]) if len(part) else "lower"
         axis.set_title(f"{METRIC_LABELS.get(metric, metric.upper())}  ({direction_label(direction)})", fontsize=10)
         axis.set_xticks(np.arange(len(styles)), styles, fontsize=9)
@@ -91,12 +96,39 @@ def metric_figure(summary: pd.DataFrame, colors: dict[str, str] | None = None) -
     return _png(figure)
 
 
+def _draw_floor(axis, floor: pd.DataFrame | None, metric: str, styles: list[str]) -> None:
+    """A dashed black segment across each style's column at its real-data floor."""
+    if floor is None or floor.empty:
+        return
+    values = floor[floor["metric"] == metric].set_index("style")["value"]
+    label = "real data (floor)"
+    for x, style in enumerate(styles):
+        if style in values.index:
+            axis.hlines(float(values[style]), x - 0.42, x + 0.42, colors="black", linestyles="--", linewidth=1.2,
+                        label=label)
+            label = "_nolegend_"
+
+
+def _floor_line(axis, value: float) -> None:
+    """A dashed floor line where it keeps the curves readable; far off their scale, a note instead
+    (a curve's change over steps is what it is for, and the floor would flatten it)."""
+    low, high = axis.get_ylim()
+    span = max(high - low, 1e-12)
+    if low - span <= value <= high + span:
+        axis.axhline(value, color="black", linestyle="--", linewidth=1.0, label="real data (floor)")
+    else:
+        below = value < low
+        axis.text(0.01, 0.02 if below else 0.98, f"real-data floor {value:.4g} ({'below' if below else 'above'} "
+                  "this scale)", transform=axis.transAxes, fontsize=7, va="bottom" if below else "top")
+
+
 def curves_figure(histories: pd.DataFrame, runs: pd.DataFrame, title: str,
-                  colors: dict[str, str] | None = None) -> bytes | None:
+                  colors: dict[str, str] | None = None, floor: dict[str, float] | None = None) -> bytes | None:
     """Step curves of one (profile, protocol, style): a panel per history key present.
 
     Per method: each seed's curve as a thin, light line and the mean over seeds at each step
-    (over the seeds that logged that step) as a bold line. None when nothing was logged.
+    (over the seeds that logged that step) as a bold line; ``floor`` (key -> value) adds a dashed
+    reference line, e.g. the real-data floor under ``curve/fid``. None when nothing was logged.
     """
     if histories.empty:
         return None
@@ -123,6 +155,8 @@ def curves_figure(histories: pd.DataFrame, runs: pd.DataFrame, title: str,
                       label=f"{method} (mean of {seeds} seed{'s' if seeds != 1 else ''})")
         if key == "grad/cos_pos_neg":
             axis.axhline(0.0, color="black", linewidth=0.6, alpha=0.5)
+        if floor and key in floor:
+            _floor_line(axis, floor[key])
         axis.set_title(CURVE_LABELS.get(key, key), fontsize=10)
         axis.set_xlabel("step", fontsize=9)
         axis.grid(alpha=0.3)

@@ -21,7 +21,9 @@ import pandas as pd
 from nsync_bench.metrics.legacy import inception_mode_note
 from nsync_bench.report.analysis import Analysis
 from nsync_bench.report.data import ReportData, library_versions
+from nsync_bench.report.interpretation import FLOOR_NOTE, POWER_NOTE, inconclusive_text, seeds_text
 from nsync_bench.report.plots import METRIC_LABELS, method_order
+from nsync_bench.report.reference_rows import REFERENCE_LABEL
 
 GROUP = ["profile", "protocol", "style"]
 VERDICTS = ("supported", "contradicted", "inconclusive", "not tested")
@@ -30,7 +32,8 @@ UNITS_NOTE = (
     "pairing the candidate and the baseline trained with the same run seed (shared positive batches, noise "
     "and evaluation latents); n is the number of common seeds. Differences are oriented so that a positive "
     "mean difference means the candidate is better, whatever the metric's direction. CIs of the mean "
-    "difference are BCa bootstrap intervals over seeds; the summary's CIs are Student-t intervals of the mean. "
+    "difference are BCa bootstrap intervals over seeds (Student-t intervals below the bootstrap minimum n, "
+    "see below); the summary's CIs are Student-t intervals of the mean. "
     "The paired t-test is the primary test and its p-values are Holm–Bonferroni adjusted over the whole "
     "family of seed-level comparisons in this report; Wilcoxon signed-rank p-values are shown beside them. "
     "Per-prompt CSD comparisons pair per-image scores by (seed, evaluation prompt): more pairs and more "
@@ -110,8 +113,9 @@ def _settings(frame: pd.DataFrame) -> int:
     return len(frame[["profile", "protocol"]].drop_duplicates()) if len(frame) else 0
 
 
-def summary_sections(summary: pd.DataFrame) -> list[Section]:
-    """Per (profile, protocol, style): methods as rows, metrics as columns, "mean ± half-CI (n)"."""
+def summary_sections(summary: pd.DataFrame, reference: pd.DataFrame | None = None) -> list[Section]:
+    """Per (profile, protocol, style): methods as rows, metrics as columns, "mean ± half-CI (n)";
+    then the real-data floor as a reference row (never starred, never compared)."""
     sections = []
     for (profile, protocol, style), group in summary.groupby(GROUP):
         metrics = [m for m in METRIC_LABELS if m in set(group["metric"])] + sorted(
@@ -131,16 +135,37 @@ def summary_sections(summary: pd.DataFrame) -> list[Section]:
                 row.append(Cell(text + (" ★" if m["best"] else ""), bold=bool(m["best"]),
                                 cls="best" if m["best"] else ""))
             rows.append(row)
+        floor = _floor_row(reference, profile, style, metrics)
+        if floor is not None:
+            rows.append(floor)
         headers = ["method", *(metric_header(m, directions[m]) for m in metrics)]
         sections.append(Section(f"{style} — {profile} / {protocol}", [Table(headers, rows)], level=3))
     return sections
+
+
+def _floor_row(reference: pd.DataFrame | None, profile: str, style: str, metrics: list[str]) -> list[Cell] | None:
+    """"real data (floor)": each metric of real train images vs the test images ("value (n_gen vs n_real)")."""
+    if reference is None or reference.empty:
+        return None
+    part = reference[(reference["profile"] == profile) & (reference["style"] == style)].set_index("metric")
+    if part.empty:
+        return None
+    cells = [Cell(REFERENCE_LABEL, cls="reference")]
+    for metric in metrics:
+        if metric not in part.index:
+            cells.append(Cell("—", cls="reference"))
+            continue
+        m = part.loc[metric]
+        cells.append(Cell(f"{fmt(m['value'])} ({int(m['n_generated'])} vs {int(m['n_real'])} real)", cls="reference"))
+    return cells
 
 
 def comparison_table(frame: pd.DataFrame, alpha: float) -> Table:
     """One row per comparison: effect, CI, raw and Holm-adjusted p, Wilcoxon, d_z."""
     several = _settings(frame) > 1
     headers = [*(["profile / protocol"] if several else []), "style", "metric", "candidate vs baseline", "n",
-               "mean diff (+ = better)", "95% CI", "p (t)", "p adj (Holm)", "p Wilcoxon (method)", "d_z"]
+               "mean diff (+ = better)", "95% CI (method)", "p (t)", "p adj (Holm)", "p Wilcoxon (method)", "d_z",
+               "MDE (seeds to detect)"]
     rows = []
     for _, c in frame.iterrows():
         significant = not math.isnan(c["p_t_adj"]) and c["p_t_adj"] < alpha
@@ -148,11 +173,14 @@ def comparison_table(frame: pd.DataFrame, alpha: float) -> Table:
             *([Cell(f"{c['profile']} / {c['protocol']}")] if several else []),
             Cell(str(c["style"])), Cell(metric_header(c["metric"], c["direction"])),
             Cell(f"{c['candidate']} vs {c['baseline']}"), Cell(str(int(c["n"]))),
-            Cell(fmt(c["mean_diff"], signed=True)), Cell(f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]"),
+            Cell(fmt(c["mean_diff"], signed=True)),
+            Cell(f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}] ({c.get('ci_method', 'bca')})"),
             Cell(fmt_p(c["p_t"])), Cell(fmt_p(c["p_t_adj"]), bold=significant, cls="sig" if significant else ""),
             Cell(f"{fmt_p(c['p_wilcoxon'])} ({c['wilcoxon_method']})"), Cell(fmt(c["d_z"])),
+            Cell(f"{fmt(c.get('MDE'))} ({seeds_text(c.get('seeds_needed'))})"),
         ])
     return Table(headers, rows)
+
 
 
 def claims_blocks(analysis: Analysis) -> list[Block]:
@@ -175,9 +203,12 @@ def claims_blocks(analysis: Analysis) -> list[Block]:
         else:
             evidence = (f"diff {fmt(c['mean_diff'], signed=True)}, 95% CI [{fmt(c['ci_low'])}, {fmt(c['ci_high'])}], "
                         f"p adj {fmt_p(c['p_t_adj'])}, n {int(c['n'])}")
+        verdict = str(c["verdict"])
+        if verdict == "inconclusive":
+            verdict = inconclusive_text(c.get("MDE"), int(c["n"]), c.get("seeds_needed"))
         style = f"{c['style']} ({c['profile']} / {c['protocol']})" if several else str(c["style"])
         rows.append([Cell(str(c["text"])), Cell(style), Cell(METRIC_LABELS.get(c["metric"], str(c["metric"]))),
-                     Cell(str(c["verdict"]), bold=True, cls=str(c["verdict"]).replace(" ", "-")), Cell(evidence)])
+                     Cell(verdict, bold=True, cls=str(c["verdict"]).replace(" ", "-")), Cell(evidence)])
     return [*blocks, Table(["claim", "style", "metric", "verdict", "evidence"], rows)]
 
 
@@ -234,13 +265,13 @@ def sections(content: ReportContent) -> list[Section]:
     analysis = content.analysis
     result = [Section("Warnings", [list(content.warnings) if content.warnings else "None."])]
     summary_intro: list[Block] = ["Mean ± half-width of the 95% t-interval over seeds (n seeds). ★ marks the "
-                                  "best mean per column; ↓ lower is better, ↑ higher is better."]
+                                  "best mean per column; ↓ lower is better, ↑ higher is better.", FLOOR_NOTE]
     # Every table of a report shares one implementation per metric (data.check_implementations).
     mode_note = inception_mode_note(content.data.results.groupby("metric")["implementation"].first().to_dict())
     if mode_note:
         summary_intro.append(mode_note)
     result.append(Section("Summary", summary_intro))
-    result += summary_sections(analysis.summary)
+    result += summary_sections(analysis.summary, analysis.reference)
     comparisons: list[Block] = ["Unit: seed (paired by run seed). Positive differences favour the candidate."]
     comparisons.append(comparison_table(analysis.comparisons, analysis.alpha) if len(analysis.comparisons)
                        else "No pair of methods shares a seed: nothing to compare.")
@@ -254,8 +285,8 @@ def sections(content: ReportContent) -> list[Section]:
     result.append(Section("Plots", list(content.plots) or ["No plots."]))
     result.append(Section("Image grids", list(content.grids) or ["No evaluation images to show."]))
     result.append(Section("Provenance", provenance_blocks(content)))
-    result.append(Section("Methods note", [UNITS_NOTE, f"Claim verdicts use the Holm-adjusted paired t-test at "
-                                           f"alpha = {analysis.alpha:g}."]))
+    result.append(Section("Methods note", [UNITS_NOTE, POWER_NOTE, f"Claim verdicts use the Holm-adjusted paired "
+                                           f"t-test at alpha = {analysis.alpha:g}."]))
     return result
 
 
@@ -295,7 +326,7 @@ h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-to
 table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.88em}
 th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
 th{background:#f0f2f5}tbody tr:nth-child(even){background:#fafafa}
-td.best{background:#e8f4ff}td.sig{color:#0b5394}
+td.best{background:#e8f4ff}td.reference{font-style:italic;color:#444;background:#f4f4f4}td.sig{color:#0b5394}
 td.supported{background:#d4edda;color:#155724}td.contradicted{background:#f8d7da;color:#721c24}
 td.inconclusive{background:#fff3cd;color:#856404}td.not-tested{background:#e2e3e5;color:#383d41}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #ddd}

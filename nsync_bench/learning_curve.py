@@ -1,0 +1,137 @@
+"""Learning curves: evaluate and score a run at the optimizer steps in ``eval.at_steps``.
+
+The released code saves the embedding every 1000 steps; scoring those checkpoints shows whether
+a method is still improving, has converged or is overfitting at the step the comparison uses.
+At each listed step (below ``train.max_steps``; the final evaluation covers the end) the trainer's
+callback evaluates a *deep copy* of the method — generation casts and swaps modules (e.g. the text
+encoder to half precision on a GPU, TI's learned row into the matrix) and none of that may reach
+the model that keeps training — with exactly the code of the final evaluation. Results:
+
+* ``eval/steps/<step>/`` in the run folder: images, manifest, per-image scores (artifacts too);
+* MLflow metrics ``curve/<metric>`` at that step (the final evaluation adds the point at
+  ``max_steps``); ``metrics/<metric>`` stays the end-of-training value the report compares;
+* ``eval/curve.jsonl``: one line per evaluated step. A resumed run reads it and never repeats a
+  step; a step whose checkpoint was saved before its evaluation ran is evaluated on resume.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nsync_bench.progress import Progress
+from nsync_bench.tracking import Tracker
+
+if TYPE_CHECKING:
+    from nsync_bench.config import BenchConfig
+    from nsync_bench.data.styles import StyleInfo
+    from nsync_bench.methods.base import Method
+
+log = logging.getLogger(__name__)
+
+CURVE_FILE = "curve.jsonl"
+CURVE_PREFIX = "curve/"
+
+
+def evaluation_steps(config: BenchConfig) -> list[int]:
+    """The intermediate steps to evaluate at (those at or past ``max_steps`` are the final evaluation)."""
+    return [s for s in config.eval.at_steps if s < config.train.max_steps]
+
+
+def read_curve(path: Path) -> dict[int, dict[str, float]]:
+    """``{step: metrics}`` from ``curve.jsonl`` (empty when absent)."""
+    if not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return {int(row["step"]): row["metrics"] for row in rows}
+
+
+class _StepTracker:
+    """Routes one intermediate evaluation's logging: ``metrics/x`` -> ``curve/x`` at the step, artifacts
+    under ``eval/steps/<step>/``; metric tags are left to the final evaluation (they are identical)."""
+
+    def __init__(self, tracker: Tracker, step: int) -> None:
+        self.tracker, self.step = tracker, step
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        pass
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.tracker.log_metrics(curve_metrics(metrics), step=self.step)
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        sub = (artifact_path or "").removeprefix("eval").strip("/")
+        self.tracker.log_artifact(path, f"eval/steps/{self.step}" + (f"/{sub}" if sub else ""))
+
+    def flush(self) -> None:
+        self.tracker.flush()
+
+    def finish(self, status: str = "FINISHED") -> None:
+        pass
+
+
+def curve_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """``metrics/fid`` -> ``curve/fid`` (the scores only; std and counts stay out of the curve)."""
+    return {CURVE_PREFIX + k.removeprefix("metrics/"): v for k, v in metrics.items()
+            if k.startswith("metrics/") and not k.endswith("_std")}
+
+
+class CurveEvaluator:
+    """A trainer callback: at each step of ``eval.at_steps`` not yet evaluated, evaluate a copy of the method."""
+
+    def __init__(self, config: BenchConfig, method: Method, style_dir: Path, style: StyleInfo, run_dir: Path,
+                 tracker: Tracker, progress: Progress, weights_dir: Path | None = None) -> None:
+        self.config, self.method, self.style_dir, self.style = config, method, style_dir, style
+        self.eval_dir = run_dir / "eval"
+        self.tracker, self.progress, self.weights_dir = tracker, progress, weights_dir
+        self.steps = set(evaluation_steps(config))
+        self.done = read_curve(self.eval_dir / CURVE_FILE)  # earlier evaluations survive a resume
+        ignored = [s for s in config.eval.at_steps if s >= config.train.max_steps]
+        if ignored:
+            log.info("eval.at_steps %s: at or past train.max_steps = %d, covered by the final evaluation", ignored,
+                     config.train.max_steps)
+
+    def __call__(self, step: int) -> None:
+        if step in self.steps and step not in self.done:
+            self.evaluate(step)
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        import torch
+
+        from nsync_bench.evaluation import evaluate
+
+        log.info("learning curve: evaluating at step %d", step)
+        snapshot = copy.deepcopy(self.method)  # evaluation must not touch the model that keeps training
+        try:
+            with torch.no_grad():
+                metrics = evaluate(self.config, snapshot, self.style_dir, self.style,
+                                   self.eval_dir / "steps" / f"{step:06d}", _StepTracker(self.tracker, step),
+                                   self.progress, self.weights_dir)
+        finally:
+            del snapshot
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        self._record(step, metrics)
+        return metrics
+
+    def record_final(self, step: int, metrics: dict[str, float]) -> None:
+        """The final evaluation's scores as the curve's last point (logged as ``curve/*`` at ``step``)."""
+        self.tracker.log_metrics(curve_metrics(metrics), step=step)
+        self._record(step, metrics)
+
+    def _record(self, step: int, metrics: dict[str, float]) -> None:
+        scores = {k.removeprefix("metrics/"): float(v) for k, v in metrics.items() if k.startswith("metrics/")}
+        self.done[step] = scores
+        self.eval_dir.mkdir(parents=True, exist_ok=True)
+        with (self.eval_dir / CURVE_FILE).open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"step": step, "metrics": scores}) + "\n")
+        self.tracker.flush()
+
+
+__all__ = ["CURVE_FILE", "CURVE_PREFIX", "CurveEvaluator", "curve_metrics", "evaluation_steps", "read_curve"]
