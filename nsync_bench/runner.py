@@ -272,6 +272,10 @@ def _train_and_evaluate(config: BenchConfig, key: str, run_dir: Path, tracker: T
         metrics = evaluate(config, method, training.style_dir, training.style, run_dir / "eval", tracker,
                            options.progress, options.weights_dir)
 
+    from nsync_bench.model_card import write_run_card
+
+    run_record = json.loads((run_dir / "config.json").read_text())
+    tracker.log_artifact(write_run_card(run_dir / "adapter", run_record, metrics), "adapter")  # what the adapter is
     result = RunResult(key, run_dir, tracker.run_id, metrics, str(adapter.relative_to(run_dir)))
     record: dict[str, Any] = {"run_key": key, "mlflow_run_id": tracker.run_id, "metrics": metrics,
                               "adapter": result.adapter, "steps": trainer.step}
