@@ -8,6 +8,7 @@ MLflow's own monitor (psutil; nvidia-ml-py for GPUs).
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import json
@@ -67,7 +68,7 @@ def provisional_data_identity(style_name: str, style_dir: Path, splits: tuple[st
     in the split folder (images and caption files); for negatives, over the negative images.
     """
     identity: dict[str, dict[str, str]] = {}
-    for context, split in zip(("training", "evaluation"), splits):
+    for context, split in zip(("training", "evaluation"), splits, strict=True):
         folder = style_dir / split
         files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
         identity[context] = {"name": f"{style_name}/{split}", "source": str(folder), "digest": _digest(files, folder),
@@ -134,10 +135,8 @@ def source_tags(git_sha: str, command: str) -> dict[str, str]:
         remote = _git_remote()
         if remote:
             tags["mlflow.source.git.repoURL"] = remote
-    try:
+    with contextlib.suppress(KeyError, OSError):  # no passwd entry (containers)
         tags["mlflow.user"] = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (containers)
-        pass
     return tags
 
 
