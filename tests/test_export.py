@@ -131,3 +131,19 @@ def test_export_errors_teach(runs, tmp_path):
         export(str(unfinished), "kohya", tmp_path / "out")
     with pytest.raises(NsyncBenchError, match="--name"):
         export(str(runs["ti"].run_dir), "a1111", tmp_path / "out", name="../evil")
+
+
+def test_model_card_names_the_real_base_model_and_its_license(tmp_path):
+    from nsync_bench.config import run_key
+    from nsync_bench.model_card import card_fields, write_run_card
+
+    for profile, base, license_id in (("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", "creativeml-openrail-m"),
+                                      ("sd2", "stabilityai/stable-diffusion-2-base", "openrail++")):
+        config = resolve_config(style="toy-ink", method="nsync-lora", seed=1, profile=profile)
+        record = {"run_key": run_key(config), "config": config.model_dump(mode="json"), "git_sha": "abc"}
+        card = read_front_matter(write_run_card(tmp_path / profile, record, {"metrics/csd": 0.5, "train/loss": 1.0}))
+        assert card == card_fields(record, {"metrics/csd": 0.5})
+        assert (card["base_model"], card["license"], card["trigger_token"]) == (base, license_id, "sks")
+        assert card["metrics"] == {"csd": 0.5} and card["run_key"] == record["run_key"]
+        assert "lora" in card["tags"]
+        assert 'pipe.load_lora_weights(".")' in (tmp_path / profile / "README.md").read_text()
