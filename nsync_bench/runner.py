@@ -268,8 +268,9 @@ def _train_and_evaluate(config: BenchConfig, key: str, run_dir: Path, tracker: T
 
     # PROVISIONAL digests: to be replaced by the run key's data identity (see tracking_inputs).
     negatives = getattr(method, "negative_images", None)
-    tracker.log_inputs(provisional_data_identity(config.run.style, training.style_dir, training.style.splits,
-                                                 negatives.paths if negatives is not None else None))
+    identity = provisional_data_identity(config.run.style, training.style_dir, training.style.splits,
+                                         negatives.paths if negatives is not None else None)
+    tracker.log_inputs(identity)
     tracker.set_tags({"hardware": json.dumps(provenance.hardware(str(method.device))),
                       "libraries": json.dumps(provenance.library_versions()),
                       "model_source": method.components.source, "nsync_bench.kind": "run"})
@@ -288,6 +289,9 @@ def _train_and_evaluate(config: BenchConfig, key: str, run_dir: Path, tracker: T
 
     run_record = json.loads((run_dir / "config.json").read_text())
     tracker.log_artifact(write_run_card(run_dir / "adapter", run_record, metrics), "adapter")  # what the adapter is
+    spec = config.run  # the adapter as a logged model: MLflow's Models tab shows its metrics as columns
+    tracker.log_model(f"{spec.style}-{spec.method}-seed{spec.seed}", metrics, identity.get("evaluation"),
+                      {"run_key": key, "method": spec.method, "style": spec.style, "artifact_path": "adapter"})
     result = RunResult(key, run_dir, tracker.run_id, metrics, str(adapter.relative_to(run_dir)))
     record: dict[str, Any] = {"run_key": key, "mlflow_run_id": tracker.run_id, "metrics": metrics,
                               "adapter": result.adapter, "steps": trainer.step}

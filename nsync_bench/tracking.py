@@ -35,6 +35,9 @@ class Tracker(Protocol):
 
     def log_inputs(self, identity: dict[str, dict[str, str]]) -> None: ...
 
+    def log_model(self, name: str, metrics: dict[str, float], dataset: dict[str, str] | None,
+                  tags: dict[str, Any]) -> None: ...
+
     def flush(self) -> None: ...
 
     def finish(self, status: str = "FINISHED") -> None: ...
@@ -58,6 +61,10 @@ class NullTracker:
         pass
 
     def log_inputs(self, identity: dict[str, dict[str, str]]) -> None:
+        pass
+
+    def log_model(self, name: str, metrics: dict[str, float], dataset: dict[str, str] | None,
+                  tags: dict[str, Any]) -> None:
         pass
 
     def flush(self) -> None:
@@ -146,7 +153,7 @@ class MlflowTracker:
     ) -> None:
         self.tracking_uri = tracking_uri
         self.client = _client(tracking_uri)
-        experiment_id = ensure_experiment(tracking_uri, experiment)
+        experiment_id = self.experiment_id = ensure_experiment(tracking_uri, experiment)
         if run_id is not None:
             self.client.update_run(run_id, status="RUNNING")
             self.run_id = run_id
@@ -197,6 +204,13 @@ class MlflowTracker:
         from nsync_bench.tracking_inputs import log_dataset_inputs
 
         log_dataset_inputs(self.client, self.run_id, identity)
+
+    def log_model(self, name: str, metrics: dict[str, float], dataset: dict[str, str] | None,
+                  tags: dict[str, Any]) -> None:
+        from nsync_bench.tracking_inputs import log_adapter_model
+
+        log_adapter_model(self.client, self.experiment_id, self.run_id, name, metrics, dataset,
+                          {k: str(v) for k, v in tags.items()})
 
     def finish(self, status: str = "FINISHED") -> None:
         if self._monitor is not None:

@@ -87,6 +87,30 @@ def _digest(files: list[Path], root: Path) -> str:
     return outer.hexdigest()[:16]
 
 
+def log_adapter_model(client: Any, experiment_id: str, run_id: str, name: str, metrics: dict[str, float],
+                      dataset: Mapping[str, str] | None, tags: dict[str, str]) -> str | None:
+    """The run's adapter as an MLflow 3 logged model carrying the final metrics (on the evaluation set).
+
+    MLflow 3.17's runs table opens with fixed columns, but its Models tab shows each model's metrics
+    as columns, grouped by dataset, and the runs table's Models column links to it.
+    """
+    import time
+
+    if not hasattr(client, "create_logged_model"):  # MLflow 2 has no logged models
+        return None
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric
+
+    model = client.create_logged_model(experiment_id, name=name, source_run_id=run_id, tags=tags,
+                                       model_type="adapter")
+    stamp = int(time.time() * 1000)
+    where = {"dataset_name": dataset["name"], "dataset_digest": dataset["digest"]} if dataset else {}
+    client.log_batch(run_id, metrics=[Metric(k, float(v), stamp, 0, model_id=model.model_id, run_id=run_id, **where)
+                                      for k, v in sorted(metrics.items()) if k.startswith("metrics/")])
+    client.log_outputs(run_id, [LoggedModelOutput(model.model_id, 0)])
+    client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+    return model.model_id
+
+
 def reproduce_command(config: Any, experiment: str | None = None) -> str:
     """The ``nsync-bench run`` command line that resolves to exactly ``config`` (same run key)."""
     from nsync_bench.recipes import resolve_config
@@ -174,6 +198,6 @@ def start_system_metrics(run_id: str, tracking_uri: str, resume: bool) -> Any | 
     return monitor
 
 
-__all__ = ["DATASET_CONTEXTS", "EXPERIMENT_KIND", "EXPERIMENT_KIND_TAG", "log_dataset_inputs",
+__all__ = ["DATASET_CONTEXTS", "EXPERIMENT_KIND", "EXPERIMENT_KIND_TAG", "log_adapter_model", "log_dataset_inputs",
            "provisional_data_identity", "reproduce_command", "source_tags", "start_system_metrics",
            "system_metrics_enabled"]

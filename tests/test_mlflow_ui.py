@@ -73,6 +73,12 @@ def test_experiment_source_description_and_system_metrics(nsync_run):
     assert tags["mlflow.source.name"] == "nsync-bench" and tags["mlflow.source.type"] == "LOCAL"
     assert len(tags["mlflow.source.git.commit"]) == 40
     assert "nsync-bench run --style toy-pastel --method nsync --seed 0" in tags["mlflow.note.content"]
+    # The adapter as a logged model whose metrics are tied to the evaluation set (MLflow's Models tab).
+    [model] = client.search_logged_models([experiment.experiment_id])
+    assert model.name == "toy-pastel-nsync-seed0" and model.source_run_id == result.mlflow_run_id
+    tied = {m.key: (m.value, m.dataset_name, m.dataset_digest) for m in model.metrics}
+    test_set = next(i.dataset for i in mlflow_run.inputs.dataset_inputs if i.tags[0].value == "evaluation")
+    assert tied["metrics/csd"] == (pytest.approx(result.metrics["metrics/csd"]), test_set.name, test_set.digest)
     system = [k for k in mlflow_run.data.metrics if k.startswith("system/")]
     assert "system/cpu_utilization_percentage" in system and "system/system_memory_usage_megabytes" in system
 
@@ -157,6 +163,7 @@ def test_mlflow_ui_opens_on_the_runs_table_with_datasets(nsync_run, tmp_path):
     assert 'role="grid"' in dom or "ag-root" in dom
     assert RUN_NAME in dom
     assert ">Dataset<" in dom and "toy-pastel/train" in dom
+    assert ">Models<" in dom and "toy-pastel-nsync-seed0" in dom  # links to the model and its metric columns
     assert "Token Usage" not in dom  # the GenAI overview's panels
     with Image.open(shot) as image:
         pixels = np.asarray(image.convert("L"), dtype=float)
