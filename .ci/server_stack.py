@@ -152,6 +152,8 @@ def check(uri: str, report: Path, artifacts: Path) -> None:
         expected = {"training", "evaluation"} | ({"negatives"} if found.data.tags["method"] == "nsync" else set())
         assert contexts == expected, (found.info.run_name, contexts)
         assert {"metrics/fid", "metrics/csd"} <= set(found.data.metrics)
+    models = client.search_logged_models([experiment.experiment_id])
+    assert len(models) == 2 and all({m.key for m in model.metrics} >= {"metrics/fid"} for model in models)
     adapters = list(artifacts.rglob("adapter/README.md"))
     assert len(adapters) >= 2, f"adapters not in the artifact root {artifacts}"
     assert (report / "report.md").is_file() and (report / "index.html").is_file()
