@@ -62,3 +62,13 @@ def lint(session: nox.Session) -> None:
     """ruff check on the package, tests and noxfile."""
     session.install("ruff")
     session.run("ruff", "check", "nsync_bench", "tests", "noxfile.py")
+
+
+@nox.session
+def server(session: nox.Session) -> None:
+    """The README's "MLflow at scale" for real: a throwaway PostgreSQL cluster on 127.0.0.1 (Debian's
+    postgresql package), `mlflow server` on it with a separate artifact root, a 2-worker smoke sweep and
+    its report against the server; everything it starts is stopped (.ci/server_stack.py)."""
+    session.install("-e", ".[dev,server]")
+    workdir = os.path.join(session.create_tmp(), "server-stack")
+    session.run("python", ".ci/server_stack.py", workdir, env=OFFLINE)

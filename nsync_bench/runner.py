@@ -54,6 +54,7 @@ class RunOptions:
     experiment: str | None = None  # default: nsync-bench-<profile>
     weights_dir: Path | None = None  # metric weights (default: NSYNC_BENCH_WEIGHTS_DIR or the cache)
     track: bool = True
+    system_metrics: bool | None = None  # MLflow system metrics; None: on for real profiles, off for smoke
     resume: str = "auto"  # auto: skip if finished, else continue from a checkpoint; never: start over
     progress: Progress = field(default_factory=NullProgress)
     callbacks: list[Callable[[int], None]] = field(default_factory=list)
@@ -179,14 +180,19 @@ def _start_tracker(config: BenchConfig, key: str, run_dir: Path, options: RunOpt
     spec = config.run
     id_file = run_dir / "mlflow_run_id"
     previous = id_file.read_text().strip() if id_file.is_file() else None
+    from nsync_bench import tracking_inputs
+
     tags = {"style": spec.style, "method": spec.method, "seed": spec.seed, "profile": spec.profile,
-            "protocol": spec.protocol, "run_key": key, "git_sha": provenance.git_sha(), "run_dir": str(run_dir)}
+            "protocol": spec.protocol, "run_key": key, "git_sha": provenance.git_sha(), "run_dir": str(run_dir),
+            **tracking_inputs.source_tags(provenance.git_sha(),
+                                          tracking_inputs.reproduce_command(config, options.experiment))}
     tracker = MlflowTracker(
         paths.tracking_uri(options.tracking_uri),
         experiment_name(config, options),
         run_name=f"{spec.style}/{spec.method}/seed{spec.seed}",
         tags=tags,
         run_id=previous,
+        system_metrics=tracking_inputs.system_metrics_enabled(spec.profile, options.system_metrics),
     )
     id_file.write_text(tracker.run_id or "")
     tracker.log_params(config.flat())
@@ -260,6 +266,13 @@ def _train_and_evaluate(config: BenchConfig, key: str, run_dir: Path, tracker: T
     training = build_training(config, data_root=options.data_root, checkpoint_dir=run_dir / "checkpoints",
                               tracker=tracker, progress=options.progress, callbacks=options.callbacks)
     method, trainer = training.method, training.trainer
+    from nsync_bench.tracking_inputs import provisional_data_identity
+
+    # PROVISIONAL digests: to be replaced by the run key's data identity (see tracking_inputs).
+    negatives = getattr(method, "negative_images", None)
+    identity = provisional_data_identity(config.run.style, training.style_dir, training.style.splits,
+                                         negatives.paths if negatives is not None else None)
+    tracker.log_inputs(identity)
     tracker.set_tags({"hardware": json.dumps(provenance.hardware(str(method.device))),
                       "libraries": json.dumps(provenance.library_versions()),
                       "model_source": method.components.source, "nsync_bench.kind": "run"})
@@ -288,6 +301,14 @@ def _train_and_evaluate(config: BenchConfig, key: str, run_dir: Path, tracker: T
 
     if curve is not None:
         curve.record_final(trainer.step, metrics)
+
+    from nsync_bench.model_card import write_run_card
+
+    run_record = json.loads((run_dir / "config.json").read_text())
+    tracker.log_artifact(write_run_card(run_dir / "adapter", run_record, metrics), "adapter")  # what the adapter is
+    spec = config.run  # the adapter as a logged model: MLflow's Models tab shows its metrics as columns
+    tracker.log_model(f"{spec.style}-{spec.method}-seed{spec.seed}", metrics, identity.get("evaluation"),
+                      {"run_key": key, "method": spec.method, "style": spec.style, "artifact_path": "adapter"})
     result = RunResult(key, run_dir, tracker.run_id, metrics, str(adapter.relative_to(run_dir)))
     record: dict[str, Any] = {"run_key": key, "mlflow_run_id": tracker.run_id, "metrics": metrics,
                               "adapter": result.adapter, "steps": trainer.step if trainer else 0}

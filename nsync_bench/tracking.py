@@ -33,6 +33,11 @@ class Tracker(Protocol):
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None: ...
 
+    def log_inputs(self, identity: dict[str, dict[str, str]]) -> None: ...
+
+    def log_model(self, name: str, metrics: dict[str, float], dataset: dict[str, str] | None,
+                  tags: dict[str, Any]) -> None: ...
+
     def flush(self) -> None: ...
 
     def finish(self, status: str = "FINISHED") -> None: ...
@@ -53,6 +58,13 @@ class NullTracker:
         pass
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        pass
+
+    def log_inputs(self, identity: dict[str, dict[str, str]]) -> None:
+        pass
+
+    def log_model(self, name: str, metrics: dict[str, float], dataset: dict[str, str] | None,
+                  tags: dict[str, Any]) -> None:
         pass
 
     def flush(self) -> None:
@@ -87,14 +99,23 @@ def check_reachable(tracking_uri: str, timeout: float = 10.0) -> None:
 
 
 def ensure_experiment(tracking_uri: str, name: str) -> str:
-    """The id of experiment ``name``, created (with a local artifact root for SQLite) if missing."""
+    """The id of experiment ``name``, created (with a local artifact root for SQLite) if missing.
+
+    Marked as a model-training experiment, so MLflow 3's UI opens it on the runs table rather than on
+    its GenAI overview.
+    """
+    from nsync_bench.tracking_inputs import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
+
     check_reachable(tracking_uri)
     client = _client(tracking_uri)
     try:
         experiment = client.get_experiment_by_name(name)
         if experiment is not None:
+            if EXPERIMENT_KIND_TAG not in experiment.tags:  # made by an older nsync-bench or by hand
+                client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
             return experiment.experiment_id
-        return client.create_experiment(name, artifact_location=artifact_root(tracking_uri))
+        return client.create_experiment(name, artifact_location=artifact_root(tracking_uri),
+                                        tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
     except Exception as err:  # mlflow raises many types (MlflowException, requests errors, ...)
         raise NsyncBenchError(
             f"cannot reach the MLflow store {tracking_uri!r}: {err}. Start the server, fix --tracking-uri / "
@@ -128,10 +149,11 @@ class MlflowTracker:
         run_name: str,
         tags: dict[str, Any],
         run_id: str | None = None,
+        system_metrics: bool = False,
     ) -> None:
         self.tracking_uri = tracking_uri
         self.client = _client(tracking_uri)
-        experiment_id = ensure_experiment(tracking_uri, experiment)
+        experiment_id = self.experiment_id = ensure_experiment(tracking_uri, experiment)
         if run_id is not None:
             self.client.update_run(run_id, status="RUNNING")
             self.run_id = run_id
@@ -139,6 +161,11 @@ class MlflowTracker:
             run = self.client.create_run(experiment_id, run_name=run_name, tags={k: str(v) for k, v in tags.items()})
             self.run_id = run.info.run_id
         self._pending: list[Any] = []
+        self._monitor = None
+        if system_metrics:
+            from nsync_bench.tracking_inputs import start_system_metrics
+
+            self._monitor = start_system_metrics(self.run_id, tracking_uri, resume=run_id is not None)
 
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
@@ -173,6 +200,21 @@ class MlflowTracker:
         else:
             self.client.log_artifact(self.run_id, str(path), artifact_path)
 
+    def log_inputs(self, identity: dict[str, dict[str, str]]) -> None:
+        from nsync_bench.tracking_inputs import log_dataset_inputs
+
+        log_dataset_inputs(self.client, self.run_id, identity)
+
+    def log_model(self, name: str, metrics: dict[str, float], dataset: dict[str, str] | None,
+                  tags: dict[str, Any]) -> None:
+        from nsync_bench.tracking_inputs import log_adapter_model
+
+        log_adapter_model(self.client, self.experiment_id, self.run_id, name, metrics, dataset,
+                          {k: str(v) for k, v in tags.items()})
+
     def finish(self, status: str = "FINISHED") -> None:
+        if self._monitor is not None:
+            self._monitor.finish()  # its last samples are logged before the run ends
+            self._monitor = None
         self.flush()
         self.client.set_terminated(self.run_id, status=status)

@@ -14,7 +14,8 @@ runner = CliRunner()
 HEAVY = ("torch", "diffusers", "transformers", "mlflow")
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["profiles", "--help"], ["ui", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["profiles", "--help"], ["ui", "--help"],
+                                  ["export", "--help"]])
 def test_help_does_not_import_heavy_libraries(argv):
     code = (
         "import sys\nfrom typer.testing import CliRunner\nfrom nsync_bench.cli import app\n"
@@ -40,6 +41,8 @@ def test_console_script_help():
          ["train.steps", "train.max_steps"]),
         (["run", "--style", "toy-ink", "--method", "ti", "--set", "train.max_steps=-1"],
          ["train.max_steps", "greater than or equal to 1"]),
+        (["export", "no/such/run", "--format", "a1111"], ["neither a run directory nor an MLflow run id"]),
+        (["export", "no/such/run", "--format", "onnx"], ["unknown --format 'onnx'", "kohya"]),
     ],
 )
 def test_bad_input_gives_a_teaching_error_and_exit_2(argv, fragments):

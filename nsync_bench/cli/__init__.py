@@ -53,6 +53,7 @@ def teaching_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 # Verbs register themselves on ``app`` when their module is imported.
 from nsync_bench.cli import bench as _bench  # noqa: E402,F401
 from nsync_bench.cli import data as _data  # noqa: E402,F401
+from nsync_bench.cli import export as _export  # noqa: E402,F401
 from nsync_bench.cli import metrics as _metrics  # noqa: E402,F401
 from nsync_bench.cli import profiles as _profiles  # noqa: E402,F401
 from nsync_bench.cli import report as _report  # noqa: E402,F401

@@ -18,6 +18,12 @@ def ui_command(uri: str, host: str, port: int) -> list[str]:
     return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
 
 
+def ui_url(host: str, port: int, experiment_id: str | None = None) -> str:
+    """The UI's address with the "Model training" view selected (runs table, not the GenAI overview)."""
+    page = f"experiments/{experiment_id}" if experiment_id else "experiments"
+    return f"http://{host}:{port}/#/{page}?workflowType=machine_learning"
+
+
 @app.command()
 @teaching_errors
 def ui(
@@ -38,6 +44,8 @@ def ui(
     if root:
         command += ["--default-artifact-root", root]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # else ~15 worker processes
-    console.print(f"MLflow UI for {uri} at [bold]http://{host}:{port}[/] (Ctrl-C to stop)")
+    # MLflow 3.17's UI opens experiments on its GenAI overview unless the browser has chosen "Model
+    # training" (a per-browser switch, not a server setting); this link chooses it.
+    console.print(f"MLflow UI for {uri} at [bold]{ui_url(host, port)}[/] (Ctrl-C to stop)")
     with contextlib.suppress(KeyboardInterrupt):
         subprocess.run(command, env=env, check=False)
