@@ -12,11 +12,13 @@ A run lives in ``<runs_dir>/<experiment>/<style>/<method>/seed<seed>-<run key>/`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,10 +61,26 @@ class RunOptions:
     callbacks: list[Callable[[int], None]] = field(default_factory=list)
 
 
-def run_directory(config: BenchConfig, options: RunOptions) -> Path:
+class RunBusyError(NsyncBenchError):
+    """Another live process holds this run key's lock."""
+
+
+def data_identity(config: BenchConfig, options: RunOptions) -> dict[str, Any]:
+    """The content digests of what a run consumes (nsync_bench.data.identity); part of its key."""
+    from nsync_bench.data.identity import run_data_identity
+
+    return run_data_identity(config, paths.data_root(options.data_root))
+
+
+def full_run_key(config: BenchConfig, options: RunOptions) -> str:
+    """The run key: the resolved config plus the data identity (what skip-if-finished matches)."""
+    return run_key(config, data_identity(config, options))
+
+
+def run_directory(config: BenchConfig, options: RunOptions, key: str | None = None) -> Path:
     spec = config.run
     experiment = experiment_name(config, options)
-    leaf = f"seed{spec.seed}-{run_key(config)}"
+    leaf = f"seed{spec.seed}-{key or full_run_key(config, options)}"
     return paths.runs_dir(options.runs_dir) / experiment / spec.style / spec.method / leaf
 
 
@@ -90,23 +108,54 @@ def execute(config: BenchConfig, options: RunOptions) -> RunResult:
             "training of one run is not supported (NSYNC's rule needs all-reduced branch gradients). Run it as "
             "one process per GPU instead: `nsync-bench sweep ... --devices 0,1,...` or a Slurm array."
         )
-    key = run_key(config)
-    run_dir = run_directory(config, options)
-    finished = finished_result(config, options) if options.resume != "never" else None
-    if finished is not None:
-        return finished
-    from nsync_bench.data.styles import ensure_style_data
-
     # A missing dataset is the user's to fix: say so before any run folder or MLflow run exists.
-    ensure_style_data(config.run.style, paths.data_root(options.data_root))
-    if options.resume == "never" and run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_config(run_dir, config, key)
+    identity = data_identity(config, options)
+    key = run_key(config, identity)
+    run_dir = run_directory(config, options, key)
+    with _run_lock(run_dir, key):
+        finished = finished_result(config, options, key) if options.resume != "never" else None
+        if finished is not None:
+            return finished
+        from nsync_bench.preflight import check_before_training
 
+        check_before_training(config, paths.data_root(options.data_root))  # seconds, not after hours of training
+        if options.resume == "never" and run_dir.exists():
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_config(run_dir, config, key, identity)
+        return _execute_locked(config, options, key, run_dir, identity)
+
+
+@contextlib.contextmanager
+def _run_lock(run_dir: Path, key: str) -> Iterator[None]:
+    """One process per run key (the sweep's lock): a second one refuses, naming the holder."""
+    from nsync_bench.locking import LockHeld, RunLock
+
+    lock = RunLock(run_dir.parent / f".{run_dir.name}.lock")
+    try:
+        lock.acquire()
+    except LockHeld:
+        owner = lock.owner() or {}
+        since = owner.get("since")
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since)) if isinstance(since, (int, float)) else "?"
+        raise RunBusyError(
+            f"run {key} is already running: process {owner.get('pid', '?')} on host {owner.get('host', '?')} holds "
+            f"its lock {lock.path} (since {when}). Wait for it to finish, then run the same command again (a "
+            "finished run is reused, not recomputed). A lock whose process died is broken automatically (at once "
+            "on this host, after 5 minutes of silence from another host)."
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _execute_locked(config: BenchConfig, options: RunOptions, key: str, run_dir: Path,
+                    identity: dict[str, Any]) -> RunResult:
+    """Train, evaluate and track under the lock; MLflow's status is FAILED unless everything finished."""
     handler = _log_to_file(run_dir / LOG_FILE)
     try:
-        tracker = _start_tracker(config, key, run_dir, options)
+        tracker = _start_tracker(config, key, run_dir, options, identity)
         status = "FAILED"
         try:
             result = _train_and_evaluate(config, key, run_dir, tracker, options)
@@ -131,10 +180,10 @@ def execute(config: BenchConfig, options: RunOptions) -> RunResult:
         handler.close()
 
 
-def finished_result(config: BenchConfig, options: RunOptions) -> RunResult | None:
+def finished_result(config: BenchConfig, options: RunOptions, key: str | None = None) -> RunResult | None:
     """The result of a finished run with this config's key: on local disk, or else in MLflow."""
-    key = run_key(config)
-    run_dir = run_directory(config, options)
+    key = key or full_run_key(config, options)
+    run_dir = run_directory(config, options, key)
     if (run_dir / RESULT_FILE).is_file():
         result = json.loads((run_dir / RESULT_FILE).read_text())
         log.info("run %s already finished in %s; not recomputed", key, run_dir)
@@ -167,13 +216,14 @@ def _log_to_file(path: Path) -> logging.Handler:
     return handler
 
 
-def _write_config(run_dir: Path, config: BenchConfig, key: str) -> None:
-    record = {"run_key": key, "config": config.model_dump(mode="json"), "git_sha": provenance.git_sha(),
-              "libraries": provenance.library_versions()}
+def _write_config(run_dir: Path, config: BenchConfig, key: str, identity: dict[str, Any]) -> None:
+    record = {"run_key": key, "config": config.model_dump(mode="json"), "data_identity": identity,
+              "git_sha": provenance.git_sha(), "libraries": provenance.library_versions()}
     (run_dir / "config.json").write_text(json.dumps(record, indent=2))
 
 
-def _start_tracker(config: BenchConfig, key: str, run_dir: Path, options: RunOptions) -> Tracker:
+def _start_tracker(config: BenchConfig, key: str, run_dir: Path, options: RunOptions,
+                   identity: dict[str, Any]) -> Tracker:
     if not options.track:
         return NullTracker()
     spec = config.run
@@ -189,7 +239,10 @@ def _start_tracker(config: BenchConfig, key: str, run_dir: Path, options: RunOpt
         run_id=previous,
     )
     id_file.write_text(tracker.run_id or "")
-    tracker.log_params(config.flat())
+    from nsync_bench.data.identity import identity_digest, identity_params
+
+    tracker.log_params({**config.flat(), **identity_params(identity)})
+    tracker.set_tags({"data_digest": identity_digest(identity)})
     return tracker
 
 
@@ -202,6 +255,7 @@ class Training:
     style_dir: Path
     method: Any  # Method
     trainer: Any  # Trainer
+    negatives: list[Path] | None = None  # NSYNC methods: the negative images paired with the train images
 
 
 def build_training(config: BenchConfig, *, data_root: Path | None, checkpoint_dir: Path,
@@ -246,7 +300,7 @@ def build_training(config: BenchConfig, *, data_root: Path | None, checkpoint_di
     if negatives is not None:
         method.attach_negatives(negatives, batches)
     trainer = Trainer(config, method, batches, checkpoint_dir, tracker, progress, callbacks)
-    return Training(config, style, style_dir, method, trainer)
+    return Training(config, style, style_dir, method, trainer, negative_paths if negatives is not None else None)
 
 
 def _train_and_evaluate(config: BenchConfig, key: str, run_dir: Path, tracker: Tracker,
@@ -261,6 +315,12 @@ def _train_and_evaluate(config: BenchConfig, key: str, run_dir: Path, tracker: T
     tracker.set_tags({"hardware": json.dumps(provenance.hardware(str(method.device))),
                       "libraries": json.dumps(provenance.library_versions()),
                       "model_source": method.components.source, "nsync_bench.kind": "run"})
+    if training.negatives is not None:  # a rendered set's digest is known only now
+        from nsync_bench.data.identity import files_identity
+
+        rendered = files_identity("negatives", training.negatives, str(training.negatives[0].parent))
+        tracker.set_tags({"data_identity.negatives.rendered": rendered["images"],
+                          "data_identity.negatives.source": rendered["source"]})
     if options.resume != "never":
         trainer.resume()
     trainer.fit()
@@ -280,4 +340,5 @@ def _train_and_evaluate(config: BenchConfig, key: str, run_dir: Path, tracker: T
     return result
 
 
-__all__ = ["RunOptions", "RunResult", "Training", "build_training", "execute", "run", "run_directory"]
+__all__ = ["RunBusyError", "RunOptions", "RunResult", "Training", "build_training", "data_identity", "execute",
+           "full_run_key", "run", "run_directory"]

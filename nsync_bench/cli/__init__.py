@@ -37,7 +37,7 @@ def setup_logging(verbose: bool) -> None:
 
 
 def teaching_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Print a user-fixable error as one red line and exit with status 2, without a traceback."""
+    """Print a user-fixable error as one red line and exit (status 2, or the error's ``exit_code``), no traceback."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -45,7 +45,7 @@ def teaching_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except NsyncBenchError as err:
             err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
+            raise typer.Exit(getattr(err, "exit_code", 2)) from None
 
     return wrapper
 
