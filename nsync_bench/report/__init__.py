@@ -184,7 +184,12 @@ def build_report(
         progress.start("building report", total=STAGES)
         try:
             progress.advance(1)
-            analysis = analyze(data, load_per_image(data, work), alpha=alpha, pairs=pairs, seed=seed)
+            from nsync_bench.report.analysis import DEFAULT_PAIRS
+            from nsync_bench.report.cells import variant_pairs
+
+            wanted = list(pairs or DEFAULT_PAIRS)  # cells that differ from the plain one pair among themselves
+            analysis = analyze(data, load_per_image(data, work), alpha=alpha,
+                               pairs=wanted + variant_pairs(data.runs, wanted), seed=seed)
             progress.advance(2)
             plots = _plots(data, analysis, out_dir)
             progress.advance(1)
@@ -207,6 +212,8 @@ def build_report(
               "claims": analysis.claims}
     for name, frame in tables.items():
         frame.to_csv(out_dir / f"{name}.csv", index=False)  # empty (no comparisons): an empty file
+    if not data.unfinished.empty:  # failed runs never enter the analysis; they are listed here
+        data.unfinished.to_csv(out_dir / "failed_runs.csv", index=False)
     (out_dir / "report.md").write_text(render_markdown(content), encoding="utf-8")
     (out_dir / "index.html").write_text(render_html(content), encoding="utf-8")
     run_id = _log_run(uri, experiments, alpha, out_dir) if log_to_mlflow else None
