@@ -75,17 +75,17 @@ def check_before_training(config: BenchConfig, data_root: Path) -> None:
                                     "from the train captions (or pass your own with --set nsync.negatives_dir=DIR)")
     n_generated, n_real = evaluation_counts(config, len(test))
     needy = [n for n in config.metrics.names if n in SET_SIZE_METRICS]
-    if needy and n_generated < HARD_MINIMUM:
-        raise ConfigError(
-            f"eval.max_prompts = {config.eval.max_prompts} gives {n_generated} evaluation image(s), but "
-            f"{'/'.join(n.upper() for n in needy)} need at least {HARD_MINIMUM} (a covariance needs two samples). "
-            f"Fix: --set eval.max_prompts={HARD_MINIMUM} or more (or None for all {n_real} test captions), or drop "
-            f"them with --set metrics.names='[\"cmmd\", \"csd\"]'. Nothing was trained.")
     if needy and n_real < HARD_MINIMUM:
         raise DataError(
             f"the test split of style {style.name!r} has {n_real} image(s), but {'/'.join(n.upper() for n in needy)} "
             f"need at least {HARD_MINIMUM}. Fix: add test images to {style_dir / style.test_split} (or re-import with "
             f"a larger --test-fraction), or drop them with --set metrics.names='[\"cmmd\", \"csd\"]'. Nothing was "
             "trained.")
+    if needy and n_generated < HARD_MINIMUM:
+        raise ConfigError(
+            f"eval.max_prompts = {config.eval.max_prompts} gives {n_generated} evaluation image(s), but "
+            f"{'/'.join(n.upper() for n in needy)} need at least {HARD_MINIMUM} (a covariance needs two samples). "
+            f"Fix: --set eval.max_prompts={HARD_MINIMUM} or more (or None for all {n_real} test captions), or drop "
+            f"them with --set metrics.names='[\"cmmd\", \"csd\"]'. Nothing was trained.")
     for warning in small_set_warnings(list(config.metrics.names), n_generated, n_real).values():
         log.warning("%s", warning)
