@@ -72,7 +72,9 @@ class Captioner:
         images = []
         for path in paths:
             with Image.open(path) as image:
-                images.append(image.convert("RGB"))
+                from nsync_bench.data.pixels import to_rgb
+
+                images.append(to_rgb(image).copy())
         return self.caption(images)
 
 

@@ -166,8 +166,12 @@ def _image_problems(facts: dict[str, dict[str, Any]], resolution: int, test_spli
             continue
         if entry["mode"] != "RGB":
             alpha = " with transparency (alpha is dropped; transparent pixels keep their stored colour)"
-            problems.append(Problem(rel, "mode", f"mode {entry['mode']}{alpha if entry['alpha'] else ''} is "
-                                    "converted to RGB at load", "warning"))
+            from nsync_bench.data.pixels import conversion_note
+
+            note = conversion_note(entry["mode"])
+            if entry["alpha"]:
+                note = note.replace(" is ", f"{alpha} is ", 1)
+            problems.append(Problem(rel, "mode", note, "warning"))
         side = min(entry["width"], entry["height"])
         if side < resolution:
             fatal = side < resolution / 4

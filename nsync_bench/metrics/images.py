@@ -50,7 +50,9 @@ def load_rgb(path: Path) -> Image.Image:
     try:
         with Image.open(path) as image:
             image.load()
-            rgb = image.convert("RGB") if image.mode != "RGB" else image.copy()
+            from nsync_bench.data.pixels import to_rgb
+
+            rgb = to_rgb(image).copy()  # 16-bit images scaled, not clipped white
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DataError(f"cannot decode image {path}: {err}. Remove or replace it, or run `nsync-bench data "
                         "validate --quarantine`.") from err

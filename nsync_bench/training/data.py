@@ -26,7 +26,9 @@ def load_rgb(path: Path) -> Image.Image:
     try:
         with Image.open(path) as image:
             image.load()
-            return image.convert("RGB")
+            from nsync_bench.data.pixels import to_rgb
+
+            return to_rgb(image).copy()  # 16-bit images scaled, not clipped white
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise DataError(f"cannot read image {path}: {err}. Check it with `nsync-bench data validate`.") from err
 
