@@ -108,6 +108,7 @@ def execute(config: BenchConfig, options: RunOptions) -> RunResult:
             "training of one run is not supported (NSYNC's rule needs all-reduced branch gradients). Run it as "
             "one process per GPU instead: `nsync-bench sweep ... --devices 0,1,...` or a Slurm array."
         )
+    _check_locations(options)
     # A missing dataset is the user's to fix: say so before any run folder or MLflow run exists.
     identity = data_identity(config, options)
     key = run_key(config, identity)
@@ -124,6 +125,17 @@ def execute(config: BenchConfig, options: RunOptions) -> RunResult:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_config(run_dir, config, key, identity)
         return _execute_locked(config, options, key, run_dir, identity)
+
+
+def _check_locations(options: RunOptions) -> None:
+    """Unusable folders or stores are teaching errors before anything is written."""
+    from nsync_bench.pathcheck import check_tracking_uri, usable_dir
+
+    usable_dir(paths.runs_dir(options.runs_dir), "the runs folder", "Pass another --runs-dir (NSYNC_BENCH_RUNS_DIR).")
+    usable_dir(paths.data_root(options.data_root), "the data root",
+               "Pass another --data-root (NSYNC_BENCH_DATA_ROOT).")
+    if options.track:
+        check_tracking_uri(paths.tracking_uri(options.tracking_uri))
 
 
 @contextlib.contextmanager

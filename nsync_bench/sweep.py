@@ -261,8 +261,11 @@ def select_tasks(tasks: list[Task], spec: SweepSpec, options: SweepOptions, retr
 def run_sweep(spec: SweepSpec, executor: Any, options: SweepOptions, *, retry_failed: bool = False,
               on_event: Any = None) -> SweepSummary:
     """Expand, prepare each style once, run every task through ``executor``, record the outcome."""
+    from nsync_bench.runner import _check_locations
+
     on_event = on_event or (lambda task, status, result: None)
     experiment = spec.experiment_name()
+    _check_locations(options.run_options(experiment))
     tasks = select_tasks(expand(spec, options), spec, options, retry_failed)
     for task in tasks:
         on_event(task, "queued", None)

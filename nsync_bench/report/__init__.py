@@ -166,6 +166,7 @@ def build_report(
     reproducible from its inputs. Raises :class:`ReportError` when the runs cannot be reported.
     """
     from nsync_bench import paths
+    from nsync_bench.pathcheck import check_tracking_uri, usable_dir
     from nsync_bench.report.analysis import analyze
     from nsync_bench.report.artifacts import load_per_image
     from nsync_bench.report.data import load_report_data
@@ -175,7 +176,12 @@ def build_report(
     _check_arguments(experiments, alpha, pairs)
     progress = progress or NullProgress()
     uri = paths.tracking_uri(tracking_uri)
+    check_tracking_uri(uri, must_exist=True)  # a mistyped path must not create an empty store
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(experiments)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise ReportError(f"the report folder {out_dir} already exists and is not empty; a report never overwrites "
+                          "another. Pass a new --out, or leave it out for a fresh time-stamped folder.")
+    usable_dir(out_dir, "the report folder", "Pass another --out.")
     work = out_dir / ".work"
     with _quiet_mlflow_downloads():
         data = load_report_data(uri, experiments)  # fails before anything is written
