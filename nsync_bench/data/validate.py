@@ -38,7 +38,8 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 from nsync_bench.data.styles import IMAGE_SUFFIXES, ensure_style_data, get_style
 from nsync_bench.errors import DataError
 
-__all__ = ["CACHE_FILE", "QUARANTINE_DIR", "Problem", "ValidationReport", "check_before_run", "validate_style"]
+__all__ = ["CACHE_FILE", "QUARANTINE_DIR", "Problem", "ValidationReport", "check_before_run", "fix_advice",
+           "restore_quarantine", "validate_style"]
 
 log = logging.getLogger(__name__)
 
@@ -251,12 +252,62 @@ def validate_style(style: str, data_root: Path, resolution: int, *, quarantine: 
     return report
 
 
+def fix_advice(report: ValidationReport) -> str:
+    """What to do about a report's errors: images too small for the resolution are not corrupt files."""
+    small = [p for p in report.errors if p.kind == "too_small"]
+    other = [p for p in report.errors if p.kind != "too_small"]
+    lines = []
+    if small:
+        share = f"all {len(small)}" if len(small) == sum(report.images.values()) else f"{len(small)}"
+        lines.append(f"{share} image(s) are far smaller than the training resolution {report.resolution} px: a "
+                     "resolution problem, not corrupt files. Train at a resolution that suits them (another "
+                     "--profile, or --set model.resolution=N) or replace them with larger images; do not "
+                     "quarantine them.")
+    if other:
+        also = (" (it also moves the too-small ones; `nsync-bench data restore "
+                f"{report.style}` moves quarantined files back)") if small else ""
+        lines.append(f"Fix the other files, or move them aside with `nsync-bench data validate {report.style} "
+                     f"--resolution {report.resolution} --quarantine`{also}.")
+    return "\n".join(lines)
+
+
+def restore_quarantine(style: str, data_root: Path) -> tuple[list[str], list[str]]:
+    """Move every quarantined file (and its caption) back to its split; returns (restored, kept back).
+
+    A file whose name is taken again in the split stays in quarantine (nothing is overwritten).
+    """
+    style_dir = Path(data_root) / get_style(style).name
+    root = style_dir / QUARANTINE_DIR
+    restored: list[str] = []
+    kept: list[str] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        for path in sorted(folder.iterdir()):
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            dest = style_dir / folder.name / path.name
+            caption = path.with_suffix(".txt")
+            if dest.exists() or (caption.is_file() and dest.with_suffix(".txt").exists()):
+                kept.append(f"{folder.name}/{path.name}")
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, dest)
+            if caption.is_file():
+                os.replace(caption, dest.with_suffix(".txt"))
+            restored.append(f"{folder.name}/{path.name}")
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    reasons = root / "REASONS.txt"
+    if root.is_dir() and not any(p for p in root.iterdir() if p != reasons):
+        reasons.unlink(missing_ok=True)
+        root.rmdir()
+    return restored, kept
+
+
 def check_before_run(style: str, data_root: Path, resolution: int) -> ValidationReport:
     """The check every run makes: errors stop it before training starts, warnings are logged."""
     report = validate_style(style, data_root, resolution, captions="ignore")
     if report.errors:
-        raise DataError(f"{report.summary('error')}\nFix the files, or move them aside with "
-                        f"`nsync-bench data validate {style} --resolution {resolution} --quarantine`.")
+        raise DataError(f"{report.summary('error')}\n{fix_advice(report)}")
     if report.warnings:
         log.warning("%s", report.summary("warning", limit=3))
     return report
