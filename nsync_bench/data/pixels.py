@@ -8,6 +8,9 @@ lie within it, else scaled by their maximum. Every other mode converts as PIL do
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
 
@@ -36,3 +39,18 @@ def conversion_note(mode: str) -> str:
     if mode in HIGH_BIT_MODES:
         return f"mode {mode} (high bit depth) is scaled to 8 bits and converted to RGB at load"
     return f"mode {mode} is converted to RGB at load"
+
+
+def open_image(path: Path) -> Image.Image:
+    """Decode ``path`` fully into memory (the file is closed after). PIL's decompression-bomb
+    *warning* is silenced here: `data validate` names large images; its error still applies."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(path) as image:
+            image.load()
+            return image.copy()
+
+
+def load_rgb_image(path: Path) -> Image.Image:
+    """``path`` decoded as 8-bit RGB with its intensities preserved."""
+    return to_rgb(open_image(path))

@@ -28,6 +28,7 @@ import io
 import json
 import logging
 import os
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,10 +99,14 @@ def _inspect(path: Path) -> dict[str, Any]:
     previous = ImageFile.LOAD_TRUNCATED_IMAGES
     ImageFile.LOAD_TRUNCATED_IMAGES = False  # a caller may have set it; we want the failure
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            facts.update(mode=image.mode, width=image.width, height=image.height,
-                         alpha=image.mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in image.info)
-            image.load()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                facts.update(mode=image.mode, width=image.width, height=image.height,
+                             alpha=image.mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in image.info)
+                image.load()
+        if any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught):
+            facts["large"] = True  # a problem row, not a raw warning on the console
     except UnidentifiedImageError:
         facts.update(error_kind="corrupt", error=f"not a readable image ({len(data)} bytes, unknown format)")
     except Image.DecompressionBombError as err:
@@ -173,6 +178,10 @@ def _image_problems(facts: dict[str, dict[str, Any]], resolution: int, test_spli
             if entry["alpha"]:
                 note = note.replace(" is ", f"{alpha} is ", 1)
             problems.append(Problem(rel, "mode", note, "warning"))
+        if entry.get("large"):
+            problems.append(Problem(rel, "large_image", f"{entry['width']}x{entry['height']} pixels exceeds PIL's "
+                                    "decompression-bomb threshold; fine if you trust the file, slow to load",
+                                    "warning"))
         side = min(entry["width"], entry["height"])
         if side < resolution:
             fatal = side < resolution / 4

@@ -48,11 +48,9 @@ def list_image_files(folder: Path) -> list[Path]:
 def load_rgb(path: Path) -> Image.Image:
     """Decode fully and convert to RGB (clean-fid and CSD do ``.convert('RGB')``)."""
     try:
-        with Image.open(path) as image:
-            image.load()
-            from nsync_bench.data.pixels import to_rgb
+        from nsync_bench.data.pixels import load_rgb_image
 
-            rgb = to_rgb(image).copy()  # 16-bit images scaled, not clipped white
+        rgb = load_rgb_image(path)  # 16-bit images scaled, not clipped white; no raw bomb warning
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DataError(f"cannot decode image {path}: {err}. Remove or replace it, or run `nsync-bench data "
                         "validate --quarantine`.") from err

@@ -33,6 +33,16 @@ log = logging.getLogger(__name__)
 REPORT_KIND_TAG = "nsync_bench.kind"
 _MLFLOW_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 STAGES = 5  # progress: data, per-image scores, analysis, plots, grids
+_COMPARISON = ["profile", "protocol", "style", "metric", "candidate", "baseline", "unit", "n", "direction", "mean_diff",
+               "ci_low", "ci_high", "t", "p_t", "p_wilcoxon", "wilcoxon_method", "d_z"]
+EMPTY_COLUMNS = {  # the analysis' columns, for tables with no rows
+    "summary": ["profile", "protocol", "style", "method", "metric", "direction", "mean", "std", "n", "ci_low",
+                "ci_high", "seeds", "best"],
+    "comparisons": [*_COMPARISON, "seeds", "p_t_adj", "p_wilcoxon_adj"],
+    "per_prompt": [*_COMPARISON, "p_t_adj", "p_wilcoxon_adj"],
+    "claims": ["claim", "text", "profile", "protocol", "style", "metric", "candidate", "baseline", "verdict", "n",
+               "mean_diff", "ci_low", "ci_high", "p_t_adj"],
+}
 
 
 @dataclass
@@ -217,7 +227,9 @@ def build_report(
     tables = {"summary": analysis.summary, "comparisons": analysis.comparisons, "per_prompt": analysis.per_prompt,
               "claims": analysis.claims}
     for name, frame in tables.items():
-        frame.to_csv(out_dir / f"{name}.csv", index=False)  # empty (no comparisons): an empty file
+        if frame.columns.empty:  # nothing to compare: still a CSV with its header, not a 1-byte file
+            frame = frame.reindex(columns=EMPTY_COLUMNS[name])
+        frame.to_csv(out_dir / f"{name}.csv", index=False)
     if not data.unfinished.empty:  # failed runs never enter the analysis; they are listed here
         data.unfinished.to_csv(out_dir / "failed_runs.csv", index=False)
     (out_dir / "report.md").write_text(render_markdown(content), encoding="utf-8")
