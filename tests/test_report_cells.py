@@ -61,12 +61,12 @@ def test_runs_differing_in_more_than_the_seed_are_separate_labelled_rows(store):
     store.add("ti", 0, 999.0, params={"train.learning_rate": "1e9"})  # the reproducer: same seed 0
     data = load_report_data(store.uri, ["cells"])
     summary = _summary(data)
-    assert set(summary.index) == {"ti", "nsync", "ti [train.learning_rate=1e9]"}
+    assert set(summary.index) == {"ti", "nsync", "ti (train.learning_rate=1e9)"}
     assert summary.loc["ti", "n"] == 2 and summary.loc["ti", "seeds"] == "0,1"
     assert summary.loc["ti", "mean"] == pytest.approx(50.5)  # the 999 of the other cell is not pooled
-    assert summary.loc["ti [train.learning_rate=1e9]", "seeds"] == "0"
+    assert summary.loc["ti (train.learning_rate=1e9)", "seeds"] == "0"
     runs = data.runs.set_index("method")
-    assert runs.loc["ti [train.learning_rate=1e9]", "base_method"] == "ti"
+    assert runs.loc["ti (train.learning_rate=1e9)", "base_method"] == "ti"
     # Seed counts never exceed the distinct seeds, in any row.
     for _, row in summary.iterrows():
         assert row["n"] == len(set(row["seeds"].split(",")))
@@ -79,7 +79,7 @@ def test_changed_data_is_a_different_cell_and_the_plain_cell_is_the_one_matching
     data = load_report_data(store.uri, ["cells"])
     summary = _summary(data)
     assert summary.loc["ti", "mean"] == 70.0  # the ti run on nsync's data keeps the plain label
-    assert f"ti [data_identity.train.images={'a' * 8}]" in summary.index
+    assert f"ti (data_identity.train.images={'a' * 8})" in summary.index
 
 
 def test_repeats_of_one_cell_and_seed_keep_only_the_latest(store):

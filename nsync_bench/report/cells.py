@@ -4,7 +4,7 @@ A *cell* is the resolved config a run logged as MLflow params minus ``run.seed``
 identity (the ``data_identity.*`` params: image and caption digests, captioner), plus the run's
 coordinates from its tags (for runs logged without params). Runs of one cell with the same seed
 are repeats: only the latest counts. Two cells of one (profile, protocol, style, method) are two
-rows: each is labelled by the keys whose values differ, e.g. ``ti [train.learning_rate=1e9]``,
+rows: each is labelled by the keys whose values differ, e.g. ``ti (train.learning_rate=1e9)``,
 except the one cell that agrees with the other methods of its style on those keys, which keeps the
 plain method name (so ``nsync`` is still compared with the ``ti`` trained like it).
 
@@ -67,7 +67,7 @@ def label_cells(frame: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
                 variant = ", ".join(f"{p.removeprefix('params.')}={_short(values.loc[index, p])}" for p in differing)
                 same = cells.index[cells["cell"] == runs.loc[index, "cell"]]
                 runs.loc[same, "variant"] = variant
-                runs.loc[same, "method"] = f"{method} [{variant}]"
+                runs.loc[same, "method"] = f"{method} ({variant})"
     return runs
 
 
@@ -84,7 +84,7 @@ def variant_pairs(runs: pd.DataFrame, pairs: list[tuple[str, str]]) -> list[tupl
     extra = []
     for variant in sorted(set(runs["variant"]) - {""}):
         for candidate, baseline in pairs:
-            pair = (f"{candidate} [{variant}]", f"{baseline} [{variant}]")
+            pair = (f"{candidate} ({variant})", f"{baseline} ({variant})")
             if set(pair) <= labels:
                 extra.append(pair)
     return extra
