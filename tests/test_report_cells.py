@@ -107,6 +107,16 @@ def test_failed_and_running_runs_are_listed_never_analysed(store, tmp_path):
     assert any("left out" in w for w in result.warnings)
 
 
+def test_metric_warnings_of_the_runs_are_repeated_by_the_report(store, tmp_path):
+    for seed in (0, 1):
+        run_id = store.add("ti", seed, 50.0 + seed)
+        store.client.set_tag(run_id, "metric.fid.warning", "FID from 2 generated and 8 real images (fewer than 50)")
+    result = build_report(["cells"], tracking_uri=store.uri, out_dir=tmp_path / "report", log_to_mlflow=False,
+                          data_root=tmp_path / "data")
+    assert any("fid: 2 run(s) carry a warning" in w for w in result.warnings)
+    assert "fid: 2 run(s) carry a warning" in result.markdown.read_text(encoding="utf-8")
+
+
 def test_a_huge_or_unreadable_seed_tag_does_not_break_the_report(store):
     store.add("ti", 99999999999999999999999, 50.0)
     store.add("ti", 1, 51.0)

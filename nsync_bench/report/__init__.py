@@ -238,7 +238,8 @@ def build_report(
     log.debug("report written to %s%s", out_dir, f" and logged as MLflow run {run_id}" if run_id else "")
     return ReportResult(out_dir, out_dir / "report.md", out_dir / "index.html", out_dir / "summary.csv",
                         out_dir / "comparisons.csv", out_dir / "per_prompt.csv", out_dir / "claims.csv", run_id,
-                        analysis, [out_dir / p.file for p in [*plots, *grid_pictures]], warnings)
+                        analysis, [out_dir / p.file for p in [*plots, *grid_pictures]],
+                        [*warnings, *data.metric_warnings])  # the report shows the latter beside the summary
 
 
 __all__ = ["ReportError", "ReportResult", "build_report", "default_out_dir"]

@@ -233,7 +233,8 @@ def sections(content: ReportContent) -> list[Section]:
     analysis = content.analysis
     result = [Section("Warnings", [list(content.warnings) if content.warnings else "None."])]
     result.append(Section("Summary", ["Mean ± half-width of the 95% t-interval over seeds (n seeds). ★ marks the "
-                                      "best mean per column; ↓ lower is better, ↑ higher is better."]))
+                                      "best mean per column; ↓ lower is better, ↑ higher is better.",
+                                      *[f"⚠ {note}" for note in getattr(content.data, "metric_warnings", [])]]))
     result += summary_sections(analysis.summary)
     comparisons: list[Block] = ["Unit: seed (paired by run seed). Positive differences favour the candidate."]
     comparisons.append(comparison_table(analysis.comparisons, analysis.alpha) if len(analysis.comparisons)
