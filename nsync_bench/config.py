@@ -38,7 +38,8 @@ class RunSpec(_Section):
 
     style: str
     method: str
-    seed: int = Field(0, ge=0)
+    # derive_seed hashes any integer, but seeds are stored and compared as 64-bit integers.
+    seed: int = Field(0, ge=0, le=2**63 - 1)
     profile: str
     protocol: str
 
@@ -314,7 +315,16 @@ def validate(tree: dict[str, Any], origin: str) -> BenchConfig:
         raise ConfigError(f"invalid config ({origin}): " + "; ".join(problems)) from None
 
 
-def run_key(config: BenchConfig) -> str:
-    """A 16-hex-digit hash of the resolved config: equal keys mean equal runs."""
-    payload = json.dumps({"v": RUN_KEY_VERSION, "config": config.model_dump(mode="json")}, sort_keys=True)
+def run_key(config: BenchConfig, data: dict[str, Any] | None = None) -> str:
+    """A 16-hex-digit hash of the resolved config and, for runs, the data identity: equal keys mean equal runs.
+
+    ``data`` is :func:`nsync_bench.data.identity.run_data_identity` (content digests of the images,
+    captions and captioner a run consumes); without it the key covers the config alone.
+    """
+    record: dict[str, Any] = {"v": RUN_KEY_VERSION, "config": config.model_dump(mode="json")}
+    if data is not None:
+        from nsync_bench.data.identity import identity_for_key
+
+        record["data"] = identity_for_key(data)
+    payload = json.dumps(record, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

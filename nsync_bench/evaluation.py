@@ -78,6 +78,11 @@ def log_scores(report: ScoreReport, tracker: Tracker) -> dict[str, float]:
         # What the folders held: more than used where the reference drops images (nsync-legacy FID/KID).
         tags[f"metric.{name}.n_generated_available"] = str(result.n_generated_available)
         tags[f"metric.{name}.n_real_available"] = str(result.n_real_available)
+    from nsync_bench.preflight import small_set_warnings
+
+    for name, result in report.results.items():  # FID/KID from few images: flagged in the run and the report
+        for warning in small_set_warnings([name], result.n_generated, result.n_real).values():
+            tags[f"metric.{name}.warning"] = warning
     tags["metric.generated_images"] = report.generated.note()
     tags["metric.real_images"] = report.real.note()
     tracker.set_tags(tags)

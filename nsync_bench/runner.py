@@ -12,11 +12,13 @@ A run lives in ``<runs_dir>/<experiment>/<style>/<method>/seed<seed>-<run key>/`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,10 +62,26 @@ class RunOptions:
     callbacks: list[Callable[[int], None]] = field(default_factory=list)
 
 
-def run_directory(config: BenchConfig, options: RunOptions) -> Path:
+class RunBusyError(NsyncBenchError):
+    """Another live process holds this run key's lock."""
+
+
+def data_identity(config: BenchConfig, options: RunOptions) -> dict[str, Any]:
+    """The content digests of what a run consumes (nsync_bench.data.identity); part of its key."""
+    from nsync_bench.data.identity import run_data_identity
+
+    return run_data_identity(config, paths.data_root(options.data_root))
+
+
+def full_run_key(config: BenchConfig, options: RunOptions) -> str:
+    """The run key: the resolved config plus the data identity (what skip-if-finished matches)."""
+    return run_key(config, data_identity(config, options))
+
+
+def run_directory(config: BenchConfig, options: RunOptions, key: str | None = None) -> Path:
     spec = config.run
     experiment = experiment_name(config, options)
-    leaf = f"seed{spec.seed}-{run_key(config)}"
+    leaf = f"seed{spec.seed}-{key or full_run_key(config, options)}"
     return paths.runs_dir(options.runs_dir) / experiment / spec.style / spec.method / leaf
 
 
@@ -91,26 +109,69 @@ def execute(config: BenchConfig, options: RunOptions) -> RunResult:
             "training of one run is not supported (NSYNC's rule needs all-reduced branch gradients). Run it as "
             "one process per GPU instead: `nsync-bench sweep ... --devices 0,1,...` or a Slurm array."
         )
-    key = run_key(config)
-    run_dir = run_directory(config, options)
-    finished = finished_result(config, options) if options.resume != "never" else None
-    if finished is not None:
-        return finished
-    from nsync_bench.data.styles import ensure_style_data
-
+    _check_locations(options)
     # A missing dataset is the user's to fix: say so before any run folder or MLflow run exists.
-    ensure_style_data(config.run.style, paths.data_root(options.data_root))
-    if options.resume == "never" and run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_config(run_dir, config, key)
+    identity = data_identity(config, options)
+    key = run_key(config, identity)
+    run_dir = run_directory(config, options, key)
+    with _run_lock(run_dir, key):
+        finished = finished_result(config, options, key) if options.resume != "never" else None
+        if finished is not None:
+            return finished
+        from nsync_bench.preflight import check_before_training
 
+        check_before_training(config, paths.data_root(options.data_root))  # seconds, not after hours of training
+        if options.resume == "never" and run_dir.exists():
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_config(run_dir, config, key, identity)
+        return _execute_locked(config, options, key, run_dir, identity)
+
+
+def _check_locations(options: RunOptions) -> None:
+    """Unusable folders or stores are teaching errors before anything is written."""
+    from nsync_bench.pathcheck import check_tracking_uri, usable_dir
+
+    usable_dir(paths.runs_dir(options.runs_dir), "the runs folder", "Pass another --runs-dir (NSYNC_BENCH_RUNS_DIR).")
+    usable_dir(paths.data_root(options.data_root), "the data root",
+               "Pass another --data-root (NSYNC_BENCH_DATA_ROOT).")
+    if options.track:
+        check_tracking_uri(paths.tracking_uri(options.tracking_uri))
+
+
+@contextlib.contextmanager
+def _run_lock(run_dir: Path, key: str) -> Iterator[None]:
+    """One process per run key (the sweep's lock): a second one refuses, naming the holder."""
+    from nsync_bench.locking import LockHeld, RunLock
+
+    lock = RunLock(run_dir.parent / f".{run_dir.name}.lock")
+    try:
+        lock.acquire()
+    except LockHeld:
+        owner = lock.owner() or {}
+        since = owner.get("since")
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since)) if isinstance(since, (int, float)) else "?"
+        raise RunBusyError(
+            f"run {key} is already running: process {owner.get('pid', '?')} on host {owner.get('host', '?')} holds "
+            f"its lock {lock.path} (since {when}). Wait for it to finish, then run the same command again (a "
+            "finished run is reused, not recomputed). A lock whose process died is broken automatically (at once "
+            "on this host, after 5 minutes of silence from another host)."
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _execute_locked(config: BenchConfig, options: RunOptions, key: str, run_dir: Path,
+                    identity: dict[str, Any]) -> RunResult:
+    """Train, evaluate and track under the lock; MLflow's status is FAILED unless everything finished."""
     handler = _log_to_file(run_dir / LOG_FILE)
     try:
-        tracker = _start_tracker(config, key, run_dir, options)
+        tracker = _start_tracker(config, key, run_dir, options, identity)
         status = "FAILED"
         try:
-            result = _train_and_evaluate(config, key, run_dir, tracker, options)
+            result = _train_and_evaluate(config, key, run_dir, tracker, options, identity)
             status = "FINISHED"
             return result
         except KeyboardInterrupt:
@@ -132,10 +193,10 @@ def execute(config: BenchConfig, options: RunOptions) -> RunResult:
         handler.close()
 
 
-def finished_result(config: BenchConfig, options: RunOptions) -> RunResult | None:
+def finished_result(config: BenchConfig, options: RunOptions, key: str | None = None) -> RunResult | None:
     """The result of a finished run with this config's key: on local disk, or else in MLflow."""
-    key = run_key(config)
-    run_dir = run_directory(config, options)
+    key = key or full_run_key(config, options)
+    run_dir = run_directory(config, options, key)
     if (run_dir / RESULT_FILE).is_file():
         result = json.loads((run_dir / RESULT_FILE).read_text())
         log.info("run %s already finished in %s; not recomputed", key, run_dir)
@@ -168,13 +229,14 @@ def _log_to_file(path: Path) -> logging.Handler:
     return handler
 
 
-def _write_config(run_dir: Path, config: BenchConfig, key: str) -> None:
-    record = {"run_key": key, "config": config.model_dump(mode="json"), "git_sha": provenance.git_sha(),
-              "libraries": provenance.library_versions()}
+def _write_config(run_dir: Path, config: BenchConfig, key: str, identity: dict[str, Any]) -> None:
+    record = {"run_key": key, "config": config.model_dump(mode="json"), "data_identity": identity,
+              "git_sha": provenance.git_sha(), "libraries": provenance.library_versions()}
     (run_dir / "config.json").write_text(json.dumps(record, indent=2))
 
 
-def _start_tracker(config: BenchConfig, key: str, run_dir: Path, options: RunOptions) -> Tracker:
+def _start_tracker(config: BenchConfig, key: str, run_dir: Path, options: RunOptions,
+                   identity: dict[str, Any]) -> Tracker:
     if not options.track:
         return NullTracker()
     spec = config.run
@@ -195,7 +257,10 @@ def _start_tracker(config: BenchConfig, key: str, run_dir: Path, options: RunOpt
         system_metrics=tracking_inputs.system_metrics_enabled(spec.profile, options.system_metrics),
     )
     id_file.write_text(tracker.run_id or "")
-    tracker.log_params(config.flat())
+    from nsync_bench.data.identity import identity_digest, identity_params
+
+    tracker.log_params({**config.flat(), **identity_params(identity)})
+    tracker.set_tags({"data_digest": identity_digest(identity)})
     return tracker
 
 
@@ -208,6 +273,7 @@ class Training:
     style_dir: Path
     method: Any  # Method
     trainer: Any  # Trainer, or None for a method that trains nothing (ldm)
+    negatives: list[Path] | None = None  # NSYNC methods: the negative images paired with the train images
 
 
 def build_training(config: BenchConfig, *, data_root: Path | None, checkpoint_dir: Path,
@@ -254,11 +320,11 @@ def build_training(config: BenchConfig, *, data_root: Path | None, checkpoint_di
     if negatives is not None:
         method.attach_negatives(negatives, batches)
     trainer = Trainer(config, method, batches, checkpoint_dir, tracker, progress, callbacks)
-    return Training(config, style, style_dir, method, trainer)
+    return Training(config, style, style_dir, method, trainer, negative_paths if negatives is not None else None)
 
 
 def _train_and_evaluate(config: BenchConfig, key: str, run_dir: Path, tracker: Tracker,
-                        options: RunOptions) -> RunResult:
+                        options: RunOptions, identity: dict[str, Any]) -> RunResult:
     import torch
 
     from nsync_bench.evaluation import evaluate
@@ -266,16 +332,18 @@ def _train_and_evaluate(config: BenchConfig, key: str, run_dir: Path, tracker: T
     training = build_training(config, data_root=options.data_root, checkpoint_dir=run_dir / "checkpoints",
                               tracker=tracker, progress=options.progress, callbacks=options.callbacks)
     method, trainer = training.method, training.trainer
-    from nsync_bench.tracking_inputs import provisional_data_identity
-
-    # PROVISIONAL digests: to be replaced by the run key's data identity (see tracking_inputs).
-    negatives = getattr(method, "negative_images", None)
-    identity = provisional_data_identity(config.run.style, training.style_dir, training.style.splits,
-                                         negatives.paths if negatives is not None else None)
-    tracker.log_inputs(identity)
     tracker.set_tags({"hardware": json.dumps(provenance.hardware(str(method.device))),
                       "libraries": json.dumps(provenance.library_versions()),
                       "model_source": method.components.source, "nsync_bench.kind": "run"})
+    from nsync_bench.data.identity import dataset_inputs, files_identity
+
+    rendered = None
+    if training.negatives is not None:  # a rendered set's digest is known only now
+        rendered = files_identity("negatives", training.negatives, str(training.negatives[0].parent))
+        tracker.set_tags({"data_identity.negatives.rendered": rendered["images"],
+                          "data_identity.negatives.source": rendered["source"]})
+    inputs = dataset_inputs(identity, rendered)  # the Dataset column of MLflow's runs table
+    tracker.log_inputs(inputs)
     curve = None
     if trainer is None:
         log.info("method %s trains nothing; evaluating the base model", config.run.method)
@@ -307,7 +375,7 @@ def _train_and_evaluate(config: BenchConfig, key: str, run_dir: Path, tracker: T
     run_record = json.loads((run_dir / "config.json").read_text())
     tracker.log_artifact(write_run_card(run_dir / "adapter", run_record, metrics), "adapter")  # what the adapter is
     spec = config.run  # the adapter as a logged model: MLflow's Models tab shows its metrics as columns
-    tracker.log_model(f"{spec.style}-{spec.method}-seed{spec.seed}", metrics, identity.get("evaluation"),
+    tracker.log_model(f"{spec.style}-{spec.method}-seed{spec.seed}", metrics, inputs.get("evaluation"),
                       {"run_key": key, "method": spec.method, "style": spec.style, "artifact_path": "adapter"})
     result = RunResult(key, run_dir, tracker.run_id, metrics, str(adapter.relative_to(run_dir)))
     record: dict[str, Any] = {"run_key": key, "mlflow_run_id": tracker.run_id, "metrics": metrics,
@@ -317,4 +385,5 @@ def _train_and_evaluate(config: BenchConfig, key: str, run_dir: Path, tracker: T
     return result
 
 
-__all__ = ["RunOptions", "RunResult", "Training", "build_training", "execute", "run", "run_directory"]
+__all__ = ["RunBusyError", "RunOptions", "RunResult", "Training", "build_training", "data_identity", "execute",
+           "full_run_key", "run", "run_directory"]

@@ -119,7 +119,7 @@ def load_sweep_file(name_or_path: str) -> SweepSpec:
 def expand(spec: SweepSpec, options: SweepOptions) -> list[Task]:
     """One task per (style, method, seed), each with its resolved config and run key."""
     from nsync_bench.recipes import resolve_config
-    from nsync_bench.runner import run_directory
+    from nsync_bench.runner import data_identity, run_directory
 
     if not (spec.styles and spec.methods and spec.seeds):
         raise ConfigError("a sweep needs at least one style, one method and one seed.")
@@ -127,10 +127,17 @@ def expand(spec: SweepSpec, options: SweepOptions) -> list[Task]:
     tasks = []
     for style in spec.styles:
         for method in spec.methods:
+            identity = None
             for seed in spec.seeds:
                 config = resolve_config(style=style, method=method, seed=seed, profile=spec.profile,
                                         protocol=spec.protocol, overrides=spec.overrides)
-                tasks.append(Task(style, method, seed, run_key(config), str(run_directory(config, run_options)),
+                try:  # the same key `run` computes: config plus data identity (the seed does not change it)
+                    identity = identity or data_identity(config, run_options)
+                    key = run_key(config, identity)
+                except NsyncBenchError as err:  # no data yet: preparing the style reports it as failed
+                    log.debug("no data identity for %s yet (%s)", style, err)
+                    key = run_key(config)
+                tasks.append(Task(style, method, seed, key, str(run_directory(config, run_options, key)),
                                   config.model_dump(mode="json")))
     return tasks
 
@@ -176,30 +183,24 @@ def warm_real_features(metrics: Any, real: list[Path], options: SweepOptions) ->
 def run_task(task: Task, options: SweepOptions, experiment: str) -> TaskResult:
     """Execute one task in this process: lock, skip if finished, else run (resuming a checkpoint)."""
     from nsync_bench.config import BenchConfig
-    from nsync_bench.locking import LockHeld, RunLock
-    from nsync_bench.runner import LOG_FILE, execute
+    from nsync_bench.runner import LOG_FILE, RunBusyError, execute
 
     started = time.perf_counter()
     run_dir = Path(task.run_dir)
     log_path = str(run_dir / LOG_FILE)
-    lock = RunLock(run_dir.parent / f".{run_dir.name}.lock")
-    try:
-        lock.acquire()
-    except LockHeld as err:
-        return TaskResult(task.run_key, task.label, "busy", error=str(err), log_path=log_path)
-    try:
+    try:  # execute takes the run key's lock (nsync_bench.locking), as for `nsync-bench run`
         config = BenchConfig.model_validate(task.config)
         result = execute(config, options.run_options(experiment))
         status = "skipped" if result.skipped else "finished"
         return TaskResult(task.run_key, task.label, status, time.perf_counter() - started, result.mlflow_run_id,
                           log_path)
+    except RunBusyError as err:
+        return TaskResult(task.run_key, task.label, "busy", error=str(err), log_path=log_path)
     except (Exception, KeyboardInterrupt) as err:  # a failed run never stops the sweep
         detail = f"{type(err).__name__}: {err}"
         if not isinstance(err, NsyncBenchError):
             detail += "\n" + traceback.format_exc(limit=5)
         return TaskResult(task.run_key, task.label, "failed", time.perf_counter() - started, None, log_path, detail)
-    finally:
-        lock.release()
 
 
 # -- sweep state: what the last attempt at each key ended with (for --retry-failed) --------------
@@ -260,8 +261,11 @@ def select_tasks(tasks: list[Task], spec: SweepSpec, options: SweepOptions, retr
 def run_sweep(spec: SweepSpec, executor: Any, options: SweepOptions, *, retry_failed: bool = False,
               on_event: Any = None) -> SweepSummary:
     """Expand, prepare each style once, run every task through ``executor``, record the outcome."""
+    from nsync_bench.runner import _check_locations
+
     on_event = on_event or (lambda task, status, result: None)
     experiment = spec.experiment_name()
+    _check_locations(options.run_options(experiment))
     tasks = select_tasks(expand(spec, options), spec, options, retry_failed)
     for task in tasks:
         on_event(task, "queued", None)

@@ -59,34 +59,6 @@ def log_dataset_inputs(client: Any, run_id: str, identity: DataIdentity) -> None
         client.log_inputs(run_id, datasets=inputs)
 
 
-def provisional_data_identity(style_name: str, style_dir: Path, splits: tuple[str, str],
-                              negative_paths: list[Path] | None) -> dict[str, dict[str, str]]:
-    """PROVISIONAL — to be replaced by the run key's data identity (content digests of train/test
-    images + captions and of the negative set) once that lands; same return shape.
-
-    Digest: the first 16 hex digits of sha256 over the sorted (file name, file sha256) of every file
-    in the split folder (images and caption files); for negatives, over the negative images.
-    """
-    identity: dict[str, dict[str, str]] = {}
-    for context, split in zip(("training", "evaluation"), splits, strict=True):
-        folder = style_dir / split
-        files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-        identity[context] = {"name": f"{style_name}/{split}", "source": str(folder), "digest": _digest(files, folder),
-                             "files": str(len(files))}
-    if negative_paths:
-        folder = negative_paths[0].parent
-        identity["negatives"] = {"name": f"{style_name}/negatives", "source": str(folder),
-                                 "digest": _digest(sorted(negative_paths), folder), "files": str(len(negative_paths))}
-    return identity
-
-
-def _digest(files: list[Path], root: Path) -> str:
-    outer = hashlib.sha256()
-    for path in files:
-        outer.update(f"{path.relative_to(root).as_posix()}\0{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
-    return outer.hexdigest()[:16]
-
-
 def log_adapter_model(client: Any, experiment_id: str, run_id: str, name: str, metrics: dict[str, float],
                       dataset: Mapping[str, str] | None, tags: dict[str, str]) -> str | None:
     """The run's adapter as an MLflow 3 logged model carrying the final metrics (on the evaluation set).
@@ -199,5 +171,5 @@ def start_system_metrics(run_id: str, tracking_uri: str, resume: bool) -> Any | 
 
 
 __all__ = ["DATASET_CONTEXTS", "EXPERIMENT_KIND", "EXPERIMENT_KIND_TAG", "log_adapter_model", "log_dataset_inputs",
-           "provisional_data_identity", "reproduce_command", "source_tags", "start_system_metrics",
+           "reproduce_command", "source_tags", "start_system_metrics",
            "system_metrics_enabled"]

@@ -155,7 +155,7 @@ def test_sigterm_checkpoints_the_last_completed_step(tmp_path, data_root):
 
     argv = ["nsync-bench", "run", "--style", "toy-pastel", "--method", "ti", "--runs-dir", str(tmp_path / "runs"),
             "--data-root", str(data_root), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-            "--set", "train.max_steps=400", "--set", "train.checkpoint_every=100", "--set", "eval.max_prompts=1",
+            "--set", "train.max_steps=400", "--set", "train.checkpoint_every=100", "--set", "eval.max_prompts=2",
             "--set", "eval.num_inference_steps=2"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120

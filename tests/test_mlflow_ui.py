@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +23,6 @@ from nsync_bench.runner import RunOptions, run
 from nsync_bench.tracking_inputs import (
     EXPERIMENT_KIND,
     log_dataset_inputs,
-    provisional_data_identity,
     reproduce_command,
     system_metrics_enabled,
 )
@@ -44,6 +44,12 @@ def nsync_run(tmp_path_factory, data_root):
     return {"result": result, "uri": options.tracking_uri, "tmp": tmp, "data_root": data_root}
 
 
+def run_key_of(record: dict) -> str:
+    from nsync_bench.config import BenchConfig
+
+    return run_key(BenchConfig.model_validate(record["config"]), record["data_identity"])
+
+
 def test_run_logs_its_three_datasets_with_the_identity_digests(nsync_run):
     result = nsync_run["result"]
     client = MlflowClient(nsync_run["uri"])
@@ -51,15 +57,20 @@ def test_run_logs_its_three_datasets_with_the_identity_digests(nsync_run):
     found = {next(t.value for t in i.tags if t.key == "mlflow.data.context"): i.dataset for i in inputs}
     assert set(found) == {"training", "evaluation", "negatives"}
 
-    negatives = json.loads(found["negatives"].source)["uri"]
-    from pathlib import Path
+    # The digests derive from the identity in the run's config.json (the one its run key hashes).
+    from nsync_bench.data.identity import dataset_inputs, files_identity, image_files
 
-    expected = provisional_data_identity("toy-pastel", nsync_run["data_root"] / "toy-pastel", ("train", "test"),
-                                         sorted(Path(negatives).glob("*.png")))
+    record = json.loads((result.run_dir / "config.json").read_text())
+    assert run_key_of(record) == result.run_key
+    negatives = Path(json.loads(found["negatives"].source)["uri"])
+    rendered = files_identity("negatives", image_files(negatives), str(negatives))
+    expected = dataset_inputs(record["data_identity"], rendered)
     for context, dataset in found.items():
         assert dataset.digest == expected[context]["digest"]
         assert dataset.name == expected[context]["name"]
         assert json.loads(dataset.source)["uri"] == expected[context]["source"]
+    tags = client.get_run(result.mlflow_run_id).data.tags
+    assert tags["data_identity.negatives.rendered"] == rendered["images"]
     assert found["training"].name == "toy-pastel/train" and found["evaluation"].name == "toy-pastel/test"
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+import click
 import typer
 from rich.console import Console
 
@@ -36,8 +37,25 @@ def setup_logging(verbose: bool) -> None:
     logging.getLogger("nsync_bench").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
+_DEBUG = {"on": False}  # --debug (or NSYNC_BENCH_DEBUG=1): unexpected errors show their traceback
+
+
+@app.callback()
+def _global_options(
+    debug: bool = typer.Option(False, "--debug", help="Show the Python traceback of unexpected errors."),
+) -> None:
+    """Reproducibility benchmark for style personalization: TI, LoRA and NSYNC on shared seeds, tracked in MLflow."""
+    _DEBUG["on"] = debug
+
+
+def _debugging() -> bool:
+    import os
+
+    return _DEBUG["on"] or os.environ.get("NSYNC_BENCH_DEBUG", "") not in ("", "0")
+
+
 def teaching_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Print a user-fixable error as one red line and exit with status 2, without a traceback."""
+    """Print a user-fixable error as one red line and exit (status 2, or the error's ``exit_code``), no traceback."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -45,7 +63,24 @@ def teaching_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except NsyncBenchError as err:
             err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            raise typer.Exit(getattr(err, "exit_code", 2)) from None
+        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except OSError as err:  # a path the user gave (or its parent) is unusable: no traceback, the path
+            if _debugging():
+                raise
+            where = f"{err.filename}: " if err.filename else ""
+            err_console.print(f"[bold red]error:[/] {where}{err.strerror or err}. Check that path and the folder "
+                              "options (--runs-dir, --data-root, --tracking-uri, --out) or their environment "
+                              "variables; --debug shows the traceback.", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except Exception as err:
+            if _debugging():
+                raise
+            err_console.print(f"[bold red]error:[/] unexpected {type(err).__name__}: {err}. This may be a bug in "
+                              "nsync-bench: rerun with --debug for the traceback and report it.", highlight=False,
+                              soft_wrap=True)
+            raise typer.Exit(1) from None
 
     return wrapper
 

@@ -130,10 +130,26 @@ def validate(
         console.print(f"{len({p.file for p in report.quarantined})} file(s) moved to "
                       f"{report.directory / 'quarantine'} (reasons in REASONS.txt)", soft_wrap=True)
     if report.errors:
-        hint = "" if quarantine else " Fix them, or move them aside with --quarantine."
+        from nsync_bench.data.validate import fix_advice
+
+        hint = "" if quarantine else f" {fix_advice(report)}"
         console.print(f"[bold red]{len(report.errors)} error(s)[/]; runs of {style} refuse to start.{hint}",
                       soft_wrap=True)
         raise typer.Exit(1)
+
+
+@data_app.command("restore")
+@teaching_errors
+def restore(style: StyleArgument, data_root: DataRootOption = None) -> None:
+    """Move quarantined files (and their captions) back into their splits; nothing is overwritten."""
+    from nsync_bench import paths
+    from nsync_bench.data.validate import restore_quarantine
+
+    restored, kept = restore_quarantine(style, paths.data_root(data_root))
+    console.print(f"{style}: {len(restored)} file(s) moved back from quarantine", soft_wrap=True)
+    if kept:
+        console.print(f"[yellow]{len(kept)} file(s) kept in quarantine[/] (a file of that name is back in the "
+                      f"split): {', '.join(kept[:5])}", soft_wrap=True)
 
 
 def _profile_resolution(profile: str) -> int:

@@ -72,7 +72,9 @@ class Captioner:
         images = []
         for path in paths:
             with Image.open(path) as image:
-                images.append(image.convert("RGB"))
+                from nsync_bench.data.pixels import to_rgb
+
+                images.append(to_rgb(image).copy())
         return self.caption(images)
 
 
@@ -276,7 +278,14 @@ def caption_style(
             report.kept = len(paths)
             progress.advance(len(paths))
         else:
-            _caption_and_write(paths, captioner, cache, overwrite, report, progress)
+            written: dict[Path, str] = {}
+            try:
+                _caption_and_write(paths, captioner, cache, overwrite, report, progress, written)
+            finally:  # which captioner wrote each file: part of every run's data identity
+                from nsync_bench.data.identity import record_captions
+
+                if written:
+                    record_captions(style_dir, written, captioner.name, captioner.model_id)
     finally:
         progress.stop()
     if report.empty:
@@ -291,7 +300,7 @@ def caption_style(
 
 
 def _caption_and_write(paths: list[Path], captioner: Captioner, cache: CaptionCache, overwrite: bool,
-                       report: CaptionReport, progress: Progress) -> None:
+                       report: CaptionReport, progress: Progress, written: dict[Path, str] | None = None) -> None:
     """Keep, take from the cache, or compute (in batches, caching each batch as it finishes)."""
 
     def write(path: Path, caption: str) -> None:
@@ -300,6 +309,8 @@ def _caption_and_write(paths: list[Path], captioner: Captioner, cache: CaptionCa
             return
         _atomic_write(path.with_suffix(".txt"), caption + "\n")
         report.written += 1
+        if written is not None:
+            written[path] = caption
 
     misses: list[tuple[Path, str]] = []
     for path in paths:

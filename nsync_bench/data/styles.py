@@ -159,5 +159,6 @@ def style_status(name: str, data_root: Path) -> StyleStatus:
         images[split] = len(stems)
         captions[split] = sum(1 for p in entries if p.suffix == ".txt" and p.stem in stems)
     present = all((directory / split).is_dir() for split in info.splits)
-    negative_sets = sum(1 for p in Path(data_root).glob(f"negatives/*/{name}/*") if p.is_dir())
+    # Only finished sets (with their negatives.json): a killed render leaves a .tmp-negatives-* folder.
+    negative_sets = sum(1 for p in Path(data_root).glob(f"negatives/*/{name}/*/negatives.json") if p.is_file())
     return StyleStatus(info, directory, present, images, captions, negative_sets)

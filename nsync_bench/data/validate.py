@@ -28,6 +28,7 @@ import io
 import json
 import logging
 import os
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,8 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 from nsync_bench.data.styles import IMAGE_SUFFIXES, ensure_style_data, get_style
 from nsync_bench.errors import DataError
 
-__all__ = ["CACHE_FILE", "QUARANTINE_DIR", "Problem", "ValidationReport", "check_before_run", "validate_style"]
+__all__ = ["CACHE_FILE", "QUARANTINE_DIR", "Problem", "ValidationReport", "check_before_run", "fix_advice",
+           "restore_quarantine", "validate_style"]
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +99,14 @@ def _inspect(path: Path) -> dict[str, Any]:
     previous = ImageFile.LOAD_TRUNCATED_IMAGES
     ImageFile.LOAD_TRUNCATED_IMAGES = False  # a caller may have set it; we want the failure
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            facts.update(mode=image.mode, width=image.width, height=image.height,
-                         alpha=image.mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in image.info)
-            image.load()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                facts.update(mode=image.mode, width=image.width, height=image.height,
+                             alpha=image.mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in image.info)
+                image.load()
+        if any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught):
+            facts["large"] = True  # a problem row, not a raw warning on the console
     except UnidentifiedImageError:
         facts.update(error_kind="corrupt", error=f"not a readable image ({len(data)} bytes, unknown format)")
     except Image.DecompressionBombError as err:
@@ -166,8 +172,16 @@ def _image_problems(facts: dict[str, dict[str, Any]], resolution: int, test_spli
             continue
         if entry["mode"] != "RGB":
             alpha = " with transparency (alpha is dropped; transparent pixels keep their stored colour)"
-            problems.append(Problem(rel, "mode", f"mode {entry['mode']}{alpha if entry['alpha'] else ''} is "
-                                    "converted to RGB at load", "warning"))
+            from nsync_bench.data.pixels import conversion_note
+
+            note = conversion_note(entry["mode"])
+            if entry["alpha"]:
+                note = note.replace(" is ", f"{alpha} is ", 1)
+            problems.append(Problem(rel, "mode", note, "warning"))
+        if entry.get("large"):
+            problems.append(Problem(rel, "large_image", f"{entry['width']}x{entry['height']} pixels exceeds PIL's "
+                                    "decompression-bomb threshold; fine if you trust the file, slow to load",
+                                    "warning"))
         side = min(entry["width"], entry["height"])
         if side < resolution:
             fatal = side < resolution / 4
@@ -247,12 +261,62 @@ def validate_style(style: str, data_root: Path, resolution: int, *, quarantine: 
     return report
 
 
+def fix_advice(report: ValidationReport) -> str:
+    """What to do about a report's errors: images too small for the resolution are not corrupt files."""
+    small = [p for p in report.errors if p.kind == "too_small"]
+    other = [p for p in report.errors if p.kind != "too_small"]
+    lines = []
+    if small:
+        share = f"all {len(small)}" if len(small) == sum(report.images.values()) else f"{len(small)}"
+        lines.append(f"{share} image(s) are far smaller than the training resolution {report.resolution} px: a "
+                     "resolution problem, not corrupt files. Train at a resolution that suits them (another "
+                     "--profile, or --set model.resolution=N) or replace them with larger images; do not "
+                     "quarantine them.")
+    if other:
+        also = (" (it also moves the too-small ones; `nsync-bench data restore "
+                f"{report.style}` moves quarantined files back)") if small else ""
+        lines.append(f"Fix the other files, or move them aside with `nsync-bench data validate {report.style} "
+                     f"--resolution {report.resolution} --quarantine`{also}.")
+    return "\n".join(lines)
+
+
+def restore_quarantine(style: str, data_root: Path) -> tuple[list[str], list[str]]:
+    """Move every quarantined file (and its caption) back to its split; returns (restored, kept back).
+
+    A file whose name is taken again in the split stays in quarantine (nothing is overwritten).
+    """
+    style_dir = Path(data_root) / get_style(style).name
+    root = style_dir / QUARANTINE_DIR
+    restored: list[str] = []
+    kept: list[str] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        for path in sorted(folder.iterdir()):
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            dest = style_dir / folder.name / path.name
+            caption = path.with_suffix(".txt")
+            if dest.exists() or (caption.is_file() and dest.with_suffix(".txt").exists()):
+                kept.append(f"{folder.name}/{path.name}")
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, dest)
+            if caption.is_file():
+                os.replace(caption, dest.with_suffix(".txt"))
+            restored.append(f"{folder.name}/{path.name}")
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    reasons = root / "REASONS.txt"
+    if root.is_dir() and not any(p for p in root.iterdir() if p != reasons):
+        reasons.unlink(missing_ok=True)
+        root.rmdir()
+    return restored, kept
+
+
 def check_before_run(style: str, data_root: Path, resolution: int) -> ValidationReport:
     """The check every run makes: errors stop it before training starts, warnings are logged."""
     report = validate_style(style, data_root, resolution, captions="ignore")
     if report.errors:
-        raise DataError(f"{report.summary('error')}\nFix the files, or move them aside with "
-                        f"`nsync-bench data validate {style} --resolution {resolution} --quarantine`.")
+        raise DataError(f"{report.summary('error')}\n{fix_advice(report)}")
     if report.warnings:
         log.warning("%s", report.summary("warning", limit=3))
     return report

@@ -48,9 +48,9 @@ def list_image_files(folder: Path) -> list[Path]:
 def load_rgb(path: Path) -> Image.Image:
     """Decode fully and convert to RGB (clean-fid and CSD do ``.convert('RGB')``)."""
     try:
-        with Image.open(path) as image:
-            image.load()
-            rgb = image.convert("RGB") if image.mode != "RGB" else image.copy()
+        from nsync_bench.data.pixels import load_rgb_image
+
+        rgb = load_rgb_image(path)  # 16-bit images scaled, not clipped white; no raw bomb warning
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DataError(f"cannot decode image {path}: {err}. Remove or replace it, or run `nsync-bench data "
                         "validate --quarantine`.") from err

@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from nsync_bench.config import MetricsConfig
+from nsync_bench.errors import DataError
 from nsync_bench.metrics.cache import FeatureCache, cache_key
 from nsync_bench.metrics.extractors.base import FeatureExtractor
 from nsync_bench.metrics.images import ImageSetInfo, inventory, load_rgb
@@ -122,6 +123,17 @@ def extractors_for(config: MetricsConfig, weights_dir: Path | None = None) -> It
                               weights_dir=weights_dir, clip_model=config.clip_model, device=device)
 
 
+def _check_set_sizes(names: list[str], generated: list[Path], real: list[Path]) -> None:
+    """FID and KID need two images per set: say so in the user's terms (not the estimator's "feats_a")."""
+    needy = [n.upper() for n in names if n in ("fid", "kid")]
+    for label, files in (("generated (first)", generated), ("real (second)", real)):
+        if needy and len(files) < 2:
+            where = f" in {files[0].parent}" if files else ""
+            raise DataError(f"the {label} image set has {len(files)} image(s){where}, but {'/'.join(needy)} need at "
+                            "least 2 per set (a covariance needs two samples). Add images, or choose other metrics "
+                            "(e.g. --metrics cmmd,csd).")
+
+
 def score_image_sets(
     generated: list[Path],
     real: list[Path],
@@ -137,6 +149,7 @@ def score_image_sets(
     from nsync_bench.metrics.fid import bootstrap_fid, frechet_distance
     from nsync_bench.metrics.kid import kernel_inception_distance
 
+    _check_set_sizes(config.names, generated, real)
     progress = progress or NullProgress()
     cache = FeatureCache(cache_root) if cache_root is not None else None
     report = ScoreReport(generated=inventory(generated), real=inventory(real))

@@ -33,6 +33,16 @@ log = logging.getLogger(__name__)
 REPORT_KIND_TAG = "nsync_bench.kind"
 _MLFLOW_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 STAGES = 5  # progress: data, per-image scores, analysis, plots, grids
+_COMPARISON = ["profile", "protocol", "style", "metric", "candidate", "baseline", "unit", "n", "direction", "mean_diff",
+               "ci_low", "ci_high", "t", "p_t", "p_wilcoxon", "wilcoxon_method", "d_z"]
+EMPTY_COLUMNS = {  # the analysis' columns, for tables with no rows
+    "summary": ["profile", "protocol", "style", "method", "metric", "direction", "mean", "std", "n", "ci_low",
+                "ci_high", "seeds", "best"],
+    "comparisons": [*_COMPARISON, "seeds", "p_t_adj", "p_wilcoxon_adj"],
+    "per_prompt": [*_COMPARISON, "p_t_adj", "p_wilcoxon_adj"],
+    "claims": ["claim", "text", "profile", "protocol", "style", "metric", "candidate", "baseline", "verdict", "n",
+               "mean_diff", "ci_low", "ci_high", "p_t_adj"],
+}
 
 
 @dataclass
@@ -211,6 +221,7 @@ def build_report(
     when the runs cannot be reported.
     """
     from nsync_bench import paths
+    from nsync_bench.pathcheck import check_tracking_uri, usable_dir
     from nsync_bench.report.analysis import analyze
     from nsync_bench.report.artifacts import load_per_image
     from nsync_bench.report.data import load_report_data
@@ -220,7 +231,12 @@ def build_report(
     _check_arguments(experiments, alpha, pairs)
     progress = progress or NullProgress()
     uri = paths.tracking_uri(tracking_uri)
+    check_tracking_uri(uri, must_exist=True)  # a mistyped path must not create an empty store
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(experiments)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise ReportError(f"the report folder {out_dir} already exists and is not empty; a report never overwrites "
+                          "another. Pass a new --out, or leave it out for a fresh time-stamped folder.")
+    usable_dir(out_dir, "the report folder", "Pass another --out.")
     work = out_dir / ".work"
     with _quiet_mlflow_downloads():
         data = load_report_data(uri, experiments)  # fails before anything is written
@@ -229,7 +245,12 @@ def build_report(
         progress.start("building report", total=STAGES)
         try:
             progress.advance(1)
-            analysis = analyze(data, load_per_image(data, work), alpha=alpha, pairs=pairs, seed=seed)
+            from nsync_bench.report.analysis import DEFAULT_PAIRS
+            from nsync_bench.report.cells import variant_pairs
+
+            wanted = list(pairs or DEFAULT_PAIRS)  # cells that differ from the plain one pair among themselves
+            analysis = analyze(data, load_per_image(data, work), alpha=alpha,
+                               pairs=wanted + variant_pairs(data.runs, wanted), seed=seed)
             if reference:
                 from nsync_bench.report.reference_rows import reference_rows
 
@@ -257,14 +278,19 @@ def build_report(
     tables = {"summary": analysis.summary, "comparisons": analysis.comparisons, "per_prompt": analysis.per_prompt,
               "claims": analysis.claims, "reference": analysis.reference}
     for name, frame in tables.items():
-        frame.to_csv(out_dir / f"{name}.csv", index=False)  # empty (no comparisons): an empty file
+        if frame.columns.empty:  # nothing to compare: still a CSV with its header, not a 1-byte file
+            frame = frame.reindex(columns=EMPTY_COLUMNS[name])
+        frame.to_csv(out_dir / f"{name}.csv", index=False)
+    if not data.unfinished.empty:  # failed runs never enter the analysis; they are listed here
+        data.unfinished.to_csv(out_dir / "failed_runs.csv", index=False)
     (out_dir / "report.md").write_text(render_markdown(content), encoding="utf-8")
     (out_dir / "index.html").write_text(render_html(content), encoding="utf-8")
     run_id = _log_run(uri, experiments, alpha, out_dir) if log_to_mlflow else None
     log.debug("report written to %s%s", out_dir, f" and logged as MLflow run {run_id}" if run_id else "")
     return ReportResult(out_dir, out_dir / "report.md", out_dir / "index.html", out_dir / "summary.csv",
                         out_dir / "comparisons.csv", out_dir / "per_prompt.csv", out_dir / "claims.csv", run_id,
-                        analysis, [out_dir / p.file for p in [*plots, *grid_pictures]], warnings)
+                        analysis, [out_dir / p.file for p in [*plots, *grid_pictures]],
+                        [*warnings, *data.metric_warnings])  # the report shows the latter beside the summary
 
 
 __all__ = ["ReportError", "ReportResult", "build_report", "default_out_dir"]

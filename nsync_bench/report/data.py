@@ -29,10 +29,15 @@ class ReportError(NsyncBenchError):
 
 @dataclass
 class ReportData:
-    runs: pd.DataFrame  # one row per run: RUN_COLUMNS + libraries, hardware
+    runs: pd.DataFrame  # one row per run: RUN_COLUMNS + libraries, hardware, cell, base_method, variant
     results: pd.DataFrame  # tidy: one row per (run, metric)
     warnings: list[str] = field(default_factory=list)
     tracking_uri: str = ""
+    # Runs left out because they did not finish (FAILED, RUNNING, KILLED): run_id, status, style, method, seed
+    unfinished: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # The runs' own metric warnings (FID/KID from fewer images than nsync_bench.preflight's minimum),
+    # shown beside the summary they qualify rather than among the comparison warnings.
+    metric_warnings: list[str] = field(default_factory=list)
 
 
 def _tag(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -56,14 +61,17 @@ def load_report_data(tracking_uri: str, experiments: list[str]) -> ReportData:
         ids.append(experiment.experiment_id)
         names[experiment.experiment_id] = name
     mlflow.set_tracking_uri(tracking_uri)
-    frame = mlflow.search_runs(experiment_ids=ids, filter_string="attributes.status = 'FINISHED'",
-                               output_format="pandas")
+    frame = mlflow.search_runs(experiment_ids=ids, output_format="pandas")
     if len(frame):
         frame = frame[_tag(frame, "nsync_bench.kind").fillna("run") != "report"]
         frame = frame[_tag(frame, "run_key").notna()]
+    unfinished = _unfinished(frame[frame["status"] != "FINISHED"]) if len(frame) else pd.DataFrame()
+    frame = frame[frame["status"] == "FINISHED"] if len(frame) else frame
+    frame, bad_seeds = _parse_seeds(frame)
     if not len(frame):
-        raise ReportError(f"no finished runs in experiment(s) {', '.join(experiments)}; run `nsync-bench run` or "
-                          "`nsync-bench sweep` first.")
+        left_out = f" ({len(unfinished)} run(s) did not finish: {_describe(unfinished)})" if len(unfinished) else ""
+        raise ReportError(f"no finished runs in experiment(s) {', '.join(experiments)}{left_out}; run "
+                          "`nsync-bench run` or `nsync-bench sweep` first.")
     frame = frame.sort_values("start_time", ascending=False).drop_duplicates("tags.run_key")
     runs = pd.DataFrame({
         "run_id": frame["run_id"],
@@ -73,12 +81,13 @@ def load_report_data(tracking_uri: str, experiments: list[str]) -> ReportData:
         "protocol": _tag(frame, "protocol"),
         "style": _tag(frame, "style"),
         "method": _tag(frame, "method"),
-        "seed": _tag(frame, "seed").astype(int),
+        "seed": frame["_seed"],
         "git_sha": _tag(frame, "git_sha"),
         "start_time": frame["start_time"],
         "libraries": _tag(frame, "libraries"),
         "hardware": _tag(frame, "hardware"),
-    }).reset_index(drop=True)
+    })
+    runs, frame = _cells(frame, runs)
     rows = []
     for _, run in frame.iterrows():
         for metric in METRIC_NAMES:
@@ -96,10 +105,66 @@ def load_report_data(tracking_uri: str, experiments: list[str]) -> ReportData:
         raise ReportError("the runs carry no metrics/fid, metrics/kid, metrics/cmmd or metrics/csd; were they "
                           "evaluated with metrics.names empty?")
     results = pd.DataFrame(rows).merge(runs[RUN_COLUMNS], on="run_id")
-    data = ReportData(runs, results, tracking_uri=tracking_uri)
+    data = ReportData(runs, results, tracking_uri=tracking_uri, unfinished=unfinished,
+                      metric_warnings=_metric_warnings(frame))
+    data.warnings += bad_seeds + _left_out_warnings(unfinished)
     check_implementations(data)
     check_seed_sets(data)
     return data
+
+
+def _parse_seeds(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Seeds as Python ints (any size a tag can hold: no int64 overflow); unreadable ones are left out."""
+    seeds, bad = [], []
+    for run_id, text in zip(frame.get("run_id", []), _tag(frame, "seed"), strict=True):
+        try:
+            seeds.append(int(str(text)))
+        except ValueError:
+            seeds.append(None)
+            bad.append(f"run {run_id} has an unreadable seed tag {text!r}; it is left out.")
+    frame = frame.assign(_seed=pd.Series(seeds, index=frame.index, dtype=object))
+    return frame[frame["_seed"].notna()], bad
+
+
+def _cells(frame: pd.DataFrame, runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Cells (report.cells), then one run per (cell, seed): the latest (frame is sorted newest first)."""
+    from nsync_bench.report.cells import cell_keys, label_cells
+
+    runs = runs.assign(cell=cell_keys(frame, runs))
+    keep = ~runs.duplicated(["cell", "seed"])
+    frame, runs = frame[keep.to_numpy()], runs[keep]
+    runs = label_cells(frame, runs).reset_index(drop=True)
+    return runs, frame
+
+
+def _unfinished(frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"run_id": frame["run_id"], "status": frame["status"], "style": _tag(frame, "style"),
+                         "method": _tag(frame, "method"), "seed": _tag(frame, "seed"),
+                         "run_key": _tag(frame, "run_key"), "run_dir": _tag(frame, "run_dir")}).reset_index(drop=True)
+
+
+def _describe(unfinished: pd.DataFrame, limit: int = 5) -> str:
+    items = [f"{r.style}/{r.method}/seed{r.seed} {r.status}" for r in unfinished.head(limit).itertuples()]
+    return ", ".join(items) + (f", and {len(unfinished) - limit} more" if len(unfinished) > limit else "")
+
+
+def _left_out_warnings(unfinished: pd.DataFrame) -> list[str]:
+    if unfinished.empty:
+        return []
+    counts = ", ".join(f"{n} {status}" for status, n in unfinished["status"].value_counts().sort_index().items())
+    return [f"left out {len(unfinished)} run(s) that did not finish ({counts}): {_describe(unfinished)}; see "
+            "failed_runs.csv and each run's run.log."]
+
+
+def _metric_warnings(frame: pd.DataFrame) -> list[str]:
+    """The runs' own metric warnings (e.g. FID/KID from fewer images than the documented minimum)."""
+    warnings = []
+    for metric in METRIC_NAMES:
+        column = f"tags.metric.{metric}.warning"
+        if column in frame and frame[column].notna().any():
+            texts = frame[column].dropna()
+            warnings.append(f"{metric}: {len(texts)} run(s) carry a warning, e.g. {texts.iloc[0]}.")
+    return warnings
 
 
 def check_implementations(data: ReportData) -> None:

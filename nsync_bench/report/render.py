@@ -265,7 +265,8 @@ def sections(content: ReportContent) -> list[Section]:
     analysis = content.analysis
     result = [Section("Warnings", [list(content.warnings) if content.warnings else "None."])]
     summary_intro: list[Block] = ["Mean ± half-width of the 95% t-interval over seeds (n seeds). ★ marks the "
-                                  "best mean per column; ↓ lower is better, ↑ higher is better.", FLOOR_NOTE]
+                                  "best mean per column; ↓ lower is better, ↑ higher is better.", FLOOR_NOTE,
+                                  *[f"⚠ {note}" for note in content.data.metric_warnings]]
     # Every table of a report shares one implementation per metric (data.check_implementations).
     mode_note = inception_mode_note(content.data.results.groupby("metric")["implementation"].first().to_dict())
     if mode_note:

@@ -24,9 +24,9 @@ _RESAMPLE = {
 def load_rgb(path: Path) -> Image.Image:
     """Open an image fully as RGB; a truncated or corrupt file is an error naming it."""
     try:
-        with Image.open(path) as image:
-            image.load()
-            return image.convert("RGB")
+        from nsync_bench.data.pixels import load_rgb_image
+
+        return load_rgb_image(path)  # 16-bit images scaled, not clipped white
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise DataError(f"cannot read image {path}: {err}. Check it with `nsync-bench data validate`.") from err
 

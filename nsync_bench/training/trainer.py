@@ -115,12 +115,16 @@ class Trainer:
 
     def fit(self) -> None:
         """Train from :attr:`step` to ``train.max_steps``; on Ctrl-C, checkpoint and re-raise."""
+        from nsync_bench.training.divergence import DivergenceGuard, trained_parameters
+
         train = self.config.train
+        guard = DivergenceGuard(self.method.precision.mode, self.learning_rate)
         self.progress.start(f"training {self.method.name}", total=train.max_steps, completed=self.step)
         try:
             while self.step < train.max_steps:
                 started = time.perf_counter()
                 logs = self.train_step()
+                guard.check(self.step, logs, trained_parameters(self.optimizer))  # before anything is saved
                 logs["train/step_time"] = time.perf_counter() - started
                 logs["train/lr"] = self.learning_rate
                 if self.step % train.log_every == 0 or self.step == train.max_steps:

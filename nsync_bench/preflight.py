@@ -1,0 +1,91 @@
+"""Checks before the first training step: what evaluation and metrics will need, in seconds.
+
+A run that can only fail (or score nonsense) after training should fail before it, with the
+fix: on ``sd15`` training takes hours. Checked here:
+
+* captions: training needs them under ``prompts.mode=caption``, NSYNC's rendered negative set
+  always (its prompts are the train captions), and evaluation always (its prompts are the test
+  captions, whatever ``prompts.mode`` is);
+* image counts: FID and KID need at least :data:`HARD_MINIMUM` images in each set (a covariance
+  and an unbiased MMD need two samples); evaluation generates one image per test caption, up to
+  ``eval.max_prompts``.
+
+Fewer than :data:`RELIABLE_MINIMUM` images per set is allowed but flagged: FID and KID from so few
+images are dominated by estimator bias and noise (the smoke profile always is). The run logs the
+warning as the tag ``metric.<name>.warning``; the report repeats it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from nsync_bench.config import BenchConfig
+from nsync_bench.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+HARD_MINIMUM = 2
+RELIABLE_MINIMUM = 50
+SET_SIZE_METRICS = ("fid", "kid")  # CMMD and CSD are defined for any non-empty sets
+
+
+def evaluation_counts(config: BenchConfig, n_test: int) -> tuple[int, int]:
+    """(generated, real) image counts of a run's evaluation."""
+    generated = n_test if config.eval.max_prompts is None else min(config.eval.max_prompts, n_test)
+    return generated, n_test
+
+
+def small_set_warnings(names: list[str], n_generated: int, n_real: int) -> dict[str, str]:
+    """``{metric: warning}`` for FID/KID computed from fewer than :data:`RELIABLE_MINIMUM` images per set."""
+    warnings = {}
+    for name in names:
+        if name in SET_SIZE_METRICS and min(n_generated, n_real) < RELIABLE_MINIMUM:
+            warnings[name] = (f"{name.upper()} from {n_generated} generated and {n_real} real images (fewer than "
+                              f"{RELIABLE_MINIMUM} per set): dominated by estimator bias and noise; compare with care")
+    return warnings
+
+
+def _missing_captions(images: list, split: str, style: str, why: str) -> DataError:
+    missing = [img.path.name for img in images if not img.caption]
+    return DataError(
+        f"{len(missing)} {split} image(s) of style {style!r} have no caption, e.g. {missing[:3]}; {why}. Fix: write a "
+        f".txt beside each image, or run `nsync-bench data captions --style {style} --captioner ...`. Nothing was "
+        "trained.")
+
+
+def check_before_training(config: BenchConfig, data_root: Path) -> None:
+    """Raise a teaching error for anything evaluation or metrics would fail on after training."""
+    from nsync_bench.data.styles import ensure_style_data, get_style, list_images
+    from nsync_bench.methods import method_class
+
+    style = get_style(config.run.style)
+    style_dir = ensure_style_data(style.name, data_root)
+    train = list_images(style_dir, style.train_split)
+    test = list_images(style_dir, style.test_split)
+    if not all(img.caption for img in test):
+        raise _missing_captions(test, "test", style.name, "evaluation prompts are the test captions "
+                                "(eval.prompt_template) whatever prompts.mode is")
+    if not all(img.caption for img in train):
+        if config.prompts.mode == "caption":
+            raise _missing_captions(train, "train", style.name, "prompts.mode=caption trains on them (or use "
+                                    "--set prompts.mode=templates)")
+        if method_class(config.run.method).needs_negatives and not config.nsync.negatives_dir:
+            raise _missing_captions(train, "train", style.name, f"{config.run.method}'s negative set is rendered "
+                                    "from the train captions (or pass your own with --set nsync.negatives_dir=DIR)")
+    n_generated, n_real = evaluation_counts(config, len(test))
+    needy = [n for n in config.metrics.names if n in SET_SIZE_METRICS]
+    if needy and n_real < HARD_MINIMUM:
+        raise DataError(
+            f"the test split of style {style.name!r} has {n_real} image(s), but {'/'.join(n.upper() for n in needy)} "
+            f"need at least {HARD_MINIMUM}. Fix: add test images to {style_dir / style.test_split} (or re-import with "
+            f"a larger --test-fraction), or drop them with --set metrics.names='[\"cmmd\", \"csd\"]'. Nothing was "
+            "trained.")
+    if needy and n_generated < HARD_MINIMUM:
+        raise ConfigError(
+            f"eval.max_prompts = {config.eval.max_prompts} gives {n_generated} evaluation image(s), but "
+            f"{'/'.join(n.upper() for n in needy)} need at least {HARD_MINIMUM} (a covariance needs two samples). "
+            f"Fix: --set eval.max_prompts={HARD_MINIMUM} or more (or None for all {n_real} test captions), or drop "
+            f"them with --set metrics.names='[\"cmmd\", \"csd\"]'. Nothing was trained.")
+    for warning in small_set_warnings(list(config.metrics.names), n_generated, n_real).values():
+        log.warning("%s", warning)
