@@ -1,4 +1,5 @@
-"""Sessions: tests (default suite, CPU, offline), smoke (the README's main job end to end), lint.
+"""Sessions: tests (default suite, CPU, offline), smoke (the README's main job end to end), lint,
+scale (full-size architectures at random weights).
 
 Each session installs the project into its own virtualenv; ``nox -s tests`` is all a fresh
 machine needs.
@@ -53,3 +54,15 @@ def lint(session: nox.Session) -> None:
     """ruff check on the package, tests and noxfile."""
     session.install("ruff")
     session.run("ruff", "check", "nsync_bench", "tests", "noxfile.py")
+
+
+@nox.session
+def scale(session: nox.Session) -> None:
+    """SD 1.5 and SD 2-base at full size with random weights through the real loading path (CPU, ~10 min):
+    a few steps of every method, checkpoint + resume, generation, adapter reload, the metric extractors.
+    The random-weight snapshots are built once into the cache dir (NSYNC_BENCH_CACHE_DIR/random-arch)."""
+    session.install("-e", ".[dev]")
+    workdir = session.create_tmp()
+    work = os.path.join(workdir, "scale")
+    shutil.rmtree(work, ignore_errors=True)  # fresh runs every time (the snapshot cache is kept)
+    session.run("python", "-m", "nsync_bench.scale_check", "--work", work, *session.posargs, env=OFFLINE)
