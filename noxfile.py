@@ -1,5 +1,4 @@
-"""Sessions: tests (default suite, CPU, offline), smoke (the README's main job end to end), lint,
-scale (full-size architectures at random weights).
+"""Sessions: tests (default suite, CPU, offline), smoke (the README's main job end to end), lint.
 
 Each session installs the project into its own virtualenv; ``nox -s tests`` is all a fresh
 machine needs.
