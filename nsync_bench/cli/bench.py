@@ -13,14 +13,29 @@ from nsync_bench.cli import app, console, setup_logging, teaching_errors
 @app.command()
 @teaching_errors
 def bench(
-    profile: Annotated[str, typer.Option(help="Profile to benchmark (its model and metric extractors).")] = "smoke",
+    profile: Annotated[str, typer.Option(help="Profile to benchmark (its model and metric extractors); sd15-arch or "
+                                         "sd2-arch: the GPU check (full-size, random weights, 512 px).")] = "smoke",
     only: Annotated[str, typer.Option(help="Sections: all, metrics, training, extractors.")] = "all",
     n_images: Annotated[int, typer.Option(help="Images per set for the metric benchmark.")] = 64,
+    device: Annotated[str, typer.Option(help="sd15-arch / sd2-arch (the GPU check): cuda.")] = "cuda",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Time training steps, generation and metrics; report medians and ratios measured in one run."""
     setup_logging(verbose)
+    from nsync_bench.gpu_check import ARCH_PROFILES
+
+    if profile in ARCH_PROFILES:  # the GPU check: full-size architectures at random weights, 512 px
+        from nsync_bench.gpu_check import gpu_check
+
+        report = gpu_check(ARCH_PROFILES[profile], device=device)
+        if as_json:
+            typer.echo(json.dumps(report, indent=2))
+        else:
+            from nsync_bench.cli.bench_tables import print_gpu_check
+
+            print_gpu_check(console, report)
+        return
     from nsync_bench.bench import bench_metrics
     from nsync_bench.config import MetricsConfig
     from nsync_bench.errors import ConfigError
