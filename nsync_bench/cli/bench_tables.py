@@ -9,6 +9,8 @@ from rich.table import Table
 
 
 def print_tables(console: Console, results: dict[str, Any]) -> None:
+    if results.get("startup"):
+        print_startup(console, results["startup"])
     training = results.get("training")
     if training:
         table = Table("variant", "protocol", "batch", "median step (s)", "÷ TI", "memory (MB)",
@@ -33,6 +35,12 @@ def print_tables(console: Console, results: dict[str, Any]) -> None:
         if evaluation:
             console.print(f"evaluation of both sets: first {evaluation['first_s']:.2f} s, cached "
                           f"{evaluation['cached_s']:.3f} s -> speed-up x{evaluation['speedup']:.1f}")
+
+
+def print_startup(console: Console, startup: dict[str, Any]) -> None:
+    console.print(f"start-up: `{startup['run']}` {startup['run_s']:.1f} s vs `python -c \"{startup['baseline']}\"` "
+                  f"{startup['baseline_s']:.1f} s -> ratio {startup['ratio']:.2f} "
+                  f"(target <= {startup['target_ratio']})")
 
 
 def print_gpu_check(console: Console, report: dict[str, Any]) -> None:
