@@ -68,10 +68,11 @@ def scale(session: nox.Session) -> None:
 
 
 # What the GPU check imports, with their dependencies (torch, torchvision, triton and CUDA wheels
-# excluded: the GPU machine has its own). open_clip_torch is carried for its BPE vocabulary file only.
+# excluded: the GPU machine has its own; torchvision must match its torch, see the session). open_clip_torch:
+# the tokenizer's BPE file and the CSD extractor's ViT.
 GPU_ROOTS = ["diffusers", "transformers", "peft", "safetensors", "pydantic", "typer", "rich", "platformdirs",
-             "pillow", "numpy", "scipy"]
-GPU_SKIP = ("torch", "torchvision", "torchaudio", "triton", "nvidia-", "open-clip-torch")
+             "pillow", "numpy", "scipy", "open_clip_torch"]
+GPU_SKIP = ("torch", "torchvision", "torchaudio", "triton", "nvidia-")
 
 _CLOSURE = """
 import re, sys
@@ -113,10 +114,7 @@ def wheelhouse(session: nox.Session) -> None:
     out = os.path.abspath("wheelhouse")
     shutil.rmtree(out, ignore_errors=True)
     pins = session.run("python", "-c", _CLOSURE, ",".join(GPU_ROOTS), ",".join(GPU_SKIP), silent=True).split()
-    open_clip = session.run("python", "-c", "from importlib.metadata import version; print(version('open_clip_torch'))",
-                            silent=True).strip()
-    session.run("pip", "download", "--no-deps", "--only-binary=:all:", "-d", out, *pins,
-                f"open_clip_torch=={open_clip}", *session.posargs)
+    session.run("pip", "download", "--no-deps", "--only-binary=:all:", "-d", out, *pins, *session.posargs)
     session.run("pip", "wheel", "--no-deps", "-w", out, ".")
     session.log(f"wheelhouse ready: {out}. On the GPU machine: pip install --no-index --no-deps {out}/*.whl && "
                 "nsync-bench bench --profile sd15-arch --device cuda --json > gpu-check.json")

@@ -181,6 +181,33 @@ def _environment(device: str) -> dict[str, Any]:
     return info
 
 
+def _variant(name: str, arch: str, profile: str | None, overrides: list[str], extra_overrides: list[str] | None,
+             tmp: Path, device: str, warmup: int, steps: int, report: dict[str, Any]) -> dict[str, Any]:
+    """Time one method variant; the TI variant also measures generation (into ``report``)."""
+    import torch
+
+    from nsync_bench.recipes import resolve_config
+    from nsync_bench.runner import build_training
+
+    method, extra = VARIANTS[name]
+    config = resolve_config(style=STYLE, method=method, profile=profile or arch, protocol="paper-code",
+                            overrides=[*overrides, *extra, *(extra_overrides or [])])
+    training = build_training(config, data_root=tmp / "data", checkpoint_dir=tmp / "checkpoints" / name)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    median = statistics.median(_time_steps(training.trainer, warmup, steps, device))
+    batch = config.train.batch_size
+    row = {"method": method, "protocol": "paper-code", "batch_size": batch, "median_step_s": median,
+           "steps_per_s": 1 / median, "samples_per_s": batch / median, "peak_memory_mb": _peak_mb(device),
+           "fp16": _fp16_paths(training)}
+    if name == "nsync":
+        row["overflow_step"] = _overflow_step(training)
+    if name == "ti":
+        report["training"]["generation"] = _generation(training, config, device)
+    log.info("gpu check: %s median step %.3f s", name, median)
+    return row
+
+
 def gpu_check(arch: str = "sd15", *, device: str = "cuda", resolution: int = 512, warmup: int = 2, steps: int = 5,
               variants: list[str] | None = None, extractor_images: int = 32, cache_root: Path | None = None,
               profile: str | None = None, extra_overrides: list[str] | None = None,
@@ -196,8 +223,6 @@ def gpu_check(arch: str = "sd15", *, device: str = "cuda", resolution: int = 512
         require_cuda(device)
     from nsync_bench.data.toy import render_toy_style
     from nsync_bench.models.architectures import architecture, random_snapshot
-    from nsync_bench.recipes import resolve_config
-    from nsync_bench.runner import build_training
 
     started_all = time.perf_counter()
     overrides = [f"device={device}", f"model.resolution={resolution}", "metrics.names=[]",
@@ -220,31 +245,23 @@ def gpu_check(arch: str = "sd15", *, device: str = "cuda", resolution: int = 512
         render_toy_style(STYLE, style_dir, size=max(64, resolution // 2))
         overrides.append(f'nsync.negatives_dir="{style_dir / "train"}"')
         for name in variants or list(VARIANTS):
-            method, extra = VARIANTS[name]
-            config = resolve_config(style=STYLE, method=method, profile=profile or arch, protocol="paper-code",
-                                    overrides=[*overrides, *extra, *(extra_overrides or [])])
-            training = build_training(config, data_root=tmp / "data", checkpoint_dir=tmp / "checkpoints" / name)
-            if device.startswith("cuda"):
-                torch.cuda.reset_peak_memory_stats()
-            times = _time_steps(training.trainer, warmup, steps, device)
-            median = statistics.median(times)
-            batch = config.train.batch_size
-            row = {"method": method, "protocol": "paper-code", "batch_size": batch, "median_step_s": median,
-                   "steps_per_s": 1 / median, "samples_per_s": batch / median,
-                   "peak_memory_mb": _peak_mb(device), "fp16": _fp16_paths(training)}
-            if name == "nsync":
-                row["overflow_step"] = _overflow_step(training)
-            report["training"]["methods"][name] = row
-            if name == "ti":
-                report["training"]["generation"] = _generation(training, config, device)
-            log.info("gpu check: %s median step %.3f s", name, median)
-            del training
+            try:
+                report["training"]["methods"][name] = _variant(name, arch, profile, overrides, extra_overrides, tmp,
+                                                               device, warmup, steps, report)
+            except (RuntimeError, ImportError, NsyncBenchError) as err:  # e.g. CUDA OOM: the other figures still count
+                log.error("gpu check: %s failed: %s", name, err)
+                report["training"]["methods"][name] = {"error": f"{type(err).__name__}: {err}"[:2000]}
             gc.collect()
             if device.startswith("cuda"):
                 torch.cuda.empty_cache()
         ti = report["training"]["methods"].get("ti", {}).get("median_step_s")
         for row in report["training"]["methods"].values():
-            row["ratio_to_ti"] = row["median_step_s"] / ti if ti else None
-        report["extractors"] = _extractors(device, tmp, extractor_images, min(16, extractor_images), extractors)
+            if "median_step_s" in row:
+                row["ratio_to_ti"] = row["median_step_s"] / ti if ti else None
+        try:
+            report["extractors"] = _extractors(device, tmp, extractor_images, min(16, extractor_images), extractors)
+        except (RuntimeError, ImportError) as err:  # torchvision (Inception) missing, OOM, ...
+            log.error("gpu check: extractors failed: %s", err)
+            report["extractors"] = {"error": f"{type(err).__name__}: {err}"[:2000], "extractors": {}}
     report["seconds"] = time.perf_counter() - started_all
     return report
