@@ -102,7 +102,8 @@ def step_times_from_json(data: dict[str, Any], source: str) -> StepTimes:
     """Timings from ``nsync-bench bench --json`` (the GPU check or the CPU benchmark)."""
     training = data["training"]
     methods = training["methods"]
-    rows = {name: row for name, row in methods.items() if name in DEFAULT_RATIO_TO_TI}
+    # Variants the GPU check could not run carry {"error": ...}: their ratio then comes from the README.
+    rows = {name: row for name, row in methods.items() if name in DEFAULT_RATIO_TO_TI and "median_step_s" in row}
     if "ti" not in rows:
         raise KeyError("training.methods.ti")
     measured = {name: (float(r["median_step_s"]), int(r["batch_size"])) for name, r in rows.items()}

@@ -53,7 +53,8 @@ def test_statuses_skip_resume_retry(tmp_path):
 
 def test_step_time_from_gpu_check_json(tmp_path):
     data = {"training": {"methods": {"ti": {"median_step_s": 0.2, "batch_size": 4},
-                                     "nsync": {"median_step_s": 0.3, "batch_size": 2}},
+                                     "nsync": {"median_step_s": 0.3, "batch_size": 2},
+                                     "nsync-lora": {"error": "OutOfMemoryError: ..."}},
                          "generation": {"images_per_s": 2.0, "num_inference_steps": 50}},
             "extractors": {"extractors": {"clip": {"images_per_s": 100.0}}}}
     path = tmp_path / "gpu.json"
@@ -61,6 +62,7 @@ def test_step_time_from_gpu_check_json(tmp_path):
     times = parse_step_time(str(path))
     assert times.step_seconds("nsync", 4) == pytest.approx(0.6)  # measured at batch 2, linear in batch
     assert times.step_seconds("lora", 4) == pytest.approx(0.2 * 1.18)  # not measured: README ratio
+    assert times.step_seconds("nsync-lora", 4) == pytest.approx(0.2 * 2.26)  # failed on the GPU: README ratio
     assert times.image_seconds(25, 7.5) == pytest.approx(0.25)
     assert times.scoring_seconds(100, ["clip"]) == pytest.approx(1.0)
     for bad in ("-1", str(tmp_path / "missing.json")):
