@@ -157,6 +157,22 @@ def check_extractors(images: list[Path], work: Path) -> dict[str, Any]:
     return results
 
 
+# SD 1.5 and SD 2-base: 16 transformer blocks (2 per attention level down, 3 up, 1 mid), each with
+# self- and cross-attention, each with to_q, to_k, to_v and to_out.0.
+LORA_PROJECTIONS = 16 * 2 * 4
+
+
+def _check_lora_coverage(adapter: Path, label: str) -> None:
+    """The saved LoRA adapts every attention projection of the UNet."""
+    from safetensors import safe_open
+
+    with safe_open(str(adapter), framework="pt") as handle:
+        # diffusers' format: <module>.lora.down.weight / <module>.lora.up.weight
+        modules = {key.split(".lora.")[0] for key in handle.keys() if ".lora." in key}  # noqa: SIM118 - not a dict
+    _check(len(modules) == LORA_PROJECTIONS and all(k.startswith("unet.") for k in modules),
+           f"{label}: LoRA adapts {len(modules)} modules, expected every attention projection ({LORA_PROJECTIONS})")
+
+
 def check_architecture(arch: str, settings: ScaleSettings, work: Path, cache_root: Path | None) -> dict[str, Any]:
     from nsync_bench.models.architectures import architecture, random_snapshot
 
@@ -177,6 +193,8 @@ def check_architecture(arch: str, settings: ScaleSettings, work: Path, cache_roo
         images = sorted((result.run_dir / "eval" / "images").glob("*.png"))
         _check(len(images) == settings.eval_images, f"{arch}/{name} wrote {len(images)} evaluation images")
         _check((result.run_dir / result.adapter).exists(), f"{arch}/{name} saved no adapter")
+        if method == "lora":
+            _check_lora_coverage(result.run_dir / result.adapter, f"{arch}/{name}")
         run_dirs[name] = result.run_dir
         report["variants"][name] = {"seconds": time.perf_counter() - started, "run_dir": str(result.run_dir)}
         log.info("%s/%s done in %.1f s", arch, name, report["variants"][name]["seconds"])
