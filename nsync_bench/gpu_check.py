@@ -120,6 +120,23 @@ def _time_steps(trainer: Any, warmup: int, steps: int, device: str) -> list[floa
     return times
 
 
+def _mixed_dtype_sampling(training: Any, config: Any) -> dict[str, Any]:
+    """Sample as TI's negative set is rendered: fp32 text encoder (TI trains it), half-precision UNet."""
+    from nsync_bench.config import EvalConfig
+    from nsync_bench.generation import EvalPrompt, generate_batch
+    from nsync_bench.models.pipeline import build_pipeline
+
+    pipe = build_pipeline(training.method.components)
+    sampling = EvalConfig(num_inference_steps=2, save_size=64)
+    prompts = [EvalPrompt(k, "", f"a house {k} in the style of painting", k, "") for k in range(2)]
+    try:
+        images = generate_batch(pipe, prompts, sampling, config.model.resolution)
+    except RuntimeError as err:
+        return {"ok": False, "error": f"{type(err).__name__}: {err}"[:2000]}
+    return {"ok": len(images) == 2, "text_encoder_dtype": str(pipe.text_encoder.dtype),
+            "unet_dtype": str(pipe.unet.dtype)}
+
+
 def _generation(training: Any, config: Any, device: str) -> dict[str, Any]:
     import torch
 
@@ -203,6 +220,7 @@ def _variant(name: str, arch: str, profile: str | None, overrides: list[str], ex
     if name == "nsync":
         row["overflow_step"] = _overflow_step(training)
     if name == "ti":
+        row["mixed_dtype_sampling"] = _mixed_dtype_sampling(training, config)
         report["training"]["generation"] = _generation(training, config, device)
     log.info("gpu check: %s median step %.3f s", name, median)
     return row

@@ -60,6 +60,7 @@ def test_json_schema_on_cpu_with_the_tiny_profile():
     assert methods["ti"]["batch_size"] == 4 and methods["nsync"]["batch_size"] == 2  # paper-code's batches
     assert methods["nsync"]["overflow_step"] == {"exercised": False,
                                                  "reason": "GradScaler is active only for fp16 on CUDA"}
+    assert methods["ti"]["mixed_dtype_sampling"]["ok"]
     generation = report["training"]["generation"]
     assert generation["images_per_s"] > 0 and generation["num_inference_steps"] == 20
     assert set(report["extractors"]["extractors"]) == {"inception", "clip", "csd"}
