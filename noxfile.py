@@ -72,3 +72,68 @@ def server(session: nox.Session) -> None:
     session.install("-e", ".[dev,server]")
     workdir = os.path.join(session.create_tmp(), "server-stack")
     session.run("python", ".ci/server_stack.py", workdir, env=OFFLINE)
+
+
+@nox.session
+def scale(session: nox.Session) -> None:
+    """SD 1.5 and SD 2-base at full size with random weights through the real loading path (CPU, ~10 min):
+    a few steps of every method, checkpoint + resume, generation, adapter reload, the metric extractors.
+    The random-weight snapshots are built once into the cache dir (NSYNC_BENCH_CACHE_DIR/random-arch)."""
+    session.install("-e", ".[dev]")
+    workdir = session.create_tmp()
+    work = os.path.join(workdir, "scale")
+    shutil.rmtree(work, ignore_errors=True)  # fresh runs every time (the snapshot cache is kept)
+    session.run("python", "-m", "nsync_bench.scale_check", "--work", work, *session.posargs, env=OFFLINE)
+
+
+# What the GPU check imports, with their dependencies (torch, torchvision, triton and CUDA wheels
+# excluded: the GPU machine has its own; torchvision must match its torch, see the session). open_clip_torch:
+# the tokenizer's BPE file and the CSD extractor's ViT.
+GPU_ROOTS = ["diffusers", "transformers", "peft", "safetensors", "pydantic", "typer", "rich", "platformdirs",
+             "pillow", "numpy", "scipy", "open_clip_torch"]
+GPU_SKIP = ("torch", "torchvision", "torchaudio", "triton", "nvidia-")
+
+_CLOSURE = """
+import re, sys
+from importlib import metadata
+from packaging.requirements import Requirement
+roots, skip = sys.argv[1].split(","), tuple(sys.argv[2].split(","))
+norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
+seen, todo = {}, [norm(r) for r in roots]
+while todo:
+    name = todo.pop()
+    if name in seen or name.startswith(skip):
+        continue
+    dist = metadata.distribution(name)
+    seen[name] = dist.version
+    for text in dist.requires or []:
+        req = Requirement(text)
+        if req.marker is None or req.marker.evaluate({"extra": ""}):
+            todo.append(norm(req.name))
+print(" ".join(f"{n}=={v}" for n, v in sorted(seen.items())))
+"""
+
+
+@nox.session
+def gpu(session: nox.Session) -> None:
+    """The GPU check (full-size SD 1.5 at random weights, 512 px, fp16): JSON to gpu-check.json. Refuses
+    without CUDA. ``nox -s gpu -- --profile sd2-arch`` checks SD 2-base."""
+    session.install("-e", ".[dev]")
+    env = {k: v for k, v in OFFLINE.items() if k != "CUDA_VISIBLE_DEVICES"}
+    args = session.posargs or ["--profile", "sd15-arch"]
+    with open("gpu-check.json", "w") as out:
+        session.run("nsync-bench", "bench", *args, "--device", "cuda", "--json", env=env, stdout=out)
+
+
+@nox.session
+def wheelhouse(session: nox.Session) -> None:
+    """Wheels for an offline GPU machine that has torch but nothing else (README: 'The GPU check').
+    Pass extra pins after --, e.g. ``nox -s wheelhouse -- torchvision==0.26.0`` to match its torch."""
+    session.install("-e", ".[dev]")
+    out = os.path.abspath("wheelhouse")
+    shutil.rmtree(out, ignore_errors=True)
+    pins = session.run("python", "-c", _CLOSURE, ",".join(GPU_ROOTS), ",".join(GPU_SKIP), silent=True).split()
+    session.run("pip", "download", "--no-deps", "--only-binary=:all:", "-d", out, *pins, *session.posargs)
+    session.run("pip", "wheel", "--no-deps", "-w", out, ".")
+    session.log(f"wheelhouse ready: {out}. On the GPU machine: pip install --no-index --no-deps {out}/*.whl && "
+                "nsync-bench bench --profile sd15-arch --device cuda --json > gpu-check.json")

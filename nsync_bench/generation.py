@@ -72,7 +72,7 @@ def generate_batch(pipe: Any, prompts: list[EvalPrompt], config: EvalConfig, res
     """
     latents = torch.cat([initial_latents(pipe, p.seed, resolution) for p in prompts])
     generators = [torch.Generator("cpu").manual_seed(p.seed) for p in prompts]  # for stochastic samplers
-    with torch.inference_mode():
+    with torch.inference_mode(), _mixed_dtypes(pipe):
         images = pipe(
             [p.prompt for p in prompts],
             height=resolution,
@@ -85,6 +85,17 @@ def generate_batch(pipe: Any, prompts: list[EvalPrompt], config: EvalConfig, res
         ).images
     size = (config.save_size, config.save_size)
     return [img if img.size == size else img.resize(size, resample=Image.Resampling.BICUBIC) for img in images]
+
+
+def _mixed_dtypes(pipe: Any) -> Any:
+    """Autocast to the UNet's half precision when the text encoder is fp32 (TI's negative set is
+    rendered before training, by the fp32 encoder TI trains): the UNet's cross-attention would
+    otherwise get fp32 inputs for fp16 weights. Evaluation casts the encoder instead (run is over)."""
+    import contextlib
+
+    if pipe.device.type == "cuda" and pipe.text_encoder.dtype != pipe.unet.dtype:
+        return torch.autocast("cuda", dtype=pipe.unet.dtype)
+    return contextlib.nullcontext()
 
 
 def generate_one(pipe: Any, prompt: str, seed: int, config: EvalConfig, resolution: int) -> Image.Image:

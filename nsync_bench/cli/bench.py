@@ -13,22 +13,38 @@ from nsync_bench.cli import app, console, setup_logging, teaching_errors
 @app.command()
 @teaching_errors
 def bench(
-    profile: Annotated[str, typer.Option(help="Profile to benchmark (its model and metric extractors).")] = "smoke",
-    only: Annotated[str, typer.Option(help="Sections: all, metrics, training, extractors.")] = "all",
+    profile: Annotated[str, typer.Option(help="Profile to benchmark (its model and metric extractors); sd15-arch or "
+                                         "sd2-arch: the GPU check (full-size, random weights, 512 px).")] = "smoke",
+    only: Annotated[str, typer.Option(help="Sections: all, metrics, training, extractors, startup.")] = "all",
     n_images: Annotated[int, typer.Option(help="Images per set for the metric benchmark.")] = 64,
+    device: Annotated[str, typer.Option(help="sd15-arch / sd2-arch (the GPU check): cuda.")] = "cuda",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Time training steps, generation and metrics; report medians and ratios measured in one run."""
     setup_logging(verbose)
+    from nsync_bench.gpu_check import ARCH_PROFILES
+
+    if profile in ARCH_PROFILES:  # the GPU check: full-size architectures at random weights, 512 px
+        from nsync_bench.gpu_check import gpu_check
+
+        report = gpu_check(ARCH_PROFILES[profile], device=device)
+        if as_json:
+            typer.echo(json.dumps(report, indent=2))
+        else:
+            from nsync_bench.cli.bench_tables import print_gpu_check
+
+            print_gpu_check(console, report)
+        return
     from nsync_bench.bench import bench_metrics
     from nsync_bench.config import MetricsConfig
     from nsync_bench.errors import ConfigError
     from nsync_bench.recipes import load_profile
 
     # "extractors": the reference architectures with random weights (their real CPU cost; slow).
-    sections = {"all": ("training", "metrics"), "metrics": ("metrics",), "training": ("training",),
-                "extractors": ("extractors",)}
+    # "startup": a 10-step smoke run in a fresh process against importing diffusers' pipeline.
+    sections = {"all": ("training", "metrics", "startup"), "metrics": ("metrics",), "training": ("training",),
+                "extractors": ("extractors",), "startup": ("startup",)}
     if only not in sections:
         raise ConfigError(f"unknown --only {only!r}; choose one of: {', '.join(sections)}.")
     results: dict = {"profile": profile}
@@ -43,6 +59,10 @@ def bench(
         from nsync_bench.bench import bench_reference_extractors
 
         results["reference_extractors"] = bench_reference_extractors()
+    if "startup" in sections[only]:
+        from nsync_bench.bench_startup import bench_startup
+
+        results["startup"] = bench_startup()
     if as_json:
         typer.echo(json.dumps(results, indent=2))
         return

@@ -54,6 +54,10 @@ def sweep(
     slurm_logs: SlurmLogsOption = Path("slurm-logs"),
     slurm_cluster: Annotated[Optional[str], typer.Option(help="submitit cluster: slurm (default) or local.",
                                                          rich_help_panel="Slurm")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs it would start, resume, retry or "
+                                          "skip and estimate GPU-hours; run nothing.")] = False,
+    step_time: Annotated[Optional[str], typer.Option(help="For --dry-run: seconds per TI step at batch 4, or the "
+                                                     "GPU check's JSON (bench --profile sd15-arch --json).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run every (style, method, seed) of a matrix; finished runs are skipped, interrupted ones resume."""
@@ -80,6 +84,13 @@ def sweep(
     options = SweepOptions(runs_dir=str(runs_dir) if runs_dir else None,
                            data_root=str(data_root) if data_root else None, tracking_uri=tracking_uri,
                            weights_dir=str(weights_dir) if weights_dir else None)
+    if dry_run:
+        from nsync_bench.cli.sweep_dry_run import print_plan
+        from nsync_bench.sweep_plan import parse_step_time, plan_sweep
+
+        times = parse_step_time(step_time) if step_time else None
+        print_plan(console, spec, plan_sweep(spec, options, times, retry_failed=retry_failed))
+        return
     slurm = SlurmSettings(partition=partition, gpus_per_node=gpus, cpus_per_task=cpus, mem_gb=mem_gb,
                           timeout_min=time_min, array_parallelism=array_parallelism, folder=str(slurm_logs),
                           cluster=slurm_cluster)

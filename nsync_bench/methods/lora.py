@@ -53,6 +53,12 @@ class Lora(Method):
         for parameter in self.lora_parameters:
             parameter.data = parameter.data.float()
         unet.train()  # LoRA dropout is active only in train mode
+        # The text encoder only feeds the UNet here: store it in the compute dtype (training.memory).
+        from nsync_bench.training.memory import text_encoder_dtype
+
+        dtype = text_encoder_dtype(self.name, self.precision.weight_dtype)
+        if self.components.text_encoder.dtype != dtype:
+            self.components.text_encoder.to(dtype=dtype)
         self._hidden_cache: dict[str, torch.Tensor] = {}
 
     def encode(self, prompts: list[str]) -> torch.Tensor:

@@ -61,4 +61,8 @@ def components_for(config: BenchConfig) -> tuple[torch.device, Precision, Diffus
     if config.cpu_threads is not None:
         torch.set_num_threads(config.cpu_threads)
     precision = Precision(config.model.mixed_precision, device)
-    return device, precision, load_components(config.model, device, precision.weight_dtype)
+    components = load_components(config.model, device, precision.weight_dtype)
+    from nsync_bench.training.memory import apply_memory_knobs
+
+    apply_memory_knobs(components, config)
+    return device, precision, components

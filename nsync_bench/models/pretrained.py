@@ -57,13 +57,20 @@ def _resolve_scheduler_class(class_name: str | None) -> Any:
 
 
 def _dtype_kwargs(torch_dtype: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Dtype keyword for (transformers, diffusers): transformers 5 renamed ``torch_dtype`` to ``dtype``."""
-    if torch_dtype is None:
-        return {}, {}
+    """Dtype keyword for (transformers, diffusers): transformers 5 renamed ``torch_dtype`` to ``dtype``.
+
+    None means fp32 for the text encoder explicitly: transformers 5 otherwise loads in the file's
+    dtype ("auto"), so an fp16 snapshot (the hub's fp16 variant) would give a half-precision text
+    encoder whose TI row AdamW cannot train. diffusers loads fp32 by default already.
+    """
+    import torch
     import transformers
 
     major = int(transformers.__version__.split(".")[0])
-    return ({"dtype" if major >= 5 else "torch_dtype": torch_dtype}, {"torch_dtype": torch_dtype})
+    key = "dtype" if major >= 5 else "torch_dtype"
+    if torch_dtype is None:
+        return {key: torch.float32}, {}
+    return {key: torch_dtype}, {"torch_dtype": torch_dtype}
 
 
 def load_pretrained_components(

@@ -1,0 +1,285 @@
+"""The GPU check (``nsync-bench bench --profile sd15-arch --device cuda --json``, or ``nox -s gpu``).
+
+SD 1.5 (or SD 2-base: ``sd2-arch``) at full size with random weights (nsync_bench.models.
+architectures), at 512 px with the profile's precision (fp16 mixed precision): steps/s and peak
+CUDA memory of each method at the released batch sizes (protocol ``paper-code``: TI and LoRA 4,
+NSYNC 2), generation images/s with the profile's sampler (50 steps, CFG 7.5), extractor images/s
+(Inception-v3, CLIP ViT-L/14@336, CSD ViT-L at random weights), and the fp16 paths: GradScaler,
+a forced overflow step (skipped, trainables untouched, scale backed off), half-precision frozen
+modules and SDPA attention. Without CUDA it refuses before building anything.
+
+Untracked (no MLflow), no metric weights, no network: it imports only torch, diffusers,
+transformers, peft, safetensors, pydantic and the package. The JSON is :data:`SCHEMA` (README,
+"The GPU check"); ``sweep --dry-run --step-time gpu.json`` reads it.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nsync_bench.errors import NsyncBenchError
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "nsync-bench/gpu-check/1"
+STYLE = "toy-pastel"
+ARCH_PROFILES = {"sd15-arch": "sd15", "sd2-arch": "sd2"}
+# name: (method, overrides) under protocol paper-code (the released batch sizes).
+VARIANTS: dict[str, tuple[str, list[str]]] = {
+    "ti": ("ti", []),
+    "lora": ("lora", []),
+    "nsync": ("nsync", []),
+    "nsync-three-pass": ("nsync", ["nsync.fused=false", "nsync.run_anchor=always", "train.cache_latents=false"]),
+    "nsync-lora": ("nsync-lora", []),
+}
+
+
+class GpuUnavailableError(NsyncBenchError, RuntimeError):
+    """The GPU check was asked to run without a CUDA device."""
+
+
+def require_cuda(device: str) -> None:
+    """Refuse cleanly, naming what is missing and what to run instead."""
+    import torch
+
+    if device != "cuda":
+        raise GpuUnavailableError(
+            f"the GPU check runs on --device cuda, not {device!r}: at 512 px a CPU would take hours. On a CPU, "
+            "`nox -s scale` checks the same full-size architectures at 64 px.")
+    if not torch.cuda.is_available():
+        raise GpuUnavailableError(
+            f"the GPU check needs CUDA, but torch {torch.__version__} sees no CUDA device (built with CUDA "
+            f"{torch.version.cuda or 'none'}). Fix: run it on a GPU machine (README: 'The GPU check' says how to "
+            "carry the wheels); on a CPU, `nox -s scale` checks the same architectures at 64 px.")
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _peak_mb(device: str) -> float | None:
+    import torch
+
+    return torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
+
+
+def _fp16_paths(training: Any) -> dict[str, Any]:
+    """What precision each part ran in, and whether attention is PyTorch SDPA."""
+    import torch
+
+    method = training.method
+    components, scaler = method.components, method.precision.scaler
+    processors = sorted({type(p).__name__ for p in components.unet.attn_processors.values()})
+    trainables = [t for t in method.trainable_state().values() if torch.is_tensor(t)]
+    return {"mixed_precision": method.precision.mode, "grad_scaler": scaler.is_enabled(),
+            "loss_scale": float(scaler.get_scale()) if scaler.is_enabled() else None,
+            "unet_dtype": str(components.unet.dtype), "vae_dtype": str(components.vae.dtype),
+            "text_encoder_dtype": str(components.text_encoder.dtype),
+            "attention_processors": processors, "sdpa": processors == ["AttnProcessor2_0"],
+            "trainables_finite": all(bool(torch.isfinite(t).all()) for t in trainables)}
+
+
+def _overflow_step(training: Any) -> dict[str, Any]:
+    """One step at an absurd loss scale: fp16 gradients overflow; the step must be skipped."""
+    import torch
+
+    trainer, scaler = training.trainer, training.method.precision.scaler
+    if not scaler.is_enabled():
+        return {"exercised": False, "reason": "GradScaler is active only for fp16 on CUDA"}
+    before = {k: v.clone() for k, v in training.method.trainable_state().items() if torch.is_tensor(v)}
+    scaler.update(new_scale=2.0**100)
+    trainer.train_step()
+    after = training.method.trainable_state()
+    unchanged = all(torch.equal(before[k], after[k]) for k in before)
+    scale = float(scaler.get_scale())
+    return {"exercised": True, "trainables_unchanged": unchanged, "scale_after": scale,
+            "backed_off": scale < 2.0**100, "ok": unchanged and scale < 2.0**100}
+
+
+def _time_steps(trainer: Any, warmup: int, steps: int, device: str) -> list[float]:
+    for _ in range(warmup):
+        trainer.train_step()
+    times = []
+    for _ in range(steps):
+        _sync(device)
+        started = time.perf_counter()
+        trainer.train_step()
+        _sync(device)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def _mixed_dtype_sampling(training: Any, config: Any) -> dict[str, Any]:
+    """Sample as TI's negative set is rendered: fp32 text encoder (TI trains it), half-precision UNet."""
+    from nsync_bench.config import EvalConfig
+    from nsync_bench.generation import EvalPrompt, generate_batch
+    from nsync_bench.models.pipeline import build_pipeline
+
+    pipe = build_pipeline(training.method.components)
+    sampling = EvalConfig(num_inference_steps=2, save_size=64)
+    prompts = [EvalPrompt(k, "", f"a house {k} in the style of painting", k, "") for k in range(2)]
+    try:
+        images = generate_batch(pipe, prompts, sampling, config.model.resolution)
+    except RuntimeError as err:
+        return {"ok": False, "error": f"{type(err).__name__}: {err}"[:2000]}
+    return {"ok": len(images) == 2, "text_encoder_dtype": str(pipe.text_encoder.dtype),
+            "unet_dtype": str(pipe.unet.dtype)}
+
+
+def _generation(training: Any, config: Any, device: str) -> dict[str, Any]:
+    import torch
+
+    from nsync_bench.generation import evaluation_prompts, generate_batch
+
+    pipe = training.method.evaluation_pipeline()
+    if pipe.device.type == "cuda" and pipe.unet.dtype != pipe.text_encoder.dtype:
+        pipe.text_encoder.to(dtype=pipe.unet.dtype)  # as a run's evaluation does after training
+    batch = config.eval.batch_size
+    prompts = evaluation_prompts(0, ["a small house next to a tree"] * batch, ["bench"] * batch,
+                                 training.method.evaluation_prompt)
+    generate_batch(pipe, prompts[:1], config.eval, config.model.resolution)  # warm-up
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    _sync(device)
+    started = time.perf_counter()
+    generate_batch(pipe, prompts, config.eval, config.model.resolution)
+    _sync(device)
+    elapsed = time.perf_counter() - started
+    return {"images_per_s": batch / elapsed, "num_inference_steps": config.eval.num_inference_steps,
+            "guidance_scale": config.eval.guidance_scale, "batch_size": batch, "resolution": config.model.resolution,
+            "unet_dtype": str(pipe.unet.dtype), "peak_memory_mb": _peak_mb(device)}
+
+
+def _extractors(device: str, tmp: Path, n_images: int, batch_size: int, build: Callable[[Path], dict] | None
+                ) -> dict[str, Any]:
+    from nsync_bench.bench import _synthetic_images, reference_random_extractors
+    from nsync_bench.metrics.scoring import extract_features
+    from nsync_bench.progress import NullProgress
+
+    images = _synthetic_images(tmp / "extractor-images", n_images, 256, 0)
+    rows = {}
+    for kind, extractor in (build or reference_random_extractors)(tmp).items():
+        extractor.to(device)
+        extract_features(extractor, images[:batch_size], batch_size=batch_size, cache=None, progress=NullProgress(),
+                         label="warm-up")
+        _sync(device)
+        started = time.perf_counter()
+        extract_features(extractor, images, batch_size=batch_size, cache=None, progress=NullProgress(), label="bench")
+        _sync(device)
+        elapsed = time.perf_counter() - started
+        rows[kind] = {"id": extractor.implementation_id, "median_s": elapsed, "images_per_s": n_images / elapsed}
+        extractor.to("cpu")
+    return {"device": device, "n_images": n_images, "image_size": 256, "extractors": rows}
+
+
+def _environment(device: str) -> dict[str, Any]:
+    import torch
+
+    info = {"torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
+            "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else platform.processor()}
+    try:
+        import diffusers
+        import transformers
+
+        info.update(diffusers=diffusers.__version__, transformers=transformers.__version__)
+    except ImportError:  # pragma: no cover - both are required to get this far
+        pass
+    return info
+
+
+def _variant(name: str, arch: str, profile: str | None, overrides: list[str], extra_overrides: list[str] | None,
+             tmp: Path, device: str, warmup: int, steps: int, report: dict[str, Any]) -> dict[str, Any]:
+    """Time one method variant; the TI variant also measures generation (into ``report``)."""
+    import torch
+
+    from nsync_bench.recipes import resolve_config
+    from nsync_bench.runner import build_training
+
+    method, extra = VARIANTS[name]
+    config = resolve_config(style=STYLE, method=method, profile=profile or arch, protocol="paper-code",
+                            overrides=[*overrides, *extra, *(extra_overrides or [])])
+    training = build_training(config, data_root=tmp / "data", checkpoint_dir=tmp / "checkpoints" / name)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    median = statistics.median(_time_steps(training.trainer, warmup, steps, device))
+    batch = config.train.batch_size
+    row = {"method": method, "protocol": "paper-code", "batch_size": batch, "median_step_s": median,
+           "steps_per_s": 1 / median, "samples_per_s": batch / median, "peak_memory_mb": _peak_mb(device),
+           "fp16": _fp16_paths(training)}
+    if name == "nsync":
+        row["overflow_step"] = _overflow_step(training)
+    if name == "ti":
+        row["mixed_dtype_sampling"] = _mixed_dtype_sampling(training, config)
+        report["training"]["generation"] = _generation(training, config, device)
+    log.info("gpu check: %s median step %.3f s", name, median)
+    return row
+
+
+def gpu_check(arch: str = "sd15", *, device: str = "cuda", resolution: int = 512, warmup: int = 2, steps: int = 5,
+              variants: list[str] | None = None, extractor_images: int = 32, cache_root: Path | None = None,
+              profile: str | None = None, extra_overrides: list[str] | None = None,
+              extractors: Callable[[Path], dict] | None = None, allow_cpu: bool = False) -> dict[str, Any]:
+    """Run the check; return the JSON-able report (:data:`SCHEMA`).
+
+    ``allow_cpu``, ``profile``, ``extra_overrides`` and ``extractors`` (a factory of small stand-ins)
+    exist for the CPU test of the schema with a tiny profile; the command line never sets them.
+    """
+    import torch
+
+    if not allow_cpu:
+        require_cuda(device)
+    from nsync_bench.data.toy import render_toy_style
+    from nsync_bench.models.architectures import architecture, random_snapshot
+
+    started_all = time.perf_counter()
+    overrides = [f"device={device}", f"model.resolution={resolution}", "metrics.names=[]",
+                 f"train.max_steps={warmup + steps + 2}", "train.checkpoint_every=100000"]
+    hub_id = None
+    if profile is None:
+        hub_id = architecture(arch)["hub_id"]
+        snapshot = random_snapshot(arch, cache_root)
+        overrides.append(f'model.pretrained="{snapshot}"')
+    report: dict[str, Any] = {"schema": SCHEMA, "arch": arch, "profile": profile or arch, "hub_id": hub_id,
+                              "weights": "random", "device": device, "resolution": resolution,
+                              "environment": _environment(device), "warmup_steps": warmup, "timed_steps": steps,
+                              "training": {"protocol": "paper-code", "device": device, "methods": {},
+                                           "memory_note": "peak CUDA memory allocated during the variant"}}
+    with tempfile.TemporaryDirectory(prefix="nsync-gpu-check-") as tmp_name:
+        tmp = Path(tmp_name)
+        # The toy style at >= a quarter of the resolution (the data check's limit); its training images
+        # double as the negative set, so no negative set is rendered (timings do not depend on pixels).
+        style_dir = tmp / "data" / STYLE
+        render_toy_style(STYLE, style_dir, size=max(64, resolution // 2))
+        overrides.append(f'nsync.negatives_dir="{style_dir / "train"}"')
+        for name in variants or list(VARIANTS):
+            try:
+                report["training"]["methods"][name] = _variant(name, arch, profile, overrides, extra_overrides, tmp,
+                                                               device, warmup, steps, report)
+            except (RuntimeError, ImportError, NsyncBenchError) as err:  # e.g. CUDA OOM: the other figures still count
+                log.error("gpu check: %s failed: %s", name, err)
+                report["training"]["methods"][name] = {"error": f"{type(err).__name__}: {err}"[:2000]}
+            gc.collect()
+            if device.startswith("cuda"):
+                torch.cuda.empty_cache()
+        ti = report["training"]["methods"].get("ti", {}).get("median_step_s")
+        for row in report["training"]["methods"].values():
+            if "median_step_s" in row:
+                row["ratio_to_ti"] = row["median_step_s"] / ti if ti else None
+        try:
+            report["extractors"] = _extractors(device, tmp, extractor_images, min(16, extractor_images), extractors)
+        except (RuntimeError, ImportError) as err:  # torchvision (Inception) missing, OOM, ...
+            log.error("gpu check: extractors failed: %s", err)
+            report["extractors"] = {"error": f"{type(err).__name__}: {err}"[:2000], "extractors": {}}
+    report["seconds"] = time.perf_counter() - started_all
+    return report
