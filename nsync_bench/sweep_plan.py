@@ -231,11 +231,18 @@ def plan_sweep(spec: SweepSpec, options: SweepOptions, times: StepTimes | None, 
             train_images, test_images, _ = counts[task.style]
             evaluation = config["eval"]
             images = min(test_images, evaluation["max_prompts"] or test_images)
+            trains = method_class(task.method).trains  # ldm: evaluation only
+            if not trains:
+                run.remaining_steps = remaining = 0
             run.train_s = remaining * times.step_seconds(task.method, int(config["train"]["batch_size"]))
-            run.generate_s = images * times.image_seconds(evaluation["num_inference_steps"],
-                                                          evaluation["guidance_scale"])
+            # Learning-curve evaluations (eval.at_steps) still ahead, plus the final one.
+            done = int(config["train"]["max_steps"]) - remaining
+            evaluations = 1 + sum(done < step < int(config["train"]["max_steps"])
+                                  for step in (evaluation.get("at_steps") or [])) if trains else 1
+            run.generate_s = evaluations * images * times.image_seconds(evaluation["num_inference_steps"],
+                                                                        evaluation["guidance_scale"])
             kinds = _extractor_kinds(config["metrics"]["names"])
-            run.score_s = times.scoring_seconds(images, kinds)
+            run.score_s = evaluations * times.scoring_seconds(images, kinds)
             if method_class(task.method).needs_negatives and not config["nsync"]["negatives_dir"]:
                 neg = config["negatives"]
                 negatives[task.style] = train_images * times.image_seconds(neg["num_inference_steps"],

@@ -19,8 +19,13 @@ def _options(tmp_path):
 def test_paper_sweep_plan_counts_runs_and_estimates_hours(tmp_path):
     spec = load_sweep_file("paper")
     plan = plan_sweep(spec, _options(tmp_path), StepTimes(0.5))
-    assert plan.counts() == {"start": 48}
+    assert plan.counts() == {"start": 60}  # 4 styles x (ldm, ti, lora, nsync, nsync-lora) x 3 seeds
     hours = plan.totals_hours()
+    ldm = [r for r in plan.runs if r.task.method == "ldm"]
+    assert len(ldm) == 12 and all(r.train_s == 0 and r.remaining_steps == 0 and r.generate_s > 0 for r in ldm)
+    # sd15 evaluates every 1000 steps (eval.at_steps) besides the end: 8 evaluations per trained run.
+    ti_run = next(r for r in plan.runs if r.task.method == "ti")
+    assert ti_run.generate_s == pytest.approx(8 * ldm[0].generate_s)
     # TI at paper-code batch 4: 12 runs x 8000 steps x 0.5 s; the rest scale by ratio and batch.
     ti = sum(r.train_s for r in plan.runs if r.task.method == "ti") / 3600
     assert ti == pytest.approx(12 * 8000 * 0.5 / 3600)
@@ -80,6 +85,6 @@ def test_cli_dry_run_prints_count_and_estimate(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["sweep", "--file", "paper", "--dry-run", "--step-time", "0.35"],
                                 env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "48 runs: 48 to start" in result.output
+    assert "60 runs: 60 to start" in result.output
     assert "GPU-hours" in result.output
     assert not (tmp_path / "runs").exists()
