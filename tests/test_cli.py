@@ -83,7 +83,22 @@ def test_ui_command_binds_to_localhost_unless_told_otherwise(tmp_path, monkeypat
     import nsync_bench.cli.ui as ui_module
 
     launched = []
-    monkeypatch.setattr(ui_module.subprocess, "run", lambda command, **kwargs: launched.append((command, kwargs)))
+
+    class Served:  # the server "ran" and exited cleanly (test_ui_process.py runs a real one)
+        pid = 2**30  # no such process group: stopping it is a no-op
+
+        def __init__(self, command, **kwargs):
+            launched.append((command, kwargs))
+
+        def poll(self):
+            return 0
+
+        def wait(self, timeout=None):
+            return 0
+
+    monkeypatch.setattr(ui_module.subprocess, "Popen", Served)
+    monkeypatch.setattr(ui_module, "_wait_until_serving", lambda proc, host, port: True)
+    monkeypatch.setattr(ui_module, "_check_port_free", lambda host, port: None)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
 
     def flag(command, name):
