@@ -96,8 +96,8 @@ def test_a_users_negative_set_is_in_the_key_and_moving_the_data_is_not(tmp_path,
     assert run_key(_config(), run_data_identity(_config(), moved)) == \
         run_key(_config(), run_data_identity(_config(), own_style.parent))
     inputs = dataset_inputs(identity)
-    assert set(inputs) == {"train", "test", "negatives"}
-    assert inputs["negatives"]["source"] == str(negatives) and len(inputs["train"]["digest"]) == 16
+    assert set(inputs) == {"training", "evaluation", "negatives"}  # MLflow's dataset-input contexts
+    assert inputs["negatives"]["source"] == str(negatives) and len(inputs["training"]["digest"]) == 16
 
 
 def test_a_sweep_skips_by_the_same_key_a_run_uses(tmp_path, own_style):
