@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from nsync_bench.progress import NullProgress, Progress
 from nsync_bench.report.data import ReportError
+from nsync_bench.report.reference_rows import COLUMNS as REFERENCE_COLUMNS
 
 if TYPE_CHECKING:
     from nsync_bench.report.analysis import Analysis
@@ -42,6 +43,7 @@ EMPTY_COLUMNS = {  # the analysis' columns, for tables with no rows
     "per_prompt": [*_COMPARISON, "p_t_adj", "p_wilcoxon_adj"],
     "claims": ["claim", "text", "profile", "protocol", "style", "metric", "candidate", "baseline", "verdict", "n",
                "mean_diff", "ci_low", "ci_high", "p_t_adj"],
+    "reference": REFERENCE_COLUMNS,
 }
 
 
