@@ -44,7 +44,7 @@ class SweepSpec:
     description: str = ""
 
     def experiment_name(self) -> str:
-        return self.experiment or f"nsync-bench-{self.profile}"
+        return self.experiment or paths.default_experiment(self.profile)
 
 
 @dataclass

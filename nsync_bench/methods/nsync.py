@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from nsync_bench import seeding
+from nsync_bench.config import DEFAULT_EPS
 from nsync_bench.errors import ConfigError, TrainingError, unknown_name
 from nsync_bench.methods.lora import Lora
 from nsync_bench.methods.textual_inversion import TextualInversion
@@ -75,9 +76,6 @@ def negated_template(template: str) -> str:
             "way in the template, or use another nsync.rule.")
     head, _, tail = template.rpartition(STYLE_PHRASE)
     return f"{head}{NOT_STYLE_PHRASE}{tail}"
-
-DEFAULT_EPS = 1e-20
-
 
 def get_rule(name: str) -> Rule:
     if name not in RULES:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from nsync_bench.config import CLIP_MODEL
 from nsync_bench.download import DownloadError, download, file_sha256
 from nsync_bench.errors import ModelNotAvailableError, NsyncBenchError, unknown_name
 from nsync_bench.paths import cache_dir
@@ -97,10 +98,10 @@ REGISTRY: dict[str, WeightFile] = {
         ),
         WeightFile(
             name="clip-vit-l-14-336",
-            url="https://huggingface.co/openai/clip-vit-large-patch14-336",
-            filename="clip-vit-large-patch14-336",
+            url=f"https://huggingface.co/{CLIP_MODEL}",
+            filename=CLIP_MODEL.rpartition("/")[2],
             kind="hub",
-            repo_id="openai/clip-vit-large-patch14-336",
+            repo_id=CLIP_MODEL,
             allow_patterns=("config.json", "model.safetensors", "preprocessor_config.json"),
             description="CLIP ViT-L/14@336 for CMMD, loaded with transformers like cmmd-pytorch",
             license="MIT (OpenAI CLIP)",
