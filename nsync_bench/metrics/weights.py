@@ -24,6 +24,7 @@ from typing import Any, Literal
 from nsync_bench.config import CLIP_MODEL
 from nsync_bench.download import DownloadError, download, file_sha256
 from nsync_bench.errors import ModelNotAvailableError, NsyncBenchError, unknown_name
+from nsync_bench.io import atomic_write_json
 from nsync_bench.paths import cache_dir
 from nsync_bench.progress import NullProgress, Progress
 
@@ -165,10 +166,8 @@ def _write_sidecar(path: Path, digest: str, pinned: str | None = None) -> None:
     record = {"sha256": digest, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     if pinned:
         record["pinned"] = pinned.lower()
-    tmp = _sidecar(path).with_name(f"{_sidecar(path).name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(record))
-        os.replace(tmp, _sidecar(path))
+        atomic_write_json(_sidecar(path), record)
     except OSError as err:
         logger.debug("could not write %s: %s", _sidecar(path), err)
 
