@@ -66,7 +66,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def server(session: nox.Session) -> None:
-    """The README's "MLflow at scale" for real: a throwaway PostgreSQL cluster on 127.0.0.1 (Debian's
+    """docs/scale.md's "MLflow at scale" for real: a throwaway PostgreSQL cluster on 127.0.0.1 (Debian's
     postgresql package), `mlflow server` on it with a separate artifact root, a 2-worker smoke sweep and
     its report against the server; everything it starts is stopped (.ci/server_stack.py)."""
     session.install("-e", ".[dev,server]")
@@ -127,7 +127,7 @@ def gpu(session: nox.Session) -> None:
 
 @nox.session
 def wheelhouse(session: nox.Session) -> None:
-    """Wheels for an offline GPU machine that has torch but nothing else (README: 'The GPU check').
+    """Wheels for an offline GPU machine that has torch but nothing else (docs/scale.md: 'The GPU check').
     Pass extra pins after --, e.g. ``nox -s wheelhouse -- torchvision==0.26.0`` to match its torch."""
     session.install("-e", ".[dev]")
     out = os.path.abspath("wheelhouse")

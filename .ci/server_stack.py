@@ -1,4 +1,4 @@
-"""The README's "MLflow at scale" setup, for real: PostgreSQL + ``mlflow server`` + a 2-worker sweep.
+"""The "MLflow at scale" setup of docs/scale.md, for real: PostgreSQL + ``mlflow server`` + a 2-worker sweep.
 
 Run by ``nox -s server`` (which installs ``.[dev,server]`` first). It starts a throwaway PostgreSQL
 cluster (Debian's ``postgresql`` package) on 127.0.0.1, an MLflow tracking server on it with a

@@ -25,6 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from nsync_bench.errors import ConfigError
 
+# NSYNC: a direction with w.w <= eps is degenerate (nsync.eps; nsync_bench.methods.nsync).
+DEFAULT_EPS = 1e-20
+# CMMD's CLIP (cmmd-pytorch): metrics.clip_model, the extractor's default and its weights entry.
+CLIP_MODEL = "openai/clip-vit-large-patch14-336"
+
 # Bump when a change of code changes results for an unchanged config: old run keys then miss.
 RUN_KEY_VERSION = 1
 
@@ -124,7 +129,7 @@ class NsyncConfig(_Section):
     # LoRA: the rule acts on the flattened vector of all LoRA parameters, or on each tensor.
     projection_scope: Literal["global", "per_tensor"] = "global"
     # A direction with w.w <= eps is degenerate: its projection is skipped (and counted).
-    eps: float = Field(1e-20, ge=0)
+    eps: float = Field(DEFAULT_EPS, ge=0)
     # The user's own negative set (one image per training image, same file stem) instead of ours.
     negatives_dir: str | None = None
     # One text-encoder/UNet pass over all branches with per-branch gradients kept apart (fast), or
@@ -190,7 +195,7 @@ class MetricsConfig(_Section):
     # Inception features for FID/KID: clean-fid's "clean" (default), its "legacy_pytorch", or
     # "nsync-legacy" = gan-metrics-pytorch as the paper used it (FID = mean of seeded bootstraps).
     inception_mode: Literal["clean", "legacy_pytorch", "nsync-legacy"] = "clean"
-    clip_model: str = "openai/clip-vit-large-patch14-336"  # CMMD's CLIP (cmmd-pytorch)
+    clip_model: str = CLIP_MODEL  # CMMD's CLIP (cmmd-pytorch)
     kid_subsets: int = Field(100, ge=1)
     kid_subset_size: int = Field(1000, ge=2)  # capped at the smaller set (clean-fid's estimator)
     fid_bootstraps: int = Field(10, ge=1)  # nsync-legacy only

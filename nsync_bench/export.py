@@ -1,6 +1,6 @@
 """Export a run's adapter where learned styles get used: diffusers, AUTOMATIC1111/ComfyUI, kohya.
 
-Layouts, checked against the loaders' sources (see README "Using the adapters"):
+Layouts, checked against the loaders' sources (see docs/adapters.md, "Export"):
 
 - Textual Inversion, ``a1111``/``comfyui``/``kohya``: one safetensors file ``<name>.safetensors``
   holding ``{"emb_params": float32[n_vectors, dim]}`` — what kohya-ss/sd-scripts writes for SD 1.x/2.x

@@ -9,7 +9,7 @@ a forced overflow step (skipped, trainables untouched, scale backed off), half-p
 modules and SDPA attention. Without CUDA it refuses before building anything.
 
 Untracked (no MLflow), no metric weights, no network: it imports only torch, diffusers,
-transformers, peft, safetensors, pydantic and the package. The JSON is :data:`SCHEMA` (README,
+transformers, peft, safetensors, pydantic and the package. The JSON is :data:`SCHEMA` (docs/scale.md,
 "The GPU check"); ``sweep --dry-run --step-time gpu.json`` reads it.
 """
 
@@ -57,8 +57,8 @@ def require_cuda(device: str) -> None:
     if not torch.cuda.is_available():
         raise GpuUnavailableError(
             f"the GPU check needs CUDA, but torch {torch.__version__} sees no CUDA device (built with CUDA "
-            f"{torch.version.cuda or 'none'}). Fix: run it on a GPU machine (README: 'The GPU check' says how to "
-            "carry the wheels); on a CPU, `nox -s scale` checks the same architectures at 64 px.")
+            f"{torch.version.cuda or 'none'}). Fix: run it on a GPU machine (docs/scale.md: 'The GPU check' says how "
+            "to carry the wheels); on a CPU, `nox -s scale` checks the same architectures at 64 px.")
 
 
 def _sync(device: str) -> None:

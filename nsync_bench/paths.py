@@ -14,6 +14,11 @@ CACHE_DIR_ENV = "NSYNC_BENCH_CACHE_DIR"
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 
 
+def default_experiment(profile: str) -> str:
+    """The MLflow experiment of a profile's runs when none is named (``--experiment``)."""
+    return f"nsync-bench-{profile}"
+
+
 def data_root(override: str | Path | None = None) -> Path:
     """Style datasets: ``<root>/<style>/{train,test}/``. Default: the user data dir."""
     if override:

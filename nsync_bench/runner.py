@@ -214,7 +214,7 @@ def finished_result(config: BenchConfig, options: RunOptions, key: str | None = 
 
 
 def experiment_name(config: BenchConfig, options: RunOptions) -> str:
-    return options.experiment or f"nsync-bench-{config.run.profile}"
+    return options.experiment or paths.default_experiment(config.run.profile)
 
 
 def _log_to_file(path: Path) -> logging.Handler:

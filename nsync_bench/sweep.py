@@ -25,6 +25,7 @@ import tomllib
 from nsync_bench import paths
 from nsync_bench.config import BenchConfig, run_key
 from nsync_bench.errors import ConfigError, NsyncBenchError, unknown_name
+from nsync_bench.io import atomic_write_json
 from nsync_bench.resources import shipped_dir
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class SweepSpec:
     description: str = ""
 
     def experiment_name(self) -> str:
-        return self.experiment or f"nsync-bench-{self.profile}"
+        return self.experiment or paths.default_experiment(self.profile)
 
 
 @dataclass
@@ -218,10 +219,7 @@ def read_state(path: Path) -> dict[str, dict]:
 def write_state(path: Path, results: list[TaskResult]) -> None:
     state = read_state(path)
     state.update({r.run_key: asdict(r) for r in results})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2))
-    tmp.replace(path)
+    atomic_write_json(path, state, indent=2)
 
 
 @dataclass

@@ -31,7 +31,7 @@ from nsync_bench.sweep import SweepOptions, SweepSpec, Task, expand, read_state,
 log = logging.getLogger(__name__)
 
 REFERENCE_BATCH = 4
-# Step time of each method at equal batch, relative to TI: `nsync-bench bench --only training`, README.
+# Step time of each method at equal batch, relative to TI: `nsync-bench bench --only training`, docs/scale.md.
 DEFAULT_RATIO_TO_TI = {"ti": 1.0, "lora": 1.18, "nsync": 1.78, "nsync-lora": 2.26}
 # A training step is about one forward and one backward (~2 forwards) of its batch; a sampling step
 # with classifier-free guidance is one forward of two samples per image.
@@ -86,7 +86,7 @@ def parse_step_time(text: str) -> StepTimes:
     if seconds is not None:
         if seconds <= 0:
             raise ConfigError(f"--step-time {text!r} must be a positive number of seconds (a TI step at batch 4).")
-        return StepTimes(seconds, derived=["other methods (README ratios)", "generation", "scoring"])
+        return StepTimes(seconds, derived=["other methods (docs/scale.md ratios)", "generation", "scoring"])
     path = Path(text).expanduser()
     if not path.is_file():
         raise ConfigError(f"--step-time {text!r} is neither a number of seconds nor a JSON file. Fix: pass e.g. "
@@ -102,7 +102,7 @@ def step_times_from_json(data: dict[str, Any], source: str) -> StepTimes:
     """Timings from ``nsync-bench bench --json`` (the GPU check or the CPU benchmark)."""
     training = data["training"]
     methods = training["methods"]
-    # Variants the GPU check could not run carry {"error": ...}: their ratio then comes from the README.
+    # Variants the GPU check could not run carry {"error": ...}: their ratio then comes from docs/scale.md.
     rows = {name: row for name, row in methods.items() if name in DEFAULT_RATIO_TO_TI and "median_step_s" in row}
     if "ti" not in rows:
         raise KeyError("training.methods.ti")

@@ -92,7 +92,7 @@ def check_reachable(tracking_uri: str, timeout: float = 10.0) -> None:
             return
     except (urllib.error.URLError, OSError) as err:
         raise NsyncBenchError(
-            f"the MLflow tracking server {tracking_uri} does not answer ({err}). Start it (see the README's "
+            f"the MLflow tracking server {tracking_uri} does not answer ({err}). Start it (see docs/scale.md, "
             "'MLflow at scale'), fix --tracking-uri / MLFLOW_TRACKING_URI, or drop them to use the local "
             "SQLite store ./mlflow.db. Nothing was trained."
         ) from err

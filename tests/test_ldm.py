@@ -9,7 +9,7 @@ from conftest import FAST
 from test_run_end_to_end import assert_regenerates
 
 from nsync_bench.data.styles import get_style
-from nsync_bench.methods import method_names
+from nsync_bench.methods import METHODS
 from nsync_bench.models.pipeline import build_pipeline
 from nsync_bench.models.tiny import build_tiny_components
 from nsync_bench.recipes import resolve_config
@@ -22,7 +22,7 @@ def test_every_style_has_a_human_name():
     assert get_style("ghibli").display_name == "Studio Ghibli animation"
     for name in ("toy-pastel", "toy-ink", "illustrators"):
         assert get_style(name).display_name and get_style(name).display_name != name
-    assert "ldm" in method_names()
+    assert "ldm" in METHODS
 
 
 def test_ldm_run_end_to_end(run_options):

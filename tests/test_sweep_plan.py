@@ -66,8 +66,8 @@ def test_step_time_from_gpu_check_json(tmp_path):
     path.write_text(json.dumps(data))
     times = parse_step_time(str(path))
     assert times.step_seconds("nsync", 4) == pytest.approx(0.6)  # measured at batch 2, linear in batch
-    assert times.step_seconds("lora", 4) == pytest.approx(0.2 * 1.18)  # not measured: README ratio
-    assert times.step_seconds("nsync-lora", 4) == pytest.approx(0.2 * 2.26)  # failed on the GPU: README ratio
+    assert times.step_seconds("lora", 4) == pytest.approx(0.2 * 1.18)  # not measured: docs/scale.md ratio
+    assert times.step_seconds("nsync-lora", 4) == pytest.approx(0.2 * 2.26)  # failed on the GPU: docs/scale.md ratio
     assert times.image_seconds(25, 7.5) == pytest.approx(0.25)
     assert times.scoring_seconds(100, ["clip"]) == pytest.approx(1.0)
     for bad in ("-1", str(tmp_path / "missing.json")):

@@ -7,13 +7,17 @@ from typing import Annotated, Optional
 
 import typer
 
+from nsync_bench.paths import default_experiment
+
 # ruff: noqa: UP045
 SetOption = Annotated[
     Optional[list[str]],
     typer.Option("--set", help="Override a config key, e.g. --set train.max_steps=10 (repeatable)."),
 ]
 ProtocolOption = Annotated[Optional[str], typer.Option(help="Recipe per method (default: the profile's).")]
-ExperimentOption = Annotated[Optional[str], typer.Option(help="MLflow experiment (default nsync-bench-<profile>).")]
+ExperimentOption = Annotated[
+    Optional[str], typer.Option(help=f"MLflow experiment (default {default_experiment('<profile>')}).")
+]
 TrackingUriOption = Annotated[
     Optional[str], typer.Option(help="MLflow store (default: $MLFLOW_TRACKING_URI or ./mlflow.db).")
 ]

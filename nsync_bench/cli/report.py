@@ -11,13 +11,14 @@ import typer
 from nsync_bench.cli import app, console, setup_logging, teaching_errors
 from nsync_bench.cli.options import DataRootOption, TrackingUriOption
 from nsync_bench.errors import NsyncBenchError
+from nsync_bench.paths import default_experiment
 
 if TYPE_CHECKING:
     from nsync_bench.report import ReportResult
 
 # ruff: noqa: UP045 - typer needs Optional
 
-DEFAULT_EXPERIMENT = "nsync-bench-smoke"
+DEFAULT_EXPERIMENT = default_experiment("smoke")
 VERDICT_STYLES = {"supported": "green", "contradicted": "red", "inconclusive": "yellow", "not tested": "dim"}
 
 

@@ -15,8 +15,6 @@ import importlib
 import inspect
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -27,6 +25,7 @@ from PIL import Image
 
 from nsync_bench.errors import ConfigError, DataError, ModelNotAvailableError, unknown_name
 from nsync_bench.hashing import file_sha256
+from nsync_bench.io import atomic_write_text
 from nsync_bench.progress import NullProgress, Progress
 
 log = logging.getLogger(__name__)
@@ -185,19 +184,6 @@ def make_captioner(name: str, **options: Any) -> Captioner:
 
 
 # ------------------------------------------------------------------------------------------ cache
-def _atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder + os.replace: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class CaptionCache:
     """``<root>/<captioner>/<sha256(model_id)[:12]>/<sha[:2]>/<sha>.json``, one small JSON per image."""
 
@@ -223,7 +209,7 @@ class CaptionCache:
 
     def put(self, sha: str, caption: str) -> None:
         entry = {"captioner": self.captioner, "model_id": self.model_id, "sha256": sha, "caption": caption}
-        _atomic_write(self.path(sha), json.dumps(entry, ensure_ascii=False) + "\n")
+        atomic_write_text(self.path(sha), json.dumps(entry, ensure_ascii=False) + "\n")
 
 
 @dataclass
@@ -294,7 +280,7 @@ def caption_style(
     record.update(empty=len(report.empty), overwrite=overwrite,
                   date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     report.record = style_dir / "captions.json"
-    _atomic_write(report.record, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(report.record, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     log.info("captions for %s: %s", style, {k: v for k, v in record.items() if type(v) is int})
     return report
 
@@ -307,7 +293,7 @@ def _caption_and_write(paths: list[Path], captioner: Captioner, cache: CaptionCa
         if not caption:
             report.empty.append(path.name)
             return
-        _atomic_write(path.with_suffix(".txt"), caption + "\n")
+        atomic_write_text(path.with_suffix(".txt"), caption + "\n")
         report.written += 1
         if written is not None:
             written[path] = caption

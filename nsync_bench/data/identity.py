@@ -21,14 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from nsync_bench.data.styles import IMAGE_SUFFIXES
 from nsync_bench.hashing import file_sha256
+from nsync_bench.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +72,7 @@ class DigestCache:
         if not self.dirty:
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".digests.", suffix=".tmp", dir=self.path.parent)
-            with os.fdopen(fd, "w") as handle:
-                json.dump(self.entries, handle)
-            os.replace(tmp, self.path)
+            atomic_write_json(self.path, self.entries)
             self.dirty = False
         except OSError as err:  # a read-only cache costs speed, not correctness
             log.warning("could not write the digest cache %s (%s); images will be hashed again", self.path, err)
@@ -120,11 +115,7 @@ def record_captions(style_dir: Path, written: dict[Path, str], captioner: str, m
         manifest[f"{image.parent.name}/{image.stem}"] = {
             "captioner": captioner, "model_id": model_id,
             "sha256": hashlib.sha256(caption.strip().encode("utf-8")).hexdigest()}
-    path = style_dir / CAPTION_MANIFEST
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=style_dir)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(manifest, handle, indent=1, sort_keys=True, ensure_ascii=False)
-    os.replace(tmp, path)
+    atomic_write_json(style_dir / CAPTION_MANIFEST, manifest, indent=1, sort_keys=True, ensure_ascii=False)
 
 
 def split_identity(style: str, style_dir: Path, split: str, cache: DigestCache | None = None) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from nsync_bench.data.styles import IMAGE_SUFFIXES, ensure_style_data, get_style
 from nsync_bench.errors import DataError
+from nsync_bench.io import atomic_write_json
 
 __all__ = ["CACHE_FILE", "QUARANTINE_DIR", "Problem", "ValidationReport", "check_before_run", "fix_advice",
            "restore_quarantine", "validate_style"]
@@ -155,10 +156,8 @@ def _facts(style_dir: Path, files: dict[str, list[Path]]) -> tuple[dict[str, dic
                 decoded += 1
             facts[rel] = entry
     if decoded or set(facts) != set(entries):
-        tmp = cache_path.with_name(f"{CACHE_FILE}.{os.getpid()}.tmp")
         try:  # best effort: a read-only data root only costs a re-decode next time
-            tmp.write_text(json.dumps({"version": _CACHE_VERSION, "files": facts}))
-            os.replace(tmp, cache_path)
+            atomic_write_json(cache_path, {"version": _CACHE_VERSION, "files": facts})
         except OSError as err:
             log.debug("could not write %s: %s", cache_path, err)
     return facts, decoded

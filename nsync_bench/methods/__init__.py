@@ -24,10 +24,6 @@ METHODS: dict[str, str] = {
 }
 
 
-def method_names() -> list[str]:
-    return sorted(METHODS)
-
-
 def check_method(name: str) -> str:
     if name not in METHODS:
         raise unknown_name("method", name, METHODS)

@@ -80,14 +80,26 @@ class Method(ABC):
         """The string that stands for the style in prompts."""
 
     # -- one step ------------------------------------------------------------------------------
-    def training_prompts(self, captions: list[str], micro_step: int) -> list[str]:
-        """Caption-conditioned prompts (released code) or the classic style templates."""
+    def training_templates(self, n: int, micro_step: int) -> list[str]:
+        """The prompt template of each of ``n`` training samples at ``micro_step``, with ``{caption}``
+        and ``{token}`` fields: ``prompts.train_template`` (caption-conditioned, the released code) or
+        the classic style templates drawn per sample (``prompts.mode = "templates"``).
+
+        The one place training prompts come from: every branch that prompts with the style (NSYNC's
+        positive, negative and anchor branches included) derives its prompts from these templates.
+        """
         if self.config.prompts.mode == "templates":
             rng = seeding.numpy_rng(self.seed, seeding.DATA, "template", micro_step)
-            picks = rng.integers(0, len(STYLE_TEMPLATES), size=len(captions))
-            return [STYLE_TEMPLATES[int(i)].format(self.token) for i in picks]
-        template = self.config.prompts.train_template
-        return [template.format(caption=c, token=self.token) for c in captions]
+            picks = rng.integers(0, len(STYLE_TEMPLATES), size=n)
+            return [STYLE_TEMPLATES[int(i)].format("{token}") for i in picks]
+        return [self.config.prompts.train_template] * n
+
+    def format_prompts(self, templates: list[str], captions: list[str]) -> list[str]:
+        return [t.format(caption=c, token=self.token) for t, c in zip(templates, captions, strict=True)]
+
+    def training_prompts(self, captions: list[str], micro_step: int) -> list[str]:
+        """Caption-conditioned prompts (released code) or the classic style templates."""
+        return self.format_prompts(self.training_templates(len(captions), micro_step), captions)
 
     def evaluation_prompt(self, caption: str) -> str:
         return self.config.eval.prompt_template.format(caption=caption, token=self.token)

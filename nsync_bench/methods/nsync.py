@@ -14,6 +14,10 @@ rule           update                             source
 ``code-v5.1``  (a + (a+b+c) + (a+b)) / 3          same prompts, anchor used
 =============  =================================  =======================================================
 
+Prompts come from one place, the base method's training templates (``prompts.mode``,
+``prompts.train_template``): the negative branch prompts each synthetic twin with its positive's
+template, and the v5.x rules negate its style phrase ("in the style of S*" -> "not in the style of S*").
+
 (``docs/method.md`` §2, ``docs/fidelity.md`` §2.1.) A direction with w.w <= eps is degenerate: its
 projection is skipped (P = 0) and the event is counted. A non-finite branch gradient is not
 degenerate but an overflow: under fp16 loss scaling the whole step is skipped and the scale backed
@@ -29,7 +33,8 @@ from typing import Any
 import torch
 
 from nsync_bench import seeding
-from nsync_bench.errors import TrainingError, unknown_name
+from nsync_bench.config import DEFAULT_EPS
+from nsync_bench.errors import ConfigError, TrainingError, unknown_name
 from nsync_bench.methods.lora import Lora
 from nsync_bench.methods.textual_inversion import TextualInversion
 from nsync_bench.training.data import Batch, ImageSet, make_batch
@@ -37,8 +42,9 @@ from nsync_bench.training.diffusion import branch_losses, draw
 
 log = logging.getLogger(__name__)
 
-POSITIVE_PROMPT = "{caption} in the style of {token}"
-NOT_PROMPT = "{caption} not in the style of {token}"
+# The phrase that names the style in a training template; the v5.x rules negate it for the negatives.
+STYLE_PHRASE = "in the style of {token}"
+NOT_STYLE_PHRASE = "not in the style of {token}"
 
 
 @dataclass(frozen=True)
@@ -46,19 +52,30 @@ class Rule:
     name: str
     formula: str
     uses_anchor: bool
-    negative_prompt: str  # the training prompt of the negative images
+    # The negatives are prompted with their positive's prompt (v4.x, paper), or with it negated:
+    # "... in the style of S*" -> "... not in the style of S*" (v5.x).
+    negates_style: bool
 
 
 RULES: dict[str, Rule] = {
-    "paper": Rule("paper", "a - P(a, b)", False, POSITIVE_PROMPT),
-    "code-v4.1": Rule("code-v4.1", "a - P(a, a+b)", False, POSITIVE_PROMPT),
-    "code-v4.2": Rule("code-v4.2", "a + P(a, a) - P(a, a+b)", False, POSITIVE_PROMPT),
-    "code-v5.0": Rule("code-v5.0", "(a + (a+b)) / 2", False, NOT_PROMPT),
-    "code-v5.1": Rule("code-v5.1", "(a + (a+b+c) + (a+b)) / 3", True, NOT_PROMPT),
+    "paper": Rule("paper", "a - P(a, b)", False, False),
+    "code-v4.1": Rule("code-v4.1", "a - P(a, a+b)", False, False),
+    "code-v4.2": Rule("code-v4.2", "a + P(a, a) - P(a, a+b)", False, False),
+    "code-v5.0": Rule("code-v5.0", "(a + (a+b)) / 2", False, True),
+    "code-v5.1": Rule("code-v5.1", "(a + (a+b+c) + (a+b)) / 3", True, True),
 }
 
-DEFAULT_EPS = 1e-20
 
+def negated_template(template: str) -> str:
+    """``template`` with its style phrase negated: "{caption} in the style of {token}" ->
+    "{caption} not in the style of {token}" (the released code's v5.x negative prompts)."""
+    if STYLE_PHRASE not in template:
+        raise ConfigError(
+            f"prompts.train_template = {template!r} has no {STYLE_PHRASE!r}, which the NSYNC rules code-v5.0 "
+            f"and code-v5.1 negate for the negative branch ({NOT_STYLE_PHRASE!r}). Fix: name the style that "
+            "way in the template, or use another nsync.rule.")
+    head, _, tail = template.rpartition(STYLE_PHRASE)
+    return f"{head}{NOT_STYLE_PHRASE}{tail}"
 
 def get_rule(name: str) -> Rule:
     if name not in RULES:
@@ -139,6 +156,8 @@ class NsyncMixin:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.rule = get_rule(self.config.nsync.rule)
+        if self.rule.negates_style and self.config.prompts.mode == "caption":
+            negated_template(self.config.prompts.train_template)  # refused now, not at the first step
         self.negative_images: ImageSet | None = None
         self.positive_batches: Any = None
         self.degenerate_steps = 0
@@ -151,8 +170,13 @@ class NsyncMixin:
         self.negative_images = negatives
         self.positive_batches = positives
 
-    def negative_prompts(self, captions: list[str]) -> list[str]:
-        return [self.rule.negative_prompt.format(caption=c, token=self.token) for c in captions]
+    def negative_prompts(self, captions: list[str], micro_step: int = 0) -> list[str]:
+        """The negative branch's prompts: its positives' templates (``prompts.mode``,
+        ``prompts.train_template``; under ``templates`` the same picks), negated for the v5.x rules."""
+        templates = self.training_templates(len(captions), micro_step)
+        if self.rule.negates_style:
+            templates = [negated_template(t) for t in templates]
+        return self.format_prompts(templates, captions)
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         return {**super().trainable_state(), "nsync_degenerate_steps": torch.tensor(self.degenerate_steps),
@@ -193,7 +217,7 @@ class NsyncMixin:
         # 2. Negative branch: each positive's synthetic twin, same caption, own noise stream.
         negative = make_batch(self.negative_images, batch.indices, self.negative_flips(batch, micro_step),
                               batch.captions)
-        branches.append((negative, self.negative_prompts(batch.captions),
+        branches.append((negative, self.negative_prompts(batch.captions, micro_step),
                          seeding.torch_generator(self.seed, seeding.NEGATIVE_NOISE, micro_step)))
         # 3. Anchor branch: random positives with their own captions, for rules that use it (or
         #    always, to reproduce the released code's cost).

@@ -10,13 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from nsync_bench.hashing import file_sha256
+from nsync_bench.io import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +54,5 @@ class FeatureCache:
 
     def put(self, kind: str, key: str, features: np.ndarray, files: list[Path]) -> None:
         path = self.path(kind, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, features=features, files=np.array([p.name for p in files]))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_open(path, "wb") as handle:
+            np.savez(handle, features=features, files=np.array([p.name for p in files]))

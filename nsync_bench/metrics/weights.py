@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from nsync_bench.config import CLIP_MODEL
 from nsync_bench.download import DownloadError, download, file_sha256
 from nsync_bench.errors import ModelNotAvailableError, NsyncBenchError, unknown_name
+from nsync_bench.io import atomic_write_json
 from nsync_bench.paths import cache_dir
 from nsync_bench.progress import NullProgress, Progress
 
@@ -97,10 +99,10 @@ REGISTRY: dict[str, WeightFile] = {
         ),
         WeightFile(
             name="clip-vit-l-14-336",
-            url="https://huggingface.co/openai/clip-vit-large-patch14-336",
-            filename="clip-vit-large-patch14-336",
+            url=f"https://huggingface.co/{CLIP_MODEL}",
+            filename=CLIP_MODEL.rpartition("/")[2],
             kind="hub",
-            repo_id="openai/clip-vit-large-patch14-336",
+            repo_id=CLIP_MODEL,
             allow_patterns=("config.json", "model.safetensors", "preprocessor_config.json"),
             description="CLIP ViT-L/14@336 for CMMD, loaded with transformers like cmmd-pytorch",
             license="MIT (OpenAI CLIP)",
@@ -164,10 +166,8 @@ def _write_sidecar(path: Path, digest: str, pinned: str | None = None) -> None:
     record = {"sha256": digest, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     if pinned:
         record["pinned"] = pinned.lower()
-    tmp = _sidecar(path).with_name(f"{_sidecar(path).name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(record))
-        os.replace(tmp, _sidecar(path))
+        atomic_write_json(_sidecar(path), record)
     except OSError as err:
         logger.debug("could not write %s: %s", _sidecar(path), err)
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from nsync_bench.errors import ModelNotAvailableError
 from nsync_bench.hashing import file_sha256
+from nsync_bench.io import atomic_write_text
 
 if TYPE_CHECKING:
     from transformers import CLIPTokenizer
@@ -134,9 +135,7 @@ def _refresh_config_files(target: Path) -> None:
         path = target / name
         if path.read_text(encoding="utf-8") != text:
             logger.info("updating stale %s", path)
-            tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)
+            atomic_write_text(path, text)
 
 
 def clip_tokenizer_dir(cache_root: Path | None = None) -> Path:

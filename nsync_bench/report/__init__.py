@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nsync_bench.paths import default_experiment
 from nsync_bench.progress import NullProgress, Progress
 from nsync_bench.report.data import ReportError
 from nsync_bench.report.reference_rows import COLUMNS as REFERENCE_COLUMNS
@@ -75,7 +76,7 @@ def _safe(name: str) -> str:
 
 def _check_arguments(experiments: list[str], alpha: float, pairs: list[tuple[str, str]] | None) -> None:
     if not experiments:
-        raise ReportError("no experiment given; name at least one, e.g. --experiment nsync-bench-smoke.")
+        raise ReportError(f"no experiment given; name at least one, e.g. --experiment {default_experiment('smoke')}.")
     if not 0.0 < alpha < 1.0:
         raise ReportError(f"alpha must lie strictly between 0 and 1 (e.g. 0.05); got {alpha!r}.")
     for pair in pairs or []:

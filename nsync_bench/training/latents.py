@@ -15,14 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from nsync_bench.hashing import file_sha256
+from nsync_bench.io import atomic_write_bytes
 from nsync_bench.models.components import DiffusionComponents
 from nsync_bench.training.data import ImageSet
 from nsync_bench.training.diffusion import latent_distribution
@@ -68,15 +67,7 @@ class LatentCache:
 
     @staticmethod
     def _save(path: Path, mean: torch.Tensor, std: torch.Tensor) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
-        os.close(fd)
-        try:
-            save_file({"mean": mean.cpu().contiguous(), "std": std.cpu().contiguous()}, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(path, save({"mean": mean.cpu().contiguous(), "std": std.cpu().contiguous()}))
 
     def params(self, indices: list[int], flips: list[bool]) -> tuple[torch.Tensor, torch.Tensor]:
         rows = torch.tensor([2 * i + int(f) for i, f in zip(indices, flips, strict=True)], device=self.mean.device)

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from nsync_bench.config import CLIP_MODEL
 from nsync_bench.errors import ModelNotAvailableError
 from nsync_bench.metrics.extractors.base import FeatureExtractor
 from nsync_bench.metrics.weights import REGISTRY, cached_sha256, weight_path
@@ -26,7 +27,6 @@ from nsync_bench.models.hub import is_offline
 
 logger = logging.getLogger(__name__)
 
-CLIP_MODEL = "openai/clip-vit-large-patch14-336"
 CLIP_WEIGHTS_NAME = "clip-vit-l-14-336"  # its entry in nsync_bench.metrics.weights
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)

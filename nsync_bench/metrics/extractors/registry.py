@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Literal
 
+from nsync_bench.config import CLIP_MODEL
 from nsync_bench.errors import unknown_name
 from nsync_bench.metrics.extractors.base import FeatureExtractor
 
@@ -19,7 +20,6 @@ logger = logging.getLogger(__name__)
 KINDS = ("inception", "clip", "csd")
 SOURCES = ("real", "smoke")
 INCEPTION_MODES = ("clean", "legacy_pytorch", "nsync-legacy")
-DEFAULT_CLIP_MODEL = "openai/clip-vit-large-patch14-336"
 
 
 def build_extractor(
@@ -28,7 +28,7 @@ def build_extractor(
     source: Literal["real", "smoke"] | str = "real",
     inception_mode: str = "clean",
     weights_dir: str | Path | None = None,
-    clip_model: str = DEFAULT_CLIP_MODEL,
+    clip_model: str = CLIP_MODEL,
     device: str = "cpu",
 ) -> FeatureExtractor:
     """The extractor of ``kind`` ("inception", "clip", "csd") from ``source``, moved to ``device``.
