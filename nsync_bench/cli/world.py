@@ -1,0 +1,59 @@
+"""``nsync-bench world ...``: the toy world (a CPU-trained base model where personalization matters)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from nsync_bench.cli import app, console, setup_logging, teaching_errors
+
+world_app = typer.Typer(help="The toy world: build its base model, probe and sample grids.", no_args_is_help=True)
+app.add_typer(world_app, name="world")
+
+
+@world_app.command("build")
+@teaching_errors
+def build_command(
+    work_dir: Path = typer.Option(Path("world-build"), help="Checkpoints go here; rerun to resume."),
+    out: Path = typer.Option(None, help="Where to write the exported weights (default: <work-dir>/weights)."),
+    steps: int = typer.Option(6000, help="Training steps (batch 32)."),
+    seed: int = typer.Option(0),
+    threads: int = typer.Option(2, help="CPU threads (part of the result: CPU reductions depend on it)."),
+    max_minutes: float = typer.Option(None, help="Stop (checkpointed) after this long; rerun to continue."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Train the toy world's base model from scratch (resumable; exports EMA weights + sha256 manifest)."""
+    setup_logging(verbose)
+    from nsync_bench.cli.progress import RichProgress
+    from nsync_bench.world.train import BuildConfig, build
+
+    config = BuildConfig(seed=seed, steps=steps, threads=threads)
+    done, finished = build(config, work_dir, out or work_dir / "weights", max_minutes, RichProgress())
+    state = "finished" if finished else "stopped early (rerun the same command to continue)"
+    console.print(f"{done}/{steps} steps, {state}; weights in {out or work_dir / 'weights'}")
+
+
+@world_app.command("probe")
+@teaching_errors
+def probe_command(
+    out: Path = typer.Option(None, help="Where to write probe.safetensors (default: the shipped location)."),
+    seed: int = typer.Option(0),
+    images: int = typer.Option(16000, help="Training renders."),
+    epochs: int = typer.Option(4),
+    threads: int = typer.Option(2),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Train the toy world's probe CNN (the features of the `toy-world` metric extractors)."""
+    setup_logging(verbose)
+    import torch
+
+    from nsync_bench.cli.progress import RichProgress
+    from nsync_bench.world.model import WEIGHTS_DIR
+    from nsync_bench.world.probe import save_probe, train_probe
+
+    torch.set_num_threads(threads)
+    probe, accuracy = train_probe(seed, images, epochs, RichProgress())
+    digest = save_probe(probe, out or WEIGHTS_DIR, accuracy)
+    console.print("held-out accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in accuracy.items()))
+    console.print(f"probe sha256 {digest}")
