@@ -57,3 +57,23 @@ def probe_command(
     digest = save_probe(probe, out or WEIGHTS_DIR, accuracy)
     console.print("held-out accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in accuracy.items()))
     console.print(f"probe sha256 {digest}")
+
+
+@world_app.command("control")
+@teaching_errors
+def control_command(
+    style: str = typer.Option("world-dusk", help="A toy-world target style."),
+    seeds: str = typer.Option("0,1,2,3,4", help="Comma-separated run seeds."),
+    set_: list[str] = typer.Option([], "--set", help="Config override for every arm (key=value)."),
+    out: Path = typer.Option(Path("reports/world-control"), help="Where control.md and control.json go."),
+    work_dir: Path = typer.Option(None, help="Runs and images (default: <runs dir>/world-control)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """The positive control: TI vs the untrained model prompted with the style's name, and the real-data floor."""
+    setup_logging(verbose)
+    from nsync_bench.world.control import positive_control, write_result
+
+    result = positive_control(style, tuple(int(s) for s in seeds.split(",")), set_, work_dir)
+    write_result(result, out)
+    console.print(result.markdown())
+    console.print(f"{result.seconds:.0f} s; written to {out}")
