@@ -77,3 +77,16 @@ def control_command(
     write_result(result, out)
     console.print(result.markdown())
     console.print(f"{result.seconds:.0f} s; written to {out}")
+
+
+@world_app.command("sanity")
+@teaching_errors
+def sanity_command(
+    style: str = typer.Option("world-dusk", help="A toy-world target style."),
+    n: int = typer.Option(96, help="Images per set."),
+    extractors: str = typer.Option("toy-world", help="toy-world or smoke."),
+) -> None:
+    """Metric sanity: the target vs fresh draws of itself, its one-attribute neighbours and the other target."""
+    from nsync_bench.world.sanity import sanity_markdown
+
+    console.print(sanity_markdown(style, n, extractors))
