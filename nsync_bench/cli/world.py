@@ -90,3 +90,26 @@ def sanity_command(
     from nsync_bench.world.sanity import sanity_markdown
 
     console.print(sanity_markdown(style, n, extractors))
+
+
+@world_app.command("samples")
+@teaching_errors
+def samples_command(
+    out: Path = typer.Option(Path("reports/world-samples.png"), help="The grid (real | sample pairs)."),
+    weights: Path = typer.Option(None, help="A toy-world weights folder (default: the committed one)."),
+    seed: int = typer.Option(0),
+    threads: int = typer.Option(2),
+) -> None:
+    """The base model's samples for every base style, next to real renders, and the probe's accuracy on them."""
+    import torch
+
+    from nsync_bench.world.grids import base_samples
+    from nsync_bench.world.model import WEIGHTS_DIR, load_world_components
+    from nsync_bench.world.probe import load_probe
+
+    torch.set_num_threads(threads)
+    probe, _ = load_probe(WEIGHTS_DIR)
+    accuracy = base_samples(load_world_components(weights), probe, out, seed)
+    console.print("probe accuracy on samples (prompted value): "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in accuracy.items()))
+    console.print(f"grid: {out}")
