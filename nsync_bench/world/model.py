@@ -40,7 +40,9 @@ SCHEDULER_CONFIG: dict[str, Any] = {
     "num_train_timesteps": 1000,
     "beta_schedule": "squaredcos_cap_v2",
     "prediction_type": "v_prediction",
-    "clip_sample": True,  # pixels live in [-1, 1]: clipping x0 is exact, not a heuristic
+    # StableDiffusionPipeline rewrites these two on any other value (with a warning): set them as it would.
+    "clip_sample": False,
+    "steps_offset": 1,
 }
 
 
