@@ -48,6 +48,8 @@ class ControlResult:
     # "ti vs untrained" / "floor vs ti" -> metric -> statistics
     comparisons: dict[str, dict[str, dict[str, float | str]]] = field(default_factory=dict)
     seconds: float = 0.0
+    # arm -> folder of the first seed's images (for the grid)
+    image_dirs: dict[str, str] = field(default_factory=dict)
 
     def wins(self, pair: str = "ti vs untrained", alpha: float = 0.05) -> int:
         return sum(1 for c in self.comparisons[pair].values() if c["verdict"] == "supported")
@@ -150,6 +152,10 @@ def positive_control(style: str = "world-dusk", seeds: tuple[int, ...] = (0, 1, 
                    if k.startswith("metrics/") and not k.endswith("_std")},
             "floor": _floor_arm(config, style, style_dir, arm_dir / "floor" / f"seed{seed}", seed),
         }
+        if not result.image_dirs:
+            result.image_dirs = {"untrained": str(arm_dir / "untrained" / f"seed{seed}"),
+                                 "ti": str(ti.run_dir / "eval" / "images"),
+                                 "real (test)": str(style_dir / "test")}
         for arm, scores in arms.items():
             logger.info("%s seed %d %s: %s", style, seed, arm, {k: round(v, 4) for k, v in scores.items()})
             for metric, value in scores.items():
@@ -165,3 +171,20 @@ def write_result(result: ControlResult, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "control.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
     (out_dir / "control.md").write_text(result.markdown())
+    write_grid(result, out_dir / "grid.png")
+
+
+def write_grid(result: ControlResult, path: Path, count: int = 12) -> None:
+    """One row per arm (untrained, TI, real test images): the first seed's first ``count`` images.
+
+    Generated image i and real image i share the caption (image i's prompt is test caption i).
+    """
+    from PIL import Image
+
+    from nsync_bench.world.grids import tile
+
+    rows = []
+    for folder in result.image_dirs.values():
+        files = sorted(Path(folder).glob("*.png"))[:count]
+        rows.append([np.asarray(Image.open(f).convert("RGB").resize((32, 32))) for f in files])
+    tile(rows, scale=3).save(path)
