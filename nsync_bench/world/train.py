@@ -9,7 +9,6 @@ depend on it). The exported weights are the EMA's.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -97,20 +96,28 @@ class BaseTrainer:
             self.optimizer.load_state_dict(state["optimizer"])
             self.step = int(state["step"])
             logger.info("resuming the base-model build at step %d from %s", self.step, latest)
-        logger.info("rendering %d base-training images", config.images)
-        self.images, self.contents, self.styles = dataset(config)
+        self._data: tuple[torch.Tensor, list[wr.Content], list[wr.WorldStyle]] | None = None
+
+    @property
+    def data(self) -> tuple[torch.Tensor, list[wr.Content], list[wr.WorldStyle]]:
+        # Rendered on first use only: exporting a finished build needs no images.
+        if self._data is None:
+            logger.info("rendering %d base-training images", self.config.images)
+            self._data = dataset(self.config)
+        return self._data
 
     def train_step(self) -> float:
         cfg = self.config
         gen = seeding.torch_generator(cfg.seed, "world-base", self.step)
-        idx = torch.randint(0, len(self.contents), (cfg.batch_size,), generator=gen)
+        images, contents, styles = self.data
+        idx = torch.randint(0, len(contents), (cfg.batch_size,), generator=gen)
         keep = torch.rand(cfg.batch_size, 4, generator=gen) >= cfg.word_drop
         drop_all = torch.rand(cfg.batch_size, generator=gen) < cfg.caption_drop
         prompts = [
-            caption(self.contents[int(i)], self.styles[int(i)], keep[k].numpy(), bool(drop_all[k]))
+            caption(contents[int(i)], styles[int(i)], keep[k].numpy(), bool(drop_all[k]))
             for k, i in enumerate(idx)
         ]
-        x0 = self.images[idx]
+        x0 = images[idx]
         noise = torch.randn(x0.shape, generator=gen)
         t = torch.randint(0, 1000, (cfg.batch_size,), generator=gen)
         sched = self.components.noise_scheduler
@@ -179,10 +186,12 @@ def build(config: BuildConfig, work_dir: Path, out_dir: Path | None, max_minutes
         raise
     finally:
         progress.stop()
-    trainer.save_checkpoint()
+    if losses:
+        trainer.save_checkpoint()
     finished = trainer.step >= config.steps
     if out_dir is not None:
         meta = {"build": asdict(config), "steps_done": trainer.step, "finished": finished,
-                "final_loss_50": float(np.mean(losses[-50:])) if losses else math.nan}
+                "final_loss_50": float(np.mean(losses[-50:])) if losses else None,
+                "torch": torch.__version__}
         wm.save_weights(trainer.ema_components(), out_dir, meta)
     return trainer.step, finished
