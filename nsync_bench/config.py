@@ -50,7 +50,8 @@ class RunSpec(_Section):
 
 
 class ModelConfig(_Section):
-    source: Literal["tiny", "pretrained"] = "tiny"
+    # "toy-world": the committed CPU-trained base model of the toy world (nsync_bench.world.model).
+    source: Literal["tiny", "pretrained", "toy-world"] = "tiny"
     # Hub id or local directory in the diffusers layout (source = "pretrained").
     pretrained: str | None = None
     revision: str | None = None
@@ -191,7 +192,8 @@ class MetricsConfig(_Section):
     names: list[MetricName] = ["fid", "kid", "cmmd", "csd"]
     # "real": the reference networks and weights; "smoke": small random-weight extractors of the
     # same kinds (their implementation ids say so; the numbers only check the pipeline).
-    extractors: Literal["real", "smoke"] = "real"
+    # "toy-world": the toy world's trained probe (nsync_bench.world.extractors; ids "toy-world-probe:").
+    extractors: Literal["real", "smoke", "toy-world"] = "real"
     # Inception features for FID/KID: clean-fid's "clean" (default), its "legacy_pytorch", or
     # "nsync-legacy" = gan-metrics-pytorch as the paper used it (FID = mean of seeded bootstraps).
     inception_mode: Literal["clean", "legacy_pytorch", "nsync-legacy"] = "clean"

@@ -96,6 +96,7 @@ from nsync_bench.cli import run as _run  # noqa: E402,F401
 from nsync_bench.cli import sweep as _sweep  # noqa: E402,F401
 from nsync_bench.cli import ui as _ui  # noqa: E402,F401
 from nsync_bench.cli import weights as _weights  # noqa: E402,F401
+from nsync_bench.cli import world as _world  # noqa: E402,F401
 
 
 def main() -> None:

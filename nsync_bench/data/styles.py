@@ -98,11 +98,16 @@ def ensure_style_data(name: str, data_root: Path) -> Path:
     if (directory / info.train_split).is_dir() and (directory / info.test_split).is_dir():
         return directory
     if info.source == "procedural":
-        from nsync_bench.data.toy import render_toy_style
+        from nsync_bench.data.toy import TOY_STYLES, render_toy_style
 
         log.info("rendering procedural style %s into %s", name, directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
-        render_toy_style(name, directory)
+        if name in TOY_STYLES:
+            render_toy_style(name, directory)
+        else:  # the toy world's target styles (nsync_bench.world)
+            from nsync_bench.world.data import render_world_style
+
+            render_world_style(name, directory)
         return directory
     verb = f"nsync-bench data fetch {name}" if info.source == "archive" else f"nsync-bench data import {name} PATH"
     raise DataError(f"style {name!r} has no data under {directory}; get it with `{verb}`.")

@@ -35,6 +35,10 @@ def load_components(model: ModelConfig, device: torch.device, weight_dtype: torc
         from nsync_bench.models.tiny import build_tiny_components
 
         components = build_tiny_components(seed=model.tiny_seed, resolution=model.resolution)
+    elif model.source == "toy-world":
+        from nsync_bench.world.model import load_world_components
+
+        components = load_world_components(model.pretrained)  # None: the committed weights
     else:
         if not model.pretrained:
             raise ConfigError("model.source = 'pretrained' needs model.pretrained (a hub id or a local directory).")

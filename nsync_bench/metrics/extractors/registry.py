@@ -2,7 +2,8 @@
 
 ``source="real"`` uses the reference networks and weights (Inception in one of three modes,
 CLIP ViT-L/14@336 for CMMD, CSD ViT-L); missing weights are a teaching error naming the fetch
-command. ``source="smoke"`` uses small random-weight stand-ins (``smoke-random:`` ids).
+command. ``source="smoke"`` uses small random-weight stand-ins (``smoke-random:`` ids);
+``source="toy-world"`` the toy world's trained probe (``toy-world-probe:`` ids).
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from nsync_bench.metrics.extractors.base import FeatureExtractor
 logger = logging.getLogger(__name__)
 
 KINDS = ("inception", "clip", "csd")
-SOURCES = ("real", "smoke")
+SOURCES = ("real", "smoke", "toy-world")
 INCEPTION_MODES = ("clean", "legacy_pytorch", "nsync-legacy")
 
 
 def build_extractor(
     kind: str,
     *,
-    source: Literal["real", "smoke"] | str = "real",
+    source: Literal["real", "smoke", "toy-world"] | str = "real",
     inception_mode: str = "clean",
     weights_dir: str | Path | None = None,
     clip_model: str = CLIP_MODEL,
@@ -48,6 +49,10 @@ def build_extractor(
         from nsync_bench.metrics.extractors.smoke import smoke_extractor
 
         extractor = smoke_extractor(kind)
+    elif source == "toy-world":  # the toy world's trained probe (nsync_bench.world.extractors)
+        from nsync_bench.world.extractors import toy_world_extractor
+
+        extractor = toy_world_extractor(kind)
     elif kind == "inception":
         from nsync_bench.metrics.extractors.inception import MODES, InceptionExtractor
         from nsync_bench.metrics.weights import require_weight

@@ -1,0 +1,115 @@
+"""``nsync-bench world ...``: the toy world (a CPU-trained base model where personalization matters)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from nsync_bench.cli import app, console, setup_logging, teaching_errors
+
+world_app = typer.Typer(help="The toy world: build its base model, probe and sample grids.", no_args_is_help=True)
+app.add_typer(world_app, name="world")
+
+
+@world_app.command("build")
+@teaching_errors
+def build_command(
+    work_dir: Path = typer.Option(Path("world-build"), help="Checkpoints go here; rerun to resume."),
+    out: Path = typer.Option(None, help="Where to write the exported weights (default: <work-dir>/weights)."),
+    steps: int = typer.Option(6000, help="Training steps (batch 32)."),
+    seed: int = typer.Option(0),
+    threads: int = typer.Option(2, help="CPU threads (part of the result: CPU reductions depend on it)."),
+    max_minutes: float = typer.Option(None, help="Stop (checkpointed) after this long; rerun to continue."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Train the toy world's base model from scratch (resumable; exports EMA weights + sha256 manifest)."""
+    setup_logging(verbose)
+    from nsync_bench.cli.progress import RichProgress
+    from nsync_bench.world.train import BuildConfig, build
+
+    config = BuildConfig(seed=seed, steps=steps, threads=threads)
+    done, finished = build(config, work_dir, out or work_dir / "weights", max_minutes, RichProgress())
+    state = "finished" if finished else "stopped early (rerun the same command to continue)"
+    console.print(f"{done}/{steps} steps, {state}; weights in {out or work_dir / 'weights'}")
+
+
+@world_app.command("probe")
+@teaching_errors
+def probe_command(
+    out: Path = typer.Option(None, help="Where to write probe.safetensors (default: the shipped location)."),
+    seed: int = typer.Option(0),
+    images: int = typer.Option(16000, help="Training renders."),
+    epochs: int = typer.Option(4),
+    threads: int = typer.Option(2),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Train the toy world's probe CNN (the features of the `toy-world` metric extractors)."""
+    setup_logging(verbose)
+    import torch
+
+    from nsync_bench.cli.progress import RichProgress
+    from nsync_bench.world.model import WEIGHTS_DIR
+    from nsync_bench.world.probe import save_probe, train_probe
+
+    torch.set_num_threads(threads)
+    probe, accuracy = train_probe(seed, images, epochs, RichProgress())
+    digest = save_probe(probe, out or WEIGHTS_DIR, accuracy)
+    console.print("held-out accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in accuracy.items()))
+    console.print(f"probe sha256 {digest}")
+
+
+@world_app.command("control")
+@teaching_errors
+def control_command(
+    style: str = typer.Option("world-dusk", help="A toy-world target style."),
+    seeds: str = typer.Option("0,1,2,3,4", help="Comma-separated run seeds."),
+    set_: list[str] = typer.Option([], "--set", help="Config override for every arm (key=value)."),
+    out: Path = typer.Option(Path("reports/world-control"), help="Where control.md and control.json go."),
+    work_dir: Path = typer.Option(None, help="Runs and images (default: <runs dir>/world-control)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """The positive control: TI vs the untrained model prompted with the style's name, and the real-data floor."""
+    setup_logging(verbose)
+    from nsync_bench.world.control import positive_control, write_result
+
+    result = positive_control(style, tuple(int(s) for s in seeds.split(",")), set_, work_dir)
+    write_result(result, out)
+    console.print(result.markdown())
+    console.print(f"{result.seconds:.0f} s; written to {out}")
+
+
+@world_app.command("sanity")
+@teaching_errors
+def sanity_command(
+    style: str = typer.Option("world-dusk", help="A toy-world target style."),
+    n: int = typer.Option(96, help="Images per set."),
+    extractors: str = typer.Option("toy-world", help="toy-world or smoke."),
+) -> None:
+    """Metric sanity: the target vs fresh draws of itself, its one-attribute neighbours and the other target."""
+    from nsync_bench.world.sanity import sanity_markdown
+
+    console.print(sanity_markdown(style, n, extractors))
+
+
+@world_app.command("samples")
+@teaching_errors
+def samples_command(
+    out: Path = typer.Option(Path("reports/world-samples.png"), help="The grid (real | sample pairs)."),
+    weights: Path = typer.Option(None, help="A toy-world weights folder (default: the committed one)."),
+    seed: int = typer.Option(0),
+    threads: int = typer.Option(2),
+) -> None:
+    """The base model's samples for every base style, next to real renders, and the probe's accuracy on them."""
+    import torch
+
+    from nsync_bench.world.grids import base_samples
+    from nsync_bench.world.model import WEIGHTS_DIR, load_world_components
+    from nsync_bench.world.probe import load_probe
+
+    torch.set_num_threads(threads)
+    probe, _ = load_probe(WEIGHTS_DIR)
+    accuracy = base_samples(load_world_components(weights), probe, out, seed)
+    console.print("probe accuracy on samples (prompted value): "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in accuracy.items()))
+    console.print(f"grid: {out}")

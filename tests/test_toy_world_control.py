@@ -1,0 +1,25 @@
+"""The toy world's positive control: TI must beat the untrained model prompted with the style's name.
+
+The reduced version of `nsync-bench world control` (docs/toy-world.md, "Positive control"): if this
+fails, the base model, the TI recipe, the metrics or the statistics lost the ability to see an
+effect that is known to be there.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from nsync_bench.world.control import positive_control
+
+REDUCED = ["eval.max_prompts=48"]
+
+
+@pytest.mark.slow
+def test_ti_beats_the_untrained_prompt_on_the_in_span_target(tmp_path, monkeypatch):
+    monkeypatch.setenv("NSYNC_BENCH_CACHE_DIR", str(tmp_path / "cache"))
+    result = positive_control("world-dusk", (0, 1, 2, 3, 4), REDUCED, tmp_path / "work", tmp_path / "data")
+    ti = result.comparisons["ti vs untrained"]
+    assert result.wins("ti vs untrained") >= 3, ti
+    # The real-data floor is better than both arms on every metric.
+    for pair in ("floor vs ti", "floor vs untrained"):
+        assert all(c["mean_diff"] > 0 for c in result.comparisons[pair].values()), result.comparisons[pair]
