@@ -59,7 +59,7 @@ def smoke(session: nox.Session) -> None:
     # The toy world's positive control, reduced (docs/toy-world.md): a real effect the statistics must
     # detect. Its control.md marks "ti vs untrained" supported on at least 3 of the 4 metrics.
     session.run("nsync-bench", "world", "control", "--style", "world-dusk", "--seeds", "0,1,2,3,4",
-                "--set", "eval.max_prompts=48", "--out", os.path.join(workdir, "world-control"), env=env)
+                "--out", os.path.join(workdir, "world-control"), env=env)
 
 
 @nox.session
