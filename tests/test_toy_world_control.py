@@ -16,6 +16,7 @@ REDUCED: list[str] = []
 
 
 @pytest.mark.slow
+@pytest.mark.world_control
 def test_ti_beats_the_untrained_prompt_on_the_in_span_target(tmp_path, monkeypatch):
     monkeypatch.setenv("NSYNC_BENCH_CACHE_DIR", str(tmp_path / "cache"))
     result = positive_control("world-dusk", (0, 1, 2, 3, 4), REDUCED, tmp_path / "work", tmp_path / "data")
