@@ -31,16 +31,11 @@ import numpy as np
 
 from nsync_bench.errors import NsyncBenchError
 
+# The same method variants (and style) as the GPU check, at the full-size architectures.
+from nsync_bench.gpu_check import STYLE, VARIANTS
+
 log = logging.getLogger(__name__)
 
-STYLE = "toy-pastel"
-VARIANTS: dict[str, tuple[str, list[str]]] = {
-    "ti": ("ti", []),
-    "lora": ("lora", []),
-    "nsync": ("nsync", []),
-    "nsync-three-pass": ("nsync", ["nsync.fused=false", "nsync.run_anchor=always", "train.cache_latents=false"]),
-    "nsync-lora": ("nsync-lora", []),
-}
 
 
 class ScaleCheckError(NsyncBenchError):
