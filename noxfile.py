@@ -91,7 +91,7 @@ def scale(session: nox.Session) -> None:
     workdir = session.create_tmp()
     work = os.path.join(workdir, "scale")
     shutil.rmtree(work, ignore_errors=True)  # fresh runs every time (the snapshot cache is kept)
-    session.run("python", "-m", "nsync_bench.scale_check", "--work", work, *session.posargs, env=OFFLINE)
+    session.run("python", "-m", "nsync_bench.perf.scale_check", "--work", work, *session.posargs, env=OFFLINE)
 
 
 # What the GPU check imports, with their dependencies (torch, torchvision, triton and CUDA wheels

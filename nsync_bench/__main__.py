@@ -1,3 +1,3 @@
-from nsync_bench.cli import main
+from nsync_bench.cli.main import main
 
 main()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from nsync_bench.errors import NsyncBenchError
-from nsync_bench.hashing import file_sha256
+from nsync_bench.io import file_sha256
 from nsync_bench.progress import Progress
 
 __all__ = ["CHUNK", "DownloadError", "download", "file_sha256"]

@@ -1,4 +1,5 @@
-"""Atomic file writes: readers see the old file or the new one, never half of one.
+"""File I/O: atomic writes (readers see the old file or the new one, never half of one) and content
+hashes (the identity of images, weights and archives throughout the project).
 
 Every writer goes through :func:`atomic_open`: a temporary file in the target's own folder (so the
 final ``os.replace`` is a rename on one file system), flushed and fsynced, then renamed over the
@@ -9,12 +10,15 @@ target; on any error the temporary file is removed and the target is untouched. 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+CHUNK = 1 << 20
 
 
 @contextlib.contextmanager
@@ -50,3 +54,12 @@ def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> N
 def atomic_write_json(path: str | Path, obj: Any, **dumps_kwargs: Any) -> None:
     """``json.dumps(obj, **dumps_kwargs)`` written atomically (UTF-8)."""
     atomic_write_text(path, json.dumps(obj, **dumps_kwargs))
+
+
+def file_sha256(path: str | Path, chunk_size: int = CHUNK) -> str:
+    """Hex sha256 of a file's bytes, read in chunks (multi-GB checkpoints fit in no memory budget)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -34,7 +34,7 @@ def data_root(tmp_path_factory):
 @pytest.fixture
 def run_options(tmp_path, data_root):
     """RunOptions writing runs and a private SQLite MLflow store under tmp_path."""
-    from nsync_bench.runner import RunOptions
+    from nsync_bench.pipeline.runner import RunOptions
 
     return RunOptions(
         runs_dir=tmp_path / "runs",

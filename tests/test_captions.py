@@ -16,15 +16,15 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from nsync_bench.cli import app
+from nsync_bench.cli.main import app
 from nsync_bench.data.captions import (
     CAPTIONERS,
-    BlipCaptioner,
     TemplateCaptioner,
     caption_style,
     captioner_names,
     make_captioner,
 )
+from nsync_bench.data.blip import BlipCaptioner
 from nsync_bench.data.internvl import QUESTION, dynamic_tiles
 from nsync_bench.data.styles import ensure_style_data, list_images
 from nsync_bench.errors import ConfigError, DataError, ModelNotAvailableError, UnknownNameError
@@ -264,7 +264,7 @@ def test_internvl_requires_trust_remote_code_opt_in():
 # -------------------------------------------------------------------------------------------- CLI
 def test_cli_keeps_shipped_captions_then_overwrites(tmp_path):
     runner = CliRunner()
-    argv = ["data", "captions", "--style", STYLE, "--captioner", "template", "--text", "x",
+    argv = ["data", "captions", STYLE, "--captioner", "template", "--text", "x",
             "--data-root", str(tmp_path)]
     kept = runner.invoke(app, argv, env={"NSYNC_BENCH_CACHE_DIR": str(tmp_path / "cache")})
     assert kept.exit_code == 0, kept.output
@@ -279,7 +279,7 @@ def test_cli_keeps_shipped_captions_then_overwrites(tmp_path):
 
 def test_cli_teaching_errors(tmp_path):
     runner = CliRunner()
-    base = ["data", "captions", "--style", STYLE, "--data-root", str(tmp_path)]
+    base = ["data", "captions", STYLE, "--data-root", str(tmp_path)]
     bad = runner.invoke(app, [*base, "--captioner", "gpt"])
     assert bad.exit_code == 2 and "unknown captioner 'gpt'" in " ".join(bad.output.split())
     remote = runner.invoke(app, [*base, "--captioner", "internvl"])
@@ -288,7 +288,7 @@ def test_cli_teaching_errors(tmp_path):
 
 def test_captions_help_imports_no_heavy_libraries():
     code = (
-        "import sys\nfrom typer.testing import CliRunner\nfrom nsync_bench.cli import app\n"
+        "import sys\nfrom typer.testing import CliRunner\nfrom nsync_bench.cli.main import app\n"
         "result = CliRunner().invoke(app, ['data', 'captions', '--help'])\nassert result.exit_code == 0\n"
         "print(sorted(m for m in ('torch', 'transformers', 'diffusers') if m in sys.modules))"
     )

@@ -7,7 +7,7 @@ import pytest
 from conftest import FAST
 from typer.testing import CliRunner
 
-from nsync_bench.cli import app
+from nsync_bench.cli.main import app
 
 runner = CliRunner()
 
@@ -18,7 +18,7 @@ HEAVY = ("torch", "diffusers", "transformers", "mlflow")
                                   ["export", "--help"]])
 def test_help_does_not_import_heavy_libraries(argv):
     code = (
-        "import sys\nfrom typer.testing import CliRunner\nfrom nsync_bench.cli import app\n"
+        "import sys\nfrom typer.testing import CliRunner\nfrom nsync_bench.cli.main import app\n"
         f"result = CliRunner().invoke(app, {argv!r})\nassert result.exit_code == 0, result.output\n"
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     )
@@ -134,7 +134,7 @@ def test_ui_serves_the_runs_store(tmp_path):
     import time
     import urllib.request
 
-    from nsync_bench.tracking import ensure_experiment
+    from nsync_bench.tracking.tracker import ensure_experiment
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     ensure_experiment(uri, "ui-check")

@@ -2,9 +2,9 @@
 
 import pytest
 
-from nsync_bench.config import parse_override, run_key
+from nsync_bench.config.recipes import profile_names, protocol_names, resolve_config
+from nsync_bench.config.run_config import parse_override, run_key
 from nsync_bench.errors import ConfigError, UnknownNameError
-from nsync_bench.recipes import profile_names, protocol_names, resolve_config
 
 
 def resolve(**kw):

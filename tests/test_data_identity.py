@@ -8,13 +8,13 @@ from conftest import FAST
 from mlflow.tracking import MlflowClient
 
 import nsync_bench.data.identity as identity_module
-from nsync_bench.config import run_key
+from nsync_bench.config.recipes import resolve_config
+from nsync_bench.config.run_config import run_key
 from nsync_bench.data.captions import TemplateCaptioner, caption_style
 from nsync_bench.data.identity import dataset_inputs, run_data_identity
 from nsync_bench.data.styles import ensure_style_data
-from nsync_bench.recipes import resolve_config
-from nsync_bench.runner import full_run_key, run
-from nsync_bench.sweep import SweepOptions, SweepSpec, expand
+from nsync_bench.pipeline.runner import full_run_key, run
+from nsync_bench.sweep.matrix import SweepOptions, SweepSpec, expand
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_a_users_negative_set_is_in_the_key_and_moving_the_data_is_not(tmp_path,
 
 
 def test_a_sweep_skips_by_the_same_key_a_run_uses(tmp_path, own_style):
-    from nsync_bench.runner import RunOptions
+    from nsync_bench.pipeline.runner import RunOptions
 
     options = SweepOptions(runs_dir=str(tmp_path / "runs"), data_root=str(own_style.parent))
     tasks = expand(SweepSpec(styles=["toy-pastel"], methods=["ti", "nsync"], seeds=[0, 1], overrides=FAST), options)

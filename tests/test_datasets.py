@@ -25,7 +25,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from nsync_bench.cli import app
+from nsync_bench.cli.main import app
 from nsync_bench.data import archive
 from nsync_bench.data.fetch import SOURCE_FILE, fetch_style, part_path
 from nsync_bench.data.importer import import_style, seeded_split
@@ -337,8 +337,8 @@ def test_check_before_run_stops_on_errors_and_logs_warnings(tmp_path, caplog):
 
 
 def test_run_refuses_bad_data_before_training(tmp_path):
-    from nsync_bench.recipes import resolve_config
-    from nsync_bench.runner import build_training
+    from nsync_bench.config.recipes import resolve_config
+    from nsync_bench.pipeline.runner import build_training
 
     plant(tmp_path)
     config = resolve_config(style="ghibli", method="ti", profile="smoke")
@@ -433,7 +433,7 @@ def test_cli_wrong_checksum_is_a_teaching_error(tmp_path, server):
 def test_help_of_data_verbs_imports_no_torch(verb):
     argv = ["data", verb, "--help"]
     code = (
-        "import sys\nfrom typer.testing import CliRunner\nfrom nsync_bench.cli import app\n"
+        "import sys\nfrom typer.testing import CliRunner\nfrom nsync_bench.cli.main import app\n"
         f"result = CliRunner().invoke(app, {argv!r})\nassert result.exit_code == 0, result.output\n"
         "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'mlflow') if m in sys.modules))"
     )

@@ -1,6 +1,6 @@
 """Export: TI for AUTOMATIC1111/ComfyUI, LoRA in kohya's layout, diffusers; each loads back; model cards parse.
 
-Layouts checked against the loaders' sources (named in nsync_bench/export.py and the README):
+Layouts checked against the loaders' sources (named in nsync_bench/export/formats.py and the README):
 AUTOMATIC1111 modules/textual_inversion/textual_inversion.py (a single-tensor safetensors file),
 ComfyUI comfy/sd1_clip.py (first tensor) and comfy/lora.py (``lora_unet_`` + diffusers module path
 with '.' -> '_', ``lora_down``/``lora_up``/``alpha``).
@@ -16,14 +16,14 @@ from PIL import Image
 from safetensors.torch import load_file
 from test_run_end_to_end import assert_regenerates
 
+from nsync_bench.config.recipes import resolve_config
 from nsync_bench.errors import NsyncBenchError
-from nsync_bench.export import export
-from nsync_bench.generation import EvalPrompt, generate_batch, read_manifest
-from nsync_bench.model_card import read_front_matter
+from nsync_bench.export.formats import export
+from nsync_bench.export.model_card import read_front_matter
 from nsync_bench.models.pipeline import build_pipeline
 from nsync_bench.models.tiny import build_tiny_components
-from nsync_bench.recipes import resolve_config
-from nsync_bench.runner import RunOptions, run
+from nsync_bench.pipeline.generation import EvalPrompt, generate_batch, read_manifest
+from nsync_bench.pipeline.runner import RunOptions, run
 
 
 @pytest.fixture(scope="module")
@@ -134,8 +134,8 @@ def test_export_errors_teach(runs, tmp_path):
 
 
 def test_model_card_names_the_real_base_model_and_its_license(tmp_path):
-    from nsync_bench.config import run_key
-    from nsync_bench.model_card import card_fields, write_run_card
+    from nsync_bench.config.run_config import run_key
+    from nsync_bench.export.model_card import card_fields, write_run_card
 
     for profile, base, license_id in (("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", "creativeml-openrail-m"),
                                       ("sd2", "stabilityai/stable-diffusion-2-base", "openrail++")):

@@ -6,14 +6,14 @@ import pytest
 from test_metrics_pipeline import write_images
 from typer.testing import CliRunner
 
-from nsync_bench.cli import app
-from nsync_bench.config import MetricsConfig
+from nsync_bench.cli.main import app
+from nsync_bench.config.recipes import resolve_config
+from nsync_bench.config.run_config import MetricsConfig
 from nsync_bench.errors import ConfigError
-from nsync_bench.evaluation import log_scores
 from nsync_bench.metrics.images import list_image_files
 from nsync_bench.metrics.legacy import inception_mode_note, inception_mode_of, legacy_used_count
 from nsync_bench.metrics.scoring import MetricResult, ScoreReport, score_image_sets
-from nsync_bench.recipes import resolve_config
+from nsync_bench.pipeline.evaluation import log_scores
 
 
 def _resolve(protocol, method="ti", profile="sd15"):

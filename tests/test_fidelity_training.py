@@ -4,8 +4,8 @@ import pytest
 import torch
 from test_methods import training_for
 
+from nsync_bench.config.recipes import resolve_config
 from nsync_bench.errors import TrainingError
-from nsync_bench.recipes import resolve_config
 from nsync_bench.training.precision import Precision
 
 CPU = torch.device("cpu")

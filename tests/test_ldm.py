@@ -8,12 +8,12 @@ import torch
 from conftest import FAST
 from test_run_end_to_end import assert_regenerates
 
+from nsync_bench.config.recipes import resolve_config
 from nsync_bench.data.styles import get_style
 from nsync_bench.methods import METHODS
 from nsync_bench.models.pipeline import build_pipeline
 from nsync_bench.models.tiny import build_tiny_components
-from nsync_bench.recipes import resolve_config
-from nsync_bench.runner import run
+from nsync_bench.pipeline.runner import run
 
 
 def test_every_style_has_a_human_name():

@@ -6,10 +6,10 @@ import pytest
 from conftest import FAST
 from mlflow.tracking import MlflowClient
 
+from nsync_bench.config.recipes import resolve_config
 from nsync_bench.errors import ConfigError
-from nsync_bench.learning_curve import CURVE_FILE, read_curve
-from nsync_bench.recipes import resolve_config
-from nsync_bench.runner import run
+from nsync_bench.pipeline.learning_curve import CURVE_FILE, read_curve
+from nsync_bench.pipeline.runner import run
 
 CURVE = [*FAST, "eval.at_steps=[4, 2, 2, 9]"]  # unsorted, repeated, and 9 >= max_steps (the final evaluation)
 
@@ -55,7 +55,7 @@ def test_learning_curve_survives_resume_and_leaves_training_unchanged(run_option
     assert "eval/steps/2/per_image_scores.csv" in artifacts
 
     # The report plots metric against step per method.
-    from nsync_bench.report import build_report
+    from nsync_bench.report.build import build_report
 
     report = build_report(["test"], tracking_uri=run_options.tracking_uri, out_dir=tmp_path / "report",
                           data_root=run_options.data_root, log_to_mlflow=False, reference=False)

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from nsync_bench.recipes import resolve_config
-from nsync_bench.runner import build_training
+from nsync_bench.config.recipes import resolve_config
+from nsync_bench.pipeline.runner import build_training
 from nsync_bench.training.memory import text_encoder_dtype
 
 

@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from nsync_bench.cli import app
-from nsync_bench.config import MetricsConfig
+from nsync_bench.cli.main import app
+from nsync_bench.config.run_config import MetricsConfig
 from nsync_bench.errors import DataError
 from nsync_bench.metrics.images import list_image_files
 from nsync_bench.metrics.scoring import score_image_sets

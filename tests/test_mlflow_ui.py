@@ -17,10 +17,10 @@ from conftest import FAST
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from nsync_bench.config import run_key
-from nsync_bench.recipes import resolve_config
-from nsync_bench.runner import RunOptions, run
-from nsync_bench.tracking_inputs import (
+from nsync_bench.config.recipes import resolve_config
+from nsync_bench.config.run_config import run_key
+from nsync_bench.pipeline.runner import RunOptions, run
+from nsync_bench.tracking.inputs import (
     EXPERIMENT_KIND,
     log_dataset_inputs,
     reproduce_command,
@@ -45,9 +45,9 @@ def nsync_run(tmp_path_factory, data_root):
 
 
 def run_key_of(record: dict) -> str:
-    from nsync_bench.config import BenchConfig
+    from nsync_bench.config.run_config import RunConfig
 
-    return run_key(BenchConfig.model_validate(record["config"]), record["data_identity"])
+    return run_key(RunConfig.model_validate(record["config"]), record["data_identity"])
 
 
 def test_run_logs_its_three_datasets_with_the_identity_digests(nsync_run):

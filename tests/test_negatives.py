@@ -7,10 +7,10 @@ import pytest
 from conftest import FAST
 from typer.testing import CliRunner
 
-from nsync_bench.cli import app
+from nsync_bench.cli.main import app
+from nsync_bench.config.recipes import resolve_config
 from nsync_bench.data.negatives import META_FILE, negatives_for_config
 from nsync_bench.errors import DataError
-from nsync_bench.recipes import resolve_config
 
 
 def config_for(*overrides):
@@ -75,7 +75,7 @@ def test_user_supplied_negative_folder_must_cover_every_stem(tmp_path, fresh_roo
 
 @pytest.mark.slow
 def test_data_negatives_command(fresh_root):
-    argv = ["data", "negatives", "--style", "toy-ink", "--data-root", str(fresh_root)]
+    argv = ["data", "negatives", "toy-ink", "--data-root", str(fresh_root)]
     for item in FAST:
         argv += ["--set", item]
     result = CliRunner().invoke(app, argv)

@@ -3,7 +3,7 @@
 import pytest
 from typer.testing import CliRunner
 
-from nsync_bench.cli import app
+from nsync_bench.cli.main import app
 
 
 @pytest.fixture
@@ -42,12 +42,12 @@ def test_report_on_a_mistyped_store_creates_nothing(tmp_path):
 
 
 def test_unexpected_errors_are_one_line_unless_debugging(monkeypatch, tmp_path):
-    import nsync_bench.recipes
+    import nsync_bench.config.recipes
 
     def broken(**kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(nsync_bench.recipes, "resolve_config", broken)
+    monkeypatch.setattr(nsync_bench.config.recipes, "resolve_config", broken)
     result = CliRunner().invoke(app, ["run", "--style", "toy-ink", "--method", "ti"])
     assert result.exit_code == 1 and "unexpected RuntimeError: boom" in result.output and "--debug" in result.output
     debug = CliRunner().invoke(app, ["--debug", "run", "--style", "toy-ink", "--method", "ti"])

@@ -6,9 +6,9 @@ from conftest import FAST
 from safetensors.torch import load_file
 
 from nsync_bench import seeding
-from nsync_bench.recipes import resolve_config
-from nsync_bench.runner import build_training, run
-from nsync_bench.training.data import make_batch
+from nsync_bench.config.recipes import resolve_config
+from nsync_bench.pipeline.runner import build_training, run
+from nsync_bench.training.batches import make_batch
 from nsync_bench.training.diffusion import draw, latent_distribution
 
 
@@ -108,7 +108,7 @@ def test_fused_branches_in_the_released_whole_matrix_mode(data_root, tmp_path):
 
 @pytest.mark.slow
 def test_training_benchmark_reports_medians_and_ratios(data_root):
-    from nsync_bench.bench_training import bench_training
+    from nsync_bench.perf.training import bench_training
 
     result = bench_training("smoke", warmup=1, steps=2, data_root=data_root,
                             variants=["ti", "nsync", "nsync-three-pass"])

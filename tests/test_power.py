@@ -1,4 +1,4 @@
-"""Power of the paired t-test (nsync_bench.power) against independent references."""
+"""Power of the paired t-test (nsync_bench.stats.power) against independent references."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from nsync_bench.power import minimum_detectable_effect, paired_t_power, seeds_needed
+from nsync_bench.stats.power import minimum_detectable_effect, paired_t_power, seeds_needed
 
 
 def test_power_matches_published_sample_sizes():

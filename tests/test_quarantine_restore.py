@@ -5,7 +5,7 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from nsync_bench.cli import app
+from nsync_bench.cli.main import app
 from nsync_bench.data.styles import ensure_style_data
 from nsync_bench.data.validate import check_before_run
 from nsync_bench.errors import DataError

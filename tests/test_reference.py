@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 from conftest import FAST
 
-from nsync_bench.config import MetricsConfig
+from nsync_bench.config.run_config import MetricsConfig
 from nsync_bench.data.styles import ensure_style_data, list_images
 from nsync_bench.metrics.scoring import score_image_sets
-from nsync_bench.reference import ensure_floor, floor_images, metrics_config_from_params, reference_key
+from nsync_bench.pipeline.reference import ensure_floor, floor_images, metrics_config_from_params, reference_key
 
 SMOKE_METRICS = MetricsConfig(extractors="smoke", device="cpu", batch_size=16)
 
@@ -63,15 +63,15 @@ def test_floor_is_logged_once_as_a_reference_run(data_root, tmp_path):
 
 
 def test_metrics_config_round_trips_through_mlflow_params():
-    from nsync_bench.config import flatten
+    from nsync_bench.config.run_config import flatten
 
     params = {k: str(v) for k, v in flatten({"metrics": SMOKE_METRICS.model_dump(mode="json")}).items()}
     assert metrics_config_from_params({**params, "train.max_steps": "6"}) == SMOKE_METRICS
 
 
 def test_report_shows_the_floor_row_and_never_compares_it(run_options, tmp_path):
-    from nsync_bench.report import build_report
-    from nsync_bench.runner import run
+    from nsync_bench.pipeline.runner import run
+    from nsync_bench.report.build import build_report
 
     for seed in (0, 1):
         run(style="toy-pastel", method="ldm", seed=seed, overrides=FAST, options=run_options)

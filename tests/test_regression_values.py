@@ -15,8 +15,8 @@ why in the commit); if it fails without one, something in the training path chan
 import pytest
 from conftest import FAST
 
-from nsync_bench.recipes import resolve_config
-from nsync_bench.runner import build_training
+from nsync_bench.config.recipes import resolve_config
+from nsync_bench.pipeline.runner import build_training
 
 # train/loss of steps 0, 1, 2. Step 0's loss depends only on the tiny models' seeded initialisation,
 # the data, the VAE and the noise/timestep draws; steps 1 and 2 also on the first updates.

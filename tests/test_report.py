@@ -1,7 +1,7 @@
 """The report from a test MLflow store with known numbers: tables, p-values, Holm, verdicts, files.
 
 Runs are written directly with ``MlflowClient`` (no training), so every expected number can be
-computed here by hand or with scipy, independently of nsync_bench.stats.
+computed here by hand or with scipy, independently of nsync_bench.stats.paired.
 """
 
 import io
@@ -20,7 +20,7 @@ from scipy import stats as sps
 from typer.testing import CliRunner
 
 from nsync_bench.paths import artifact_root
-from nsync_bench.report import ReportError, build_report, default_out_dir
+from nsync_bench.report.build import ReportError, build_report, default_out_dir
 from nsync_bench.report.render import fmt, fmt_p, redact
 
 STYLE = "toy-pastel"
@@ -263,7 +263,7 @@ def test_markdown_and_html_show_the_numbers_verdicts_and_escaped_text(report):
 
 
 def test_report_is_logged_to_mlflow_and_ignored_by_later_reports(report, store):
-    from nsync_bench.report.data import load_report_data
+    from nsync_bench.report.runs_table import load_report_data
 
     client = MlflowClient(store["uri"])
     experiment = client.get_experiment_by_name("known")
@@ -278,8 +278,8 @@ def test_report_is_logged_to_mlflow_and_ignored_by_later_reports(report, store):
 
 
 def test_image_grid_uses_real_images_where_present(store):
-    from nsync_bench.report.data import load_report_data
     from nsync_bench.report.grids import CAPTION_HEIGHT, HEADER_HEIGHT, PAD, build_grids
+    from nsync_bench.report.runs_table import load_report_data
 
     data = load_report_data(store["uri"], ["known"])
     grids, warnings = build_grids(data, store["tmp"] / "grid-work", store["data_root"], prompts=2, cell=32)
@@ -326,7 +326,7 @@ def test_number_formats_and_default_folder():
 
 @pytest.mark.slow
 def test_cli_report_prints_verdicts_comparisons_and_paths(store, tmp_path):
-    from nsync_bench.cli import app
+    from nsync_bench.cli.main import app
 
     out = tmp_path / "cli-report"
     result = CliRunner().invoke(app, ["report", "--experiment", "known", "--tracking-uri", store["uri"], "--out",
@@ -340,7 +340,7 @@ def test_cli_report_prints_verdicts_comparisons_and_paths(store, tmp_path):
 
 
 def test_cli_report_rejects_a_malformed_comparison(store):
-    from nsync_bench.cli import app
+    from nsync_bench.cli.main import app
 
     result = CliRunner().invoke(app, ["report", "--experiment", "known", "--tracking-uri", store["uri"],
                                       "--compare", "nsync-ti"])
@@ -349,7 +349,7 @@ def test_cli_report_rejects_a_malformed_comparison(store):
 
 
 def test_report_help_imports_nothing_heavy():
-    code = ("import sys\nfrom typer.testing import CliRunner\nfrom nsync_bench.cli import app\n"
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom nsync_bench.cli.main import app\n"
             "result = CliRunner().invoke(app, ['report', '--help'])\nassert result.exit_code == 0, result.output\n"
             "print(sorted(m for m in ('torch', 'mlflow', 'matplotlib', 'pandas') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -384,8 +384,8 @@ def test_mde_column_and_inconclusive_verdicts_say_what_was_undetectable(report):
 
 
 def test_paired_plot_shows_the_per_seed_differences_the_test_sees(report, store):
-    from nsync_bench.report.data import load_report_data
     from nsync_bench.report.paired_plot import paired_figure, seed_differences
+    from nsync_bench.report.runs_table import load_report_data
 
     results = load_report_data(store["uri"], ["known"]).results
     fid = seed_differences(results, "nsync", "ti", "fid")

@@ -9,8 +9,8 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from nsync_bench.paths import artifact_root
-from nsync_bench.report import build_report
-from nsync_bench.report.data import load_report_data
+from nsync_bench.report.build import build_report
+from nsync_bench.report.runs_table import load_report_data
 
 BASE = {"run.style": "toy-pastel", "run.profile": "smoke", "run.protocol": "matched", "train.learning_rate": "0.0005",
         "train.max_steps": "30", "data_identity.train.images": "a" * 64}

@@ -45,8 +45,8 @@ window.addEventListener("load", () => {
 @pytest.fixture(scope="module")
 def smoke_report(tmp_path_factory, data_root):
     """30 smoke runs in a private MLflow store, then the report built from them."""
-    from nsync_bench.report import build_report
-    from nsync_bench.runner import RunOptions, run
+    from nsync_bench.pipeline.runner import RunOptions, run
+    from nsync_bench.report.build import build_report
 
     tmp = tmp_path_factory.mktemp("smoke-report")
     options = RunOptions(runs_dir=tmp / "runs", data_root=data_root, tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}",

@@ -8,11 +8,11 @@ from conftest import FAST
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from nsync_bench.generation import EvalPrompt, generate_batch, read_manifest
+from nsync_bench.config.recipes import resolve_config
 from nsync_bench.models.pipeline import build_pipeline
 from nsync_bench.models.tiny import build_tiny_components
-from nsync_bench.recipes import resolve_config
-from nsync_bench.runner import run
+from nsync_bench.pipeline.generation import EvalPrompt, generate_batch, read_manifest
+from nsync_bench.pipeline.runner import run
 
 # Whole runs (train, generate, score, log): the slow tier (`pytest -m "not slow"` leaves them out).
 pytestmark = pytest.mark.slow

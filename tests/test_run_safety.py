@@ -13,11 +13,11 @@ from conftest import FAST
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from nsync_bench.cli import app
+from nsync_bench.cli.main import app
+from nsync_bench.config.recipes import resolve_config
 from nsync_bench.data.styles import ensure_style_data
 from nsync_bench.errors import ConfigError, DataError
-from nsync_bench.recipes import resolve_config
-from nsync_bench.runner import RESULT_FILE, finished_result, run, run_directory
+from nsync_bench.pipeline.runner import RESULT_FILE, finished_result, run, run_directory
 from nsync_bench.training.divergence import DivergenceError, DivergenceGuard
 
 DIVERGE = ["train.max_steps=10", "train.checkpoint_every=3", "train.learning_rate=1e9", "eval.max_prompts=2",

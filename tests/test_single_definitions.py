@@ -3,11 +3,11 @@
 import inspect
 
 import nsync_bench.methods
-from nsync_bench import config as config_module
 from nsync_bench import paths
-from nsync_bench.recipes import resolve_config
-from nsync_bench.runner import RunOptions, experiment_name
-from nsync_bench.sweep import SweepSpec
+from nsync_bench.config import run_config as config_module
+from nsync_bench.config.recipes import resolve_config
+from nsync_bench.pipeline.runner import RunOptions, experiment_name
+from nsync_bench.sweep.matrix import SweepSpec
 
 
 def test_nsync_eps_has_one_default():

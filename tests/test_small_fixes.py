@@ -9,12 +9,12 @@ import pytest
 from PIL import Image
 from test_report_cells import Store
 
-from nsync_bench.config import MetricsConfig
+from nsync_bench.config.run_config import MetricsConfig
 from nsync_bench.data.styles import ensure_style_data, style_status
 from nsync_bench.data.validate import validate_style
 from nsync_bench.errors import DataError
 from nsync_bench.metrics.scoring import score_image_sets
-from nsync_bench.report import ReportError, build_report
+from nsync_bench.report.build import ReportError, build_report
 
 
 def test_a_killed_negative_render_is_not_counted_as_a_cached_set(tmp_path, data_root):
@@ -50,7 +50,7 @@ def test_a_report_with_nothing_to_compare_writes_csvs_with_headers(tmp_path):
 
 
 def test_large_images_are_a_validation_row_not_a_raw_warning(tmp_path, monkeypatch):
-    from nsync_bench.training.data import load_rgb
+    from nsync_bench.data.pixels import load_rgb
 
     style = tmp_path / "ghibli"
     for split in ("train", "test"):

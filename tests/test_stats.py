@@ -1,4 +1,4 @@
-"""nsync_bench.stats, tested three ways: hand-computed values, agreement with scipy or a reference
+"""nsync_bench.stats.paired, tested three ways: hand-computed values, agreement with scipy or a reference
 written here from the definition, and invariants (determinism, monotonicity, orientation)."""
 
 import itertools
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.stats as sps
 
-from nsync_bench.stats import (
+from nsync_bench.stats.paired import (
     PairedComparison,
     Summary,
     bootstrap_ci,
@@ -352,7 +352,7 @@ def test_no_bootstrap_ci_below_minimum_n():
     """Two seeds, both favouring the candidate: every bootstrap resample of the mean lies in [1, 1.5], so a
     bootstrap CI 'excludes zero', yet the paired t-test has p > 0.05. Below BOOTSTRAP_MIN_N the CI is the
     t-interval, which excludes zero exactly when p_t < 1 - confidence."""
-    from nsync_bench.stats import BOOTSTRAP_MIN_N
+    from nsync_bench.stats.paired import BOOTSTRAP_MIN_N
 
     two = paired_comparison([0.0, 0.0], [1.0, 1.5], direction="lower")
     assert 0.05 < two.p_t < 0.2

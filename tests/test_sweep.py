@@ -15,9 +15,9 @@ from mlflow.tracking import MlflowClient
 from safetensors.torch import load_file
 
 from nsync_bench.errors import ConfigError
-from nsync_bench.executors import InProcessExecutor, LocalPoolExecutor, SlurmExecutor, SlurmSettings
-from nsync_bench.locking import LockHeld, RunLock
-from nsync_bench.sweep import SweepOptions, SweepSpec, expand, load_sweep_file, read_state, run_sweep
+from nsync_bench.sweep.executors import InProcessExecutor, LocalPoolExecutor, SlurmExecutor, SlurmSettings
+from nsync_bench.sweep.locking import LockHeld, RunLock
+from nsync_bench.sweep.matrix import SweepOptions, SweepSpec, expand, load_sweep_file, read_state, run_sweep
 
 
 def options_for(tmp_path, data_root, uri=None):
@@ -164,7 +164,7 @@ def test_slurm_executor_through_submitits_local_executor(tmp_path, data_root):
 
 @pytest.mark.slow
 def test_a_failed_run_is_reported_and_retry_failed_reruns_only_it(tmp_path, data_root, monkeypatch):
-    import nsync_bench.runner as runner
+    import nsync_bench.pipeline.runner as runner
 
     original = runner._train_and_evaluate
 
@@ -200,7 +200,7 @@ def report_visible_devices(_):
 
 @pytest.mark.slow
 def test_local_workers_are_pinned_one_gpu_each():
-    from nsync_bench.executors import make_pool
+    from nsync_bench.sweep.executors import make_pool
 
     with make_pool(2, ["3", "5"]) as pool:
         seen = set(pool.map(report_visible_devices, range(4)))

@@ -5,10 +5,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from nsync_bench.cli import app
+from nsync_bench.cli.main import app
 from nsync_bench.errors import ConfigError
-from nsync_bench.sweep import SweepOptions, SweepSpec, TaskResult, load_sweep_file, state_path, write_state
-from nsync_bench.sweep_plan import StepTimes, parse_step_time, plan_sweep
+from nsync_bench.sweep.matrix import SweepOptions, SweepSpec, TaskResult, load_sweep_file, state_path, write_state
+from nsync_bench.sweep.plan import StepTimes, parse_step_time, plan_sweep
 
 
 def _options(tmp_path):

@@ -5,8 +5,8 @@ import torch
 from conftest import FAST
 from safetensors.torch import load_file
 
-from nsync_bench.recipes import resolve_config
-from nsync_bench.runner import build_training, run
+from nsync_bench.config.recipes import resolve_config
+from nsync_bench.pipeline.runner import build_training, run
 
 
 def make_training(data_root, tmp_path, overrides=(), seed=0, protocol=None):

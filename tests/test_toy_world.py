@@ -56,7 +56,7 @@ def test_styles_differ_where_they_should():
 
 
 def test_world_style_files(tmp_path):
-    from nsync_bench.world.data import render_world_style
+    from nsync_bench.world.targets import render_world_style
 
     render_world_style("world-dusk", tmp_path / "a", n_train=3, n_test=2)
     render_world_style("world-dusk", tmp_path / "b", n_train=3, n_test=2)
@@ -77,8 +77,8 @@ def test_pixel_space_vae_is_the_identity():
 
 
 def test_committed_weights_load_checked_and_sample():
-    from nsync_bench.generation import EvalPrompt, generate_batch
     from nsync_bench.models.pipeline import build_pipeline
+    from nsync_bench.pipeline.generation import EvalPrompt, generate_batch
 
     manifest = json.loads((WEIGHTS_DIR / "manifest.json").read_text())
     for name in ("unet.safetensors", "text_encoder.safetensors"):
@@ -89,7 +89,7 @@ def test_committed_weights_load_checked_and_sample():
     assert components.noise_scheduler.config.prediction_type == "v_prediction"
     pipe = build_pipeline(components)
     prompt = "a red circle on the left in the style of vivid plain black sharp painting"
-    from nsync_bench.config import EvalConfig
+    from nsync_bench.config.run_config import EvalConfig
 
     config = EvalConfig(num_inference_steps=10, guidance_scale=2.0, save_size=32)
     image = generate_batch(pipe, [EvalPrompt(0, "", prompt, 0, "")], config, 32)[0]
@@ -109,8 +109,8 @@ def test_tampered_weights_are_refused(tmp_path):
 
 
 def test_probe_extractors_separate_styles():
-    from nsync_bench.world.data import draw_split
     from nsync_bench.world.extractors import ToyWorldExtractor
+    from nsync_bench.world.targets import draw_split
 
     csd = ToyWorldExtractor("csd")
     assert csd.implementation_id.startswith("toy-world-probe:csd:")
@@ -126,7 +126,7 @@ def test_probe_extractors_separate_styles():
 
 
 def test_toy_profile_resolves():
-    from nsync_bench.recipes import resolve_config
+    from nsync_bench.config.recipes import resolve_config
 
     config = resolve_config(style="world-dusk", method="ti", seed=0, profile="toy")
     assert config.model.source == "toy-world" and config.metrics.extractors == "toy-world"

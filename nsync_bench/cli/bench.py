@@ -7,11 +7,10 @@ from typing import Annotated
 
 import typer
 
-from nsync_bench.cli import app, console, setup_logging, teaching_errors
+from nsync_bench.cli.app import app, console
 
 
 @app.command()
-@teaching_errors
 def bench(
     profile: Annotated[str, typer.Option(help="Profile to benchmark (its model and metric extractors); sd15-arch or "
                                          "sd2-arch: the GPU check (full-size, random weights, 512 px).")] = "smoke",
@@ -19,14 +18,12 @@ def bench(
     n_images: Annotated[int, typer.Option(help="Images per set for the metric benchmark.")] = 64,
     device: Annotated[str, typer.Option(help="sd15-arch / sd2-arch (the GPU check): cuda.")] = "cuda",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Time training steps, generation and metrics; report medians and ratios measured in one run."""
-    setup_logging(verbose)
-    from nsync_bench.gpu_check import ARCH_PROFILES
+    from nsync_bench.perf.gpu_check import ARCH_PROFILES
 
     if profile in ARCH_PROFILES:  # the GPU check: full-size architectures at random weights, 512 px
-        from nsync_bench.gpu_check import gpu_check
+        from nsync_bench.perf.gpu_check import gpu_check
 
         report = gpu_check(ARCH_PROFILES[profile], device=device)
         if as_json:
@@ -36,10 +33,10 @@ def bench(
 
             print_gpu_check(console, report)
         return
-    from nsync_bench.bench import bench_metrics
-    from nsync_bench.config import MetricsConfig
+    from nsync_bench.config.recipes import load_profile
+    from nsync_bench.config.run_config import MetricsConfig
     from nsync_bench.errors import ConfigError
-    from nsync_bench.recipes import load_profile
+    from nsync_bench.perf.bench import bench_metrics
 
     # "extractors": the reference architectures with random weights (their real CPU cost; slow).
     # "startup": a 10-step smoke run in a fresh process against importing diffusers' pipeline.
@@ -49,18 +46,18 @@ def bench(
         raise ConfigError(f"unknown --only {only!r}; choose one of: {', '.join(sections)}.")
     results: dict = {"profile": profile}
     if "training" in sections[only]:
-        from nsync_bench.bench_training import bench_training
+        from nsync_bench.perf.training import bench_training
 
         results["training"] = bench_training(profile)
     if "metrics" in sections[only]:
         config = MetricsConfig.model_validate(load_profile(profile).config.get("metrics", {}))
         results["metrics"] = bench_metrics(config, n_images=n_images)
     if "extractors" in sections[only]:
-        from nsync_bench.bench import bench_reference_extractors
+        from nsync_bench.perf.bench import bench_reference_extractors
 
         results["reference_extractors"] = bench_reference_extractors()
     if "startup" in sections[only]:
-        from nsync_bench.bench_startup import bench_startup
+        from nsync_bench.perf.startup import bench_startup
 
         results["startup"] = bench_startup()
     if as_json:

@@ -6,18 +6,16 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from nsync_bench.cli import console, setup_logging, teaching_errors
-from nsync_bench.cli.data import data_app
-from nsync_bench.cli.options import DataRootOption
+from nsync_bench.cli.app import console, data_app
+from nsync_bench.cli.options import DataRootOption, StyleArgument
 
 # ruff: noqa: UP045
 # (Typer needs Optional rather than X | None in option annotations.)
 
 
 @data_app.command("captions")
-@teaching_errors
 def captions(
-    style: Annotated[str, typer.Option(help="Style to caption (see `nsync-bench data list`).")],
+    style: StyleArgument,
     captioner: Annotated[
         str, typer.Option(help="files (your own .txt) | template (fixed --text) | blip | internvl.")
     ] = "files",
@@ -32,10 +30,8 @@ def captions(
     ] = False,
     data_root: DataRootOption = None,
     device: Annotated[Optional[str], typer.Option(help="cpu (default) or cuda, for model captioners.")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Caption a style's images (cached by image content); existing captions are kept unless --overwrite."""
-    setup_logging(verbose)
     from nsync_bench.cli.progress import RichProgress
     from nsync_bench.data.captions import caption_style, make_captioner
 

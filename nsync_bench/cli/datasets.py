@@ -8,34 +8,28 @@ from typing import Annotated, Optional
 
 import typer
 
-from nsync_bench.cli import console, setup_logging, teaching_errors
-from nsync_bench.cli.data import data_app
-from nsync_bench.cli.options import DataRootOption
+from nsync_bench.cli.app import console, data_app
+from nsync_bench.cli.options import DataRootOption, StyleArgument
 
 # ruff: noqa: UP045
 # (Typer needs Optional rather than X | None in option annotations.)
 
-StyleArgument = Annotated[str, typer.Argument(help="Style name (see `nsync-bench data list`).")]
 ForceOption = Annotated[
     bool, typer.Option("--force", help="Replace existing data (only once the new data is complete).")
 ]
-VerboseOption = Annotated[bool, typer.Option("--verbose", "-v")]
 DEFAULT_RESOLUTION = 512  # SD 1.5's training resolution, the released code's (vae.sample_size)
 WARNINGS_PER_KIND = 10  # CycleGAN's 256 px images all warn at 512 px: list a few, count the rest
 
 
 @data_app.command("fetch")
-@teaching_errors
 def fetch(
     style: StyleArgument,
     url: Annotated[Optional[str], typer.Option(help="Download from this URL (a mirror), not the manifest's.")] = None,
     sha256: Annotated[Optional[str], typer.Option(help="Expected sha256 of the archive (pins a hash).")] = None,
     force: ForceOption = False,
     data_root: DataRootOption = None,
-    verbose: VerboseOption = False,
 ) -> None:
     """Download a style's archive, verify it, extract it safely and move it into the data root."""
-    setup_logging(verbose)
     from nsync_bench import paths
     from nsync_bench.cli.progress import RichProgress
     from nsync_bench.data.fetch import fetch_style
@@ -57,7 +51,6 @@ def fetch(
 
 
 @data_app.command("import")
-@teaching_errors
 def import_command(
     style: StyleArgument,
     path: Annotated[Path, typer.Argument(help="Folder with train/ and test/ (or trainA/, testA/), or flat images.")],
@@ -65,10 +58,8 @@ def import_command(
     seed: Annotated[int, typer.Option(help="Seed of the split of a flat folder (same seed, same split).")] = 0,
     force: ForceOption = False,
     data_root: DataRootOption = None,
-    verbose: VerboseOption = False,
 ) -> None:
     """Copy a local collection (images and .txt captions) into the data root, split by seed if needed."""
-    setup_logging(verbose)
     from nsync_bench import paths
     from nsync_bench.data.importer import import_style
 
@@ -81,7 +72,6 @@ def import_command(
 
 
 @data_app.command("validate")
-@teaching_errors
 def validate(
     style: StyleArgument,
     resolution: Annotated[Optional[int], typer.Option(help=f"Training resolution in px (default {DEFAULT_RESOLUTION}, "
@@ -94,10 +84,8 @@ def validate(
     show_all: Annotated[bool, typer.Option("--all", help=f"List every warning (default: {WARNINGS_PER_KIND} "
                                            "per kind; errors are always all listed).")] = False,
     data_root: DataRootOption = None,
-    verbose: VerboseOption = False,
 ) -> None:
     """Check every image: decodes fully, RGB, large enough, no duplicates, captions. Exit 1 on errors."""
-    setup_logging(verbose)
     from rich.table import Table
 
     from nsync_bench import paths
@@ -139,7 +127,6 @@ def validate(
 
 
 @data_app.command("restore")
-@teaching_errors
 def restore(style: StyleArgument, data_root: DataRootOption = None) -> None:
     """Move quarantined files (and their captions) back into their splits; nothing is overwritten."""
     from nsync_bench import paths
@@ -153,14 +140,13 @@ def restore(style: StyleArgument, data_root: DataRootOption = None) -> None:
 
 
 def _profile_resolution(profile: str) -> int:
-    from nsync_bench.config import ModelConfig
-    from nsync_bench.recipes import load_profile
+    from nsync_bench.config.recipes import load_profile
+    from nsync_bench.config.run_config import ModelConfig
 
     return int(load_profile(profile).config.get("model", {}).get("resolution", ModelConfig().resolution))
 
 
 @data_app.command("list")
-@teaching_errors
 def list_styles(data_root: DataRootOption = None) -> None:
     """Each style: its source, images per split, and whether captions and negative sets exist."""
     from rich.table import Table

@@ -7,14 +7,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from nsync_bench.cli import app, console, setup_logging, teaching_errors
+from nsync_bench.cli.app import app, console
 from nsync_bench.cli.options import TrackingUriOption
 
 # ruff: noqa: UP045
 
 
 @app.command()
-@teaching_errors
 def export(
     source: Annotated[str, typer.Argument(help="A finished run's directory, or its MLflow run id.")],
     fmt: Annotated[str, typer.Option("--format", help="diffusers | a1111 | comfyui | kohya")] = "a1111",
@@ -25,10 +24,9 @@ def export(
     """Export an adapter (with its model card) for diffusers, AUTOMATIC1111, ComfyUI or kohya-ss."""
     import os
 
-    setup_logging(False)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per file downloaded
-    from nsync_bench.export import FORMATS
-    from nsync_bench.export import export as run_export
+    from nsync_bench.export.formats import FORMATS
+    from nsync_bench.export.formats import export as run_export
 
     if fmt not in FORMATS:
         from nsync_bench.errors import NsyncBenchError

@@ -8,13 +8,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from nsync_bench.cli import app, console, setup_logging, teaching_errors
+from nsync_bench.cli.app import app, console
 
 # ruff: noqa: UP045 - typer needs Optional
 
 
 @app.command()
-@teaching_errors
 def metrics(
     dir_a: Annotated[Path, typer.Argument(help="Generated images (CSD scores these against B's style).")],
     dir_b: Annotated[Path, typer.Argument(help="Reference (real) images.")],
@@ -26,18 +25,16 @@ def metrics(
     weights_dir: Annotated[Optional[Path], typer.Option(help="Metric weights ($NSYNC_BENCH_WEIGHTS_DIR).")] = None,
     cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse cached features.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Score DIR_A against DIR_B with FID, KID, CMMD and CSD; a table, or JSON with --json."""
-    setup_logging(verbose)
     from nsync_bench import paths
     from nsync_bench.cli.progress import RichProgress
-    from nsync_bench.config import MetricsConfig
+    from nsync_bench.config.recipes import load_profile
+    from nsync_bench.config.run_config import MetricsConfig
     from nsync_bench.errors import ConfigError
     from nsync_bench.metrics.images import list_image_files
     from nsync_bench.metrics.scoring import score_image_sets
     from nsync_bench.progress import NullProgress
-    from nsync_bench.recipes import load_profile
 
     settings = dict(load_profile(profile).config.get("metrics", {}))
     if names:

@@ -6,27 +6,23 @@ from typing import Annotated
 
 import typer
 
-from nsync_bench.cli import console, setup_logging, teaching_errors
-from nsync_bench.cli.data import data_app
-from nsync_bench.cli.options import DataRootOption, ProtocolOption, SetOption
+from nsync_bench.cli.app import console, data_app
+from nsync_bench.cli.options import DataRootOption, ProtocolOption, SetOption, StyleArgument
 
 
 @data_app.command("negatives")
-@teaching_errors
 def negatives(
-    style: Annotated[str, typer.Option(help="Style whose training captions to render generically.")],
+    style: StyleArgument,
     profile: Annotated[str, typer.Option(help="Profile: its base model renders the set.")] = "smoke",
     protocol: ProtocolOption = None,
     overrides: SetOption = None,
     data_root: DataRootOption = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Generate the negative set NSYNC trains on (cached; `run --method nsync` does this itself)."""
-    setup_logging(verbose)
     from nsync_bench import paths
     from nsync_bench.cli.progress import RichProgress
+    from nsync_bench.config.recipes import resolve_config
     from nsync_bench.data.negatives import negatives_for_config
-    from nsync_bench.recipes import resolve_config
 
     config = resolve_config(style=style, method="nsync", profile=profile, protocol=protocol, overrides=overrides)
     images = negatives_for_config(config, paths.data_root(data_root), RichProgress())

@@ -25,3 +25,5 @@ RunsDirOption = Annotated[Optional[Path], typer.Option(help="Run outputs (defaul
 DataRootOption = Annotated[
     Optional[Path], typer.Option(help="Datasets (default: $NSYNC_BENCH_DATA_ROOT or the user data dir).")
 ]
+StyleArgument = Annotated[str, typer.Argument(help="Style name (see `nsync-bench data list`).")]
+WorldStyleArgument = Annotated[str, typer.Argument(help="A toy-world target style (world-dusk or world-etching).")]

@@ -7,12 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from nsync_bench.cli import app, console, teaching_errors
+from nsync_bench.cli.app import app, console
 from nsync_bench.cli.options import ProtocolOption, SetOption
 
 
 @app.command()
-@teaching_errors
 def profiles(
     name: Annotated[Optional[str], typer.Argument(help="Profile to show resolved (omit to list).")] = None,  # noqa: UP045
     method: Annotated[str, typer.Option(help="Method whose recipe to resolve.")] = "ti",
@@ -24,7 +23,7 @@ def profiles(
     """List profiles and protocols, or print one profile's resolved config and run key."""
     from rich.table import Table
 
-    from nsync_bench import recipes
+    from nsync_bench.config import recipes
 
     if name is None:
         table = Table("profile", "default protocol", "description", title="profiles")
@@ -36,7 +35,7 @@ def profiles(
             table.add_row(proto.name, ", ".join(sorted(proto.methods)) or "-", proto.description)
         console.print(table)
         return
-    from nsync_bench.config import run_key
+    from nsync_bench.config.run_config import run_key
 
     config = recipes.resolve_config(style=style, method=method, seed=seed, profile=name, protocol=protocol,
                                     overrides=overrides)

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from nsync_bench.cli import app, console, setup_logging, teaching_errors
+from nsync_bench.cli.app import app, console
 from nsync_bench.cli.options import DataRootOption, TrackingUriOption
 from nsync_bench.errors import NsyncBenchError
 from nsync_bench.paths import default_experiment
 
 if TYPE_CHECKING:
-    from nsync_bench.report import ReportResult
+    from nsync_bench.report.build import ReportResult
 
 # ruff: noqa: UP045 - typer needs Optional
 
@@ -75,7 +75,6 @@ def print_summary(result: ReportResult) -> None:
 
 
 @app.command()
-@teaching_errors
 def report(
     experiments: Annotated[Optional[list[str]], typer.Option(
         "--experiment", help=f"MLflow experiment to report (repeatable; default {DEFAULT_EXPERIMENT}).")] = None,
@@ -87,17 +86,15 @@ def report(
     tracking_uri: TrackingUriOption = None,
     data_root: DataRootOption = None,
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Do not log the report as an MLflow run.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Summaries with CIs, paired tests across seeds, the paper's claims, plots and image grids.
 
     Writes report.md, a self-contained index.html and CSV tables, and logs them to MLflow.
     """
-    setup_logging(verbose)
     extra = parse_pairs(compare)
     from nsync_bench.cli.progress import RichProgress
-    from nsync_bench.report import build_report
     from nsync_bench.report.analysis import DEFAULT_PAIRS
+    from nsync_bench.report.build import build_report
 
     pairs = list(dict.fromkeys([*DEFAULT_PAIRS, *extra])) if extra else None  # --compare adds to the defaults
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from nsync_bench.cli import app, console, setup_logging, teaching_errors
+from nsync_bench.cli.app import app, console
 from nsync_bench.cli.options import (
     DataRootOption,
     ExperimentOption,
@@ -23,7 +23,6 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 @app.command()
-@teaching_errors
 def run(
     style: Annotated[str, typer.Option(help="Style to learn (see `nsync-bench data list`).")],
     method: Annotated[str, typer.Option(help="ti | lora | nsync | nsync-lora | ldm")],
@@ -41,16 +40,14 @@ def run(
                      help="Skip if finished, else continue from the last checkpoint (default); or start over."),
     ] = True,
     track: Annotated[bool, typer.Option("--track/--no-track", help="Log to MLflow.")] = True,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Train one method on one style, generate evaluation images, and log everything to MLflow."""
-    setup_logging(verbose)
     from nsync_bench.cli.progress import RichProgress
-    from nsync_bench.recipes import resolve_config
+    from nsync_bench.config.recipes import resolve_config
 
     config = resolve_config(style=style, method=method, seed=seed, profile=profile, protocol=protocol,
                             overrides=overrides)
-    from nsync_bench.runner import RunOptions, execute
+    from nsync_bench.pipeline.runner import RunOptions, execute
 
     options = RunOptions(runs_dir=runs_dir, data_root=data_root, tracking_uri=tracking_uri, experiment=experiment,
                          track=track, resume="auto" if resume else "never", progress=RichProgress())

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from nsync_bench.cli import app, console, setup_logging, teaching_errors
+from nsync_bench.cli.app import app, console
 from nsync_bench.cli.options import (
     DataRootOption,
     ExperimentOption,
@@ -26,7 +26,6 @@ def _csv(text: str | None) -> list[str]:
 
 
 @app.command()
-@teaching_errors
 def sweep(
     file: Annotated[Optional[str], typer.Option(help="A sweep file: name in baselines/sweeps or a path.")] = None,
     styles: Annotated[Optional[str], typer.Option(help="Comma list, e.g. monet,vangogh.")] = None,
@@ -58,14 +57,12 @@ def sweep(
                                           "skip and estimate GPU-hours; run nothing.")] = False,
     step_time: Annotated[Optional[str], typer.Option(help="For --dry-run: seconds per TI step at batch 4, or the "
                                                      "GPU check's JSON (bench --profile sd15-arch --json).")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run every (style, method, seed) of a matrix; finished runs are skipped, interrupted ones resume."""
-    setup_logging(verbose)
     from nsync_bench.cli.sweep_view import SweepView
     from nsync_bench.errors import ConfigError
-    from nsync_bench.executors import SlurmSettings, make_executor
-    from nsync_bench.sweep import SweepOptions, SweepSpec, load_sweep_file, run_sweep
+    from nsync_bench.sweep.executors import SlurmSettings, make_executor
+    from nsync_bench.sweep.matrix import SweepOptions, SweepSpec, load_sweep_file, run_sweep
 
     spec = load_sweep_file(file) if file else SweepSpec(styles=[], methods=[], seeds=[])
     spec.styles = _csv(styles) or spec.styles
@@ -86,7 +83,7 @@ def sweep(
                            weights_dir=str(weights_dir) if weights_dir else None)
     if dry_run:
         from nsync_bench.cli.sweep_dry_run import print_plan
-        from nsync_bench.sweep_plan import parse_step_time, plan_sweep
+        from nsync_bench.sweep.plan import parse_step_time, plan_sweep
 
         times = parse_step_time(step_time) if step_time else None
         print_plan(console, spec, plan_sweep(spec, options, times, retry_failed=retry_failed))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from nsync_bench.sweep import SweepSpec
-from nsync_bench.sweep_plan import SweepPlan
+from nsync_bench.sweep.matrix import SweepSpec
+from nsync_bench.sweep.plan import SweepPlan
 
 _ORDER = ("start", "resume", "retry", "skip")
 

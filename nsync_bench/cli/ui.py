@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from nsync_bench.cli import app, console, teaching_errors
+from nsync_bench.cli.app import app, console
 from nsync_bench.cli.options import TrackingUriOption
 
 
@@ -28,7 +28,6 @@ def ui_url(host: str, port: int, experiment_id: str | None = None) -> str:
 
 
 @app.command()
-@teaching_errors
 def ui(
     tracking_uri: TrackingUriOption = None,
     host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps it local.")] = "127.0.0.1",

@@ -7,12 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from nsync_bench.cli import app, console, setup_logging, teaching_errors
+from nsync_bench.cli.app import console, weights_app
 
 # ruff: noqa: UP045 - typer needs Optional
 
-weights_app = typer.Typer(help="Metric weights: list what is needed and where, fetch it.", no_args_is_help=True)
-app.add_typer(weights_app, name="weights")
 
 WeightsDirOption = Annotated[
     Optional[Path], typer.Option(help="Weights folder (default: $NSYNC_BENCH_WEIGHTS_DIR or the user cache).")
@@ -22,7 +20,6 @@ Sha256Option = Annotated[Optional[str], typer.Option(help="Expected sha256 (pins
 
 
 @weights_app.command("list")
-@teaching_errors
 def list_weights(weights_dir: WeightsDirOption = None) -> None:
     """Each weight file: where it must be, whether it is there, its source and checksum status."""
     from rich.table import Table
@@ -42,17 +39,14 @@ def list_weights(weights_dir: WeightsDirOption = None) -> None:
 
 
 @weights_app.command("fetch")
-@teaching_errors
 def fetch_weights(
     names: Annotated[Optional[list[str]], typer.Argument(help="Entries to fetch (default: all).")] = None,
     weights_dir: WeightsDirOption = None,
     url: Annotated[Optional[str], typer.Option(help="Download from this mirror instead (one NAME only).")] = None,
     sha256: Sha256Option = None,
     force: Annotated[bool, typer.Option(help="Download again even if present.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Download official metric weights into the weights folder, verifying checksums."""
-    setup_logging(verbose)
     from nsync_bench.cli.progress import RichProgress
     from nsync_bench.errors import ConfigError
     from nsync_bench.metrics.weights import REGISTRY, fetch, get_entry

@@ -6,14 +6,11 @@ from pathlib import Path
 
 import typer
 
-from nsync_bench.cli import app, console, setup_logging, teaching_errors
-
-world_app = typer.Typer(help="The toy world: build its base model, probe and sample grids.", no_args_is_help=True)
-app.add_typer(world_app, name="world")
+from nsync_bench.cli.app import console, world_app
+from nsync_bench.cli.options import WorldStyleArgument
 
 
 @world_app.command("build")
-@teaching_errors
 def build_command(
     work_dir: Path = typer.Option(Path("world-build"), help="Checkpoints go here; rerun to resume."),
     out: Path = typer.Option(None, help="Where to write the exported weights (default: <work-dir>/weights)."),
@@ -21,10 +18,8 @@ def build_command(
     seed: int = typer.Option(0),
     threads: int = typer.Option(2, help="CPU threads (part of the result: CPU reductions depend on it)."),
     max_minutes: float = typer.Option(None, help="Stop (checkpointed) after this long; rerun to continue."),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Train the toy world's base model from scratch (resumable; exports EMA weights + sha256 manifest)."""
-    setup_logging(verbose)
     from nsync_bench.cli.progress import RichProgress
     from nsync_bench.world.train import BuildConfig, build
 
@@ -35,17 +30,14 @@ def build_command(
 
 
 @world_app.command("probe")
-@teaching_errors
 def probe_command(
     out: Path = typer.Option(None, help="Where to write probe.safetensors (default: the shipped location)."),
     seed: int = typer.Option(0),
     images: int = typer.Option(16000, help="Training renders."),
     epochs: int = typer.Option(4),
     threads: int = typer.Option(2),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Train the toy world's probe CNN (the features of the `toy-world` metric extractors)."""
-    setup_logging(verbose)
     import torch
 
     from nsync_bench.cli.progress import RichProgress
@@ -60,17 +52,14 @@ def probe_command(
 
 
 @world_app.command("control")
-@teaching_errors
 def control_command(
-    style: str = typer.Option("world-dusk", help="A toy-world target style."),
+    style: WorldStyleArgument = "world-dusk",
     seeds: str = typer.Option("0,1,2,3,4", help="Comma-separated run seeds."),
     set_: list[str] = typer.Option([], "--set", help="Config override for every arm (key=value)."),
     out: Path = typer.Option(Path("reports/world-control"), help="Where control.md and control.json go."),
     work_dir: Path = typer.Option(None, help="Runs and images (default: <runs dir>/world-control)."),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """The positive control: TI vs the untrained model prompted with the style's name, and the real-data floor."""
-    setup_logging(verbose)
     from nsync_bench.world.control import positive_control, write_result
 
     result = positive_control(style, tuple(int(s) for s in seeds.split(",")), set_, work_dir)
@@ -80,9 +69,8 @@ def control_command(
 
 
 @world_app.command("sanity")
-@teaching_errors
 def sanity_command(
-    style: str = typer.Option("world-dusk", help="A toy-world target style."),
+    style: WorldStyleArgument = "world-dusk",
     n: int = typer.Option(96, help="Images per set."),
     extractors: str = typer.Option("toy-world", help="toy-world or smoke."),
 ) -> None:
@@ -93,7 +81,6 @@ def sanity_command(
 
 
 @world_app.command("samples")
-@teaching_errors
 def samples_command(
     out: Path = typer.Option(Path("reports/world-samples.png"), help="The grid (real | sample pairs)."),
     weights: Path = typer.Option(None, help="A toy-world weights folder (default: the committed one)."),

@@ -1,0 +1,1 @@
+"""Style datasets: manifests, fetching and importing, validation, captions, negative sets, data identity."""

@@ -7,8 +7,9 @@ from typing import Any
 
 from PIL import Image
 
-from nsync_bench.data.captions import Captioner, model_not_available, resolve_device
+from nsync_bench.data.captions import Captioner, model_not_available
 from nsync_bench.errors import ConfigError
+from nsync_bench.models.device import resolve_device
 from nsync_bench.models.hub import load_hf, model_key
 
 BLIP_LARGE = "Salesforce/blip-image-captioning-large"

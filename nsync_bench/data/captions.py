@@ -24,8 +24,7 @@ from typing import Any
 from PIL import Image
 
 from nsync_bench.errors import ConfigError, DataError, ModelNotAvailableError, unknown_name
-from nsync_bench.hashing import file_sha256
-from nsync_bench.io import atomic_write_text
+from nsync_bench.io import atomic_write_text, file_sha256
 from nsync_bench.progress import NullProgress, Progress
 
 log = logging.getLogger(__name__)
@@ -37,16 +36,6 @@ CAPTIONERS: dict[str, str] = {
     "internvl": "nsync_bench.data.internvl:InternVLCaptioner",
 }
 """Name -> ``module:Class``; imported only when used, so listing names never imports torch."""
-
-
-def __getattr__(name: str) -> Any:
-    """``BlipCaptioner`` and ``BLIP_LARGE`` live in :mod:`nsync_bench.data.blip`; importing it lazily
-    keeps the old ``from nsync_bench.data.captions import BlipCaptioner`` working without a cycle."""
-    if name in ("BlipCaptioner", "BLIP_LARGE"):
-        from nsync_bench.data import blip
-
-        return getattr(blip, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Captioner:
@@ -68,13 +57,9 @@ class Captioner:
 
     def caption_paths(self, paths: Sequence[Path]) -> list[str]:
         """Caption image files; the default opens them as RGB and calls :meth:`caption`."""
-        images = []
-        for path in paths:
-            with Image.open(path) as image:
-                from nsync_bench.data.pixels import to_rgb
+        from nsync_bench.data.pixels import load_rgb
 
-                images.append(to_rgb(image).copy())
-        return self.caption(images)
+        return self.caption([load_rgb(path) for path in paths])
 
 
 class FilesCaptioner(Captioner):
@@ -124,19 +109,6 @@ class TemplateCaptioner(Captioner):
 
     def caption(self, images: list[Image.Image]) -> list[str]:
         return [self.text] * len(images)
-
-
-def resolve_device(device: str) -> str:
-    """``cpu`` or an available CUDA device; anything else is a teaching error."""
-    if device == "cpu":
-        return device
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r} requested but CUDA is not available here; use --device cpu.")
-        return device
-    raise ConfigError(f"unknown device {device!r}; use cpu or cuda (cuda:N).")
 
 
 def model_not_available(kind: str, model: str, local: bool, reason: str,

@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from nsync_bench.data.styles import IMAGE_SUFFIXES
-from nsync_bench.hashing import file_sha256
-from nsync_bench.io import atomic_write_json
+from nsync_bench.io import atomic_write_json, file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,9 @@ from typing import Any
 
 from PIL import Image
 
-from nsync_bench.data.captions import Captioner, model_not_available, resolve_device
+from nsync_bench.data.captions import Captioner, model_not_available
 from nsync_bench.errors import ConfigError
+from nsync_bench.models.device import resolve_device
 from nsync_bench.models.hub import load_hf, model_key
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ class InternVLCaptioner(Captioner):
         from nsync_bench.models.pretrained import _dtype_kwargs
 
         device = resolve_device(self.device)
-        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         dtype_kwargs, _ = _dtype_kwargs(dtype)
 
         def model_loader(target: str, **kwargs: Any) -> Any:

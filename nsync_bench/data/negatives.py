@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from nsync_bench import seeding
-from nsync_bench.config import BenchConfig, EvalConfig
+from nsync_bench.config.run_config import EvalConfig, RunConfig
 from nsync_bench.data.styles import IMAGE_SUFFIXES, StyleImage, StyleInfo
 from nsync_bench.errors import DataError
 from nsync_bench.progress import NullProgress, Progress
@@ -57,7 +57,7 @@ class NegativeSetSpec:
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def negative_spec(config: BenchConfig, style: StyleInfo, base_model: str) -> NegativeSetSpec:
+def negative_spec(config: RunConfig, style: StyleInfo, base_model: str) -> NegativeSetSpec:
     neg = config.negatives
     return NegativeSetSpec(
         base_model=base_model,
@@ -94,7 +94,7 @@ def paired_paths(folder: Path, positives: list[StyleImage]) -> list[Path]:
         raise DataError(
             f"negative set {folder} lacks {len(missing)} of {len(positives)} images, e.g. {missing[:5]}; "
             "each training image needs a negative with the same file stem. Regenerate it with "
-            "`nsync-bench data negatives --style STYLE` or fix --set nsync.negatives_dir."
+            "`nsync-bench data negatives STYLE` or fix --set nsync.negatives_dir."
         )
     return [by_stem[img.path.stem] for img in positives]
 
@@ -108,7 +108,7 @@ def generate_negative_set(
     progress: Progress | None = None,
 ) -> Path:
     """Render the set into ``target/train`` atomically (a temp sibling renamed into place)."""
-    from nsync_bench.generation import EvalPrompt, generate_batch
+    from nsync_bench.pipeline.generation import EvalPrompt, generate_batch
 
     progress = progress or NullProgress()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -141,7 +141,7 @@ def generate_negative_set(
 
 
 def ensure_negative_set(
-    config: BenchConfig,
+    config: RunConfig,
     style: StyleInfo,
     positives: list[StyleImage],
     captions: list[str],
@@ -162,10 +162,10 @@ def ensure_negative_set(
     return paired_paths(target / "train", positives)
 
 
-def negatives_for_config(config: BenchConfig, data_root: Path, progress: Progress | None = None) -> list[Path]:
+def negatives_for_config(config: RunConfig, data_root: Path, progress: Progress | None = None) -> list[Path]:
     """Build (or find) the negative set a run with ``config`` would train on; return its paths."""
     from nsync_bench.data.styles import ensure_style_data, get_style, list_images, require_captions
-    from nsync_bench.models import components_for
+    from nsync_bench.models.loading import components_for
 
     style = get_style(config.run.style)
     style_dir = ensure_style_data(style.name, data_root)

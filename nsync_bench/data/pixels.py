@@ -12,7 +12,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
+
+from nsync_bench.errors import DataError
 
 HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
@@ -51,6 +53,11 @@ def open_image(path: Path) -> Image.Image:
             return image.copy()
 
 
-def load_rgb_image(path: Path) -> Image.Image:
-    """``path`` decoded as 8-bit RGB with its intensities preserved."""
-    return to_rgb(open_image(path))
+def load_rgb(path: Path) -> Image.Image:
+    """``path`` decoded fully as 8-bit RGB with its intensities preserved: the one image loader of training,
+    scoring and captioning. A file that does not decode is a :class:`DataError` naming it and the fix."""
+    try:
+        return to_rgb(open_image(path))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise DataError(f"cannot decode image {path}: {err}. Remove or replace it, or find every such file with "
+                        "`nsync-bench data validate STYLE --quarantine`.") from err

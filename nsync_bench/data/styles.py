@@ -14,7 +14,7 @@ from pathlib import Path
 import tomllib
 
 from nsync_bench.errors import DataError, unknown_name
-from nsync_bench.resources import shipped_dir
+from nsync_bench.paths import shipped_dir
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def ensure_style_data(name: str, data_root: Path) -> Path:
         if name in TOY_STYLES:
             render_toy_style(name, directory)
         else:  # the toy world's target styles (nsync_bench.world)
-            from nsync_bench.world.data import render_world_style
+            from nsync_bench.world.targets import render_world_style
 
             render_world_style(name, directory)
         return directory

@@ -14,10 +14,10 @@ from typing import Any, ClassVar
 import torch
 
 from nsync_bench import seeding
-from nsync_bench.config import BenchConfig
+from nsync_bench.config.run_config import RunConfig
 from nsync_bench.data.styles import StyleInfo
 from nsync_bench.models.components import DiffusionComponents
-from nsync_bench.training.data import Batch
+from nsync_bench.training.batches import Batch
 from nsync_bench.training.diffusion import diffusion_loss, encode_prompts
 from nsync_bench.training.precision import Precision
 
@@ -56,7 +56,7 @@ class Method(ABC):
 
     def __init__(
         self,
-        config: BenchConfig,
+        config: RunConfig,
         components: DiffusionComponents,
         style: StyleInfo,
         device: torch.device,

@@ -33,11 +33,11 @@ from typing import Any
 import torch
 
 from nsync_bench import seeding
-from nsync_bench.config import DEFAULT_EPS
+from nsync_bench.config.run_config import DEFAULT_EPS
 from nsync_bench.errors import ConfigError, TrainingError, unknown_name
 from nsync_bench.methods.lora import Lora
 from nsync_bench.methods.textual_inversion import TextualInversion
-from nsync_bench.training.data import Batch, ImageSet, make_batch
+from nsync_bench.training.batches import Batch, ImageSet, make_batch
 from nsync_bench.training.diffusion import branch_losses, draw
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nsync_bench.hashing import file_sha256
-from nsync_bench.io import atomic_open
+from nsync_bench.io import atomic_open, file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -45,18 +45,6 @@ def list_image_files(folder: Path) -> list[Path]:
     return files
 
 
-def load_rgb(path: Path) -> Image.Image:
-    """Decode fully and convert to RGB (clean-fid and CSD do ``.convert('RGB')``)."""
-    try:
-        from nsync_bench.data.pixels import load_rgb_image
-
-        rgb = load_rgb_image(path)  # 16-bit images scaled, not clipped white; no raw bomb warning
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise DataError(f"cannot decode image {path}: {err}. Remove or replace it, or run `nsync-bench data "
-                        "validate --quarantine`.") from err
-    return rgb
-
-
 def inventory(files: list[Path]) -> ImageSetInfo:
     """Count images, modes and sizes from the headers (cheap; decoding errors surface at extraction)."""
     info = ImageSetInfo()

@@ -16,11 +16,12 @@ from typing import Literal
 
 import numpy as np
 
-from nsync_bench.config import MetricsConfig
+from nsync_bench.config.run_config import MetricsConfig
+from nsync_bench.data.pixels import load_rgb
 from nsync_bench.errors import DataError
 from nsync_bench.metrics.cache import FeatureCache, cache_key
 from nsync_bench.metrics.extractors.base import FeatureExtractor
-from nsync_bench.metrics.images import ImageSetInfo, inventory, load_rgb
+from nsync_bench.metrics.images import ImageSetInfo, inventory
 from nsync_bench.progress import NullProgress, Progress
 
 log = logging.getLogger(__name__)

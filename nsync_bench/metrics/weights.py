@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from nsync_bench.config import CLIP_MODEL
+from nsync_bench.config.run_config import CLIP_MODEL
 from nsync_bench.download import DownloadError, download, file_sha256
 from nsync_bench.errors import ModelNotAvailableError, NsyncBenchError, unknown_name
 from nsync_bench.io import atomic_write_json

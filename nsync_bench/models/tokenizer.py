@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nsync_bench.errors import ModelNotAvailableError
-from nsync_bench.hashing import file_sha256
-from nsync_bench.io import atomic_write_text
+from nsync_bench.io import atomic_write_text, file_sha256
 
 if TYPE_CHECKING:
     from transformers import CLIPTokenizer

@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 import tomllib
 
-from nsync_bench import stats
-from nsync_bench.power import DEFAULT_POWER, minimum_detectable_effect, seeds_needed
-from nsync_bench.report.data import ReportData
-from nsync_bench.resources import shipped_dir
+from nsync_bench.paths import shipped_dir
+from nsync_bench.report.runs_table import ReportData
+from nsync_bench.stats import paired as stats
+from nsync_bench.stats.power import DEFAULT_POWER, minimum_detectable_effect, seeds_needed
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from nsync_bench.report.data import ReportData
+from nsync_bench.report.runs_table import ReportData
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from nsync_bench.report.artifacts import evaluation_image, load_manifest
-from nsync_bench.report.data import ReportData
 from nsync_bench.report.plots import method_order
+from nsync_bench.report.runs_table import ReportData
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 
 from nsync_bench.report.reference_rows import REFERENCE_LABEL
-from nsync_bench.stats import BOOTSTRAP_MIN_N
+from nsync_bench.stats.paired import BOOTSTRAP_MIN_N
 
 
 def fmt(value: object) -> str:

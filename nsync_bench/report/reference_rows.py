@@ -1,7 +1,7 @@
 """Reference rows of a report: the real-data floor per (profile, style) and metric.
 
 For each (profile, style) of the reported runs, the floor is read from MLflow (a reference run,
-nsync_bench.reference) or computed once and logged there, with the runs' own metric settings
+nsync_bench.pipeline.reference) or computed once and logged there, with the runs' own metric settings
 (their ``metrics.*`` params) and their number of evaluation images. A floor is shown only for a
 metric whose implementation id equals the runs' (the report never compares across
 implementations). Reference rows never enter the comparisons.
@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from nsync_bench.errors import NsyncBenchError
-from nsync_bench.report.data import ReportData
+from nsync_bench.report.runs_table import ReportData
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def reference_rows(data: ReportData, *, data_root: Path, experiments: list[str],
     """The floor rows (columns :data:`COLUMNS`) and warnings for floors that could not be had."""
     from mlflow.tracking import MlflowClient
 
-    from nsync_bench.reference import ensure_floor, metrics_config_from_params
+    from nsync_bench.pipeline.reference import ensure_floor, metrics_config_from_params
 
     client = MlflowClient(data.tracking_uri)
     found = (client.get_experiment_by_name(name) for name in experiments)

@@ -20,10 +20,10 @@ import pandas as pd
 
 from nsync_bench.metrics.legacy import inception_mode_note
 from nsync_bench.report.analysis import Analysis
-from nsync_bench.report.data import ReportData, library_versions
 from nsync_bench.report.interpretation import FLOOR_NOTE, POWER_NOTE, inconclusive_text, seeds_text
 from nsync_bench.report.plots import METRIC_LABELS, method_order
 from nsync_bench.report.reference_rows import REFERENCE_LABEL
+from nsync_bench.report.runs_table import ReportData, library_versions
 
 GROUP = ["profile", "protocol", "style"]
 VERDICTS = ("supported", "contradicted", "inconclusive", "not tested")

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from nsync_bench.models.components import DiffusionComponents
 
 if TYPE_CHECKING:
-    from nsync_bench.training.data import Batch
+    from nsync_bench.training.batches import Batch
 
 
 def tokenize(components: DiffusionComponents, prompts: list[str], device: torch.device) -> torch.Tensor:

@@ -20,10 +20,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save
 
-from nsync_bench.hashing import file_sha256
-from nsync_bench.io import atomic_write_bytes
+from nsync_bench.io import atomic_write_bytes, file_sha256
 from nsync_bench.models.components import DiffusionComponents
-from nsync_bench.training.data import ImageSet
+from nsync_bench.training.batches import ImageSet
 from nsync_bench.training.diffusion import latent_distribution
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-    from nsync_bench.config import BenchConfig
+    from nsync_bench.config.run_config import RunConfig
     from nsync_bench.models.components import DiffusionComponents
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def text_encoder_dtype(method: str, weight_dtype: torch.dtype) -> torch.dtype:
     return weight_dtype if method in FROZEN_TEXT_ENCODER else torch.float32
 
 
-def apply_memory_knobs(components: DiffusionComponents, config: BenchConfig) -> None:
+def apply_memory_knobs(components: DiffusionComponents, config: RunConfig) -> None:
     """Gradient checkpointing for the UNet and the text encoder, if asked (in place)."""
     if config.train.gradient_checkpointing:
         components.unet.enable_gradient_checkpointing()

@@ -14,19 +14,19 @@ from pathlib import Path
 import torch
 
 from nsync_bench import seeding
-from nsync_bench.config import BenchConfig
+from nsync_bench.config.run_config import RunConfig
 from nsync_bench.methods.base import Method
 from nsync_bench.progress import NullProgress, Progress
-from nsync_bench.tracking import NullTracker, Tracker
+from nsync_bench.tracking.tracker import NullTracker, Tracker
 from nsync_bench.training import checkpoint as ckpt
-from nsync_bench.training.data import PositiveBatches
+from nsync_bench.training.batches import PositiveBatches
 
 log = logging.getLogger(__name__)
 
 StepCallback = Callable[[int], None]
 
 
-def effective_learning_rate(config: BenchConfig, processes: int = 1) -> float:
+def effective_learning_rate(config: RunConfig, processes: int = 1) -> float:
     """Released code (``scale_lr``): base lr x batch size x accumulation steps x processes."""
     train = config.train
     if not train.scale_lr:
@@ -37,7 +37,7 @@ def effective_learning_rate(config: BenchConfig, processes: int = 1) -> float:
 class Trainer:
     def __init__(
         self,
-        config: BenchConfig,
+        config: RunConfig,
         method: Method,
         batches: PositiveBatches,
         checkpoint_dir: Path,

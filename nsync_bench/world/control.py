@@ -22,9 +22,9 @@ import numpy as np
 import tomllib
 
 from nsync_bench import paths
-from nsync_bench.config import BenchConfig
+from nsync_bench.config.run_config import RunConfig
+from nsync_bench.paths import shipped_dir
 from nsync_bench.progress import NullProgress, Progress
-from nsync_bench.resources import shipped_dir
 
 logger = logging.getLogger(__name__)
 
@@ -71,18 +71,18 @@ class ControlResult:
         return "\n".join(lines) + "\n"
 
 
-def _score(files: list[Path], real: list[Path], config: BenchConfig) -> dict[str, float]:
+def _score(files: list[Path], real: list[Path], config: RunConfig) -> dict[str, float]:
     from nsync_bench.metrics.scoring import score_image_sets
 
     report = score_image_sets(files, real, config.metrics, cache_root=paths.cache_dir() / "features")
     return {name: r.value for name, r in report.results.items()}
 
 
-def _untrained_arm(config: BenchConfig, style: str, style_dir: Path, out_dir: Path) -> dict[str, float]:
+def _untrained_arm(config: RunConfig, style: str, style_dir: Path, out_dir: Path) -> dict[str, float]:
     from nsync_bench.data.styles import get_style, list_images, require_captions
-    from nsync_bench.generation import evaluation_prompts, generate_images
-    from nsync_bench.models import components_for
+    from nsync_bench.models.loading import components_for
     from nsync_bench.models.pipeline import build_pipeline
+    from nsync_bench.pipeline.generation import evaluation_prompts, generate_images
 
     info = get_style(style)
     test = list_images(style_dir, info.test_split)
@@ -95,9 +95,9 @@ def _untrained_arm(config: BenchConfig, style: str, style_dir: Path, out_dir: Pa
     return _score([out_dir / g.file for g in generated], [t.path for t in test], config)
 
 
-def _floor_arm(config: BenchConfig, style: str, style_dir: Path, out_dir: Path, seed: int) -> dict[str, float]:
+def _floor_arm(config: RunConfig, style: str, style_dir: Path, out_dir: Path, seed: int) -> dict[str, float]:
     from nsync_bench.data.styles import get_style, list_images
-    from nsync_bench.world.data import draw_split
+    from nsync_bench.world.targets import draw_split
 
     test = list_images(style_dir, get_style(style).test_split)
     count = config.eval.max_prompts or len(test)
@@ -112,7 +112,7 @@ def _floor_arm(config: BenchConfig, style: str, style_dir: Path, out_dir: Path, 
 def compare(values: dict[str, dict[str, list[float]]], first: str, second: str,
             alpha: float = 0.05) -> dict[str, dict[str, float | str]]:
     from nsync_bench.metrics.scoring import METRICS
-    from nsync_bench.stats import holm_bonferroni, paired_comparison, verdict
+    from nsync_bench.stats.paired import holm_bonferroni, paired_comparison, verdict
 
     out: dict[str, dict[str, float | str]] = {}
     for metric in values[first]:
@@ -131,9 +131,9 @@ def positive_control(style: str = "world-dusk", seeds: tuple[int, ...] = (0, 1, 
     """Run the three arms for every seed and compare them (see the module docstring)."""
     import time
 
+    from nsync_bench.config.recipes import resolve_config
     from nsync_bench.data.styles import ensure_style_data
-    from nsync_bench.recipes import resolve_config
-    from nsync_bench.runner import RunOptions, run
+    from nsync_bench.pipeline.runner import RunOptions, run
 
     progress = progress or NullProgress()
     overrides = list(overrides or [])

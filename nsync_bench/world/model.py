@@ -26,7 +26,7 @@ from diffusers.models.modeling_outputs import AutoencoderKLOutput
 from diffusers.models.modeling_utils import ModelMixin
 
 from nsync_bench.errors import ModelNotAvailableError
-from nsync_bench.hashing import file_sha256
+from nsync_bench.io import file_sha256
 from nsync_bench.models.components import DiffusionComponents
 from nsync_bench.models.tokenizer import CLIP_VOCAB_SIZE, load_clip_tokenizer
 from nsync_bench.world.render import RESOLUTION

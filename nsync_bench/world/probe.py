@@ -20,7 +20,7 @@ from torch import nn
 
 from nsync_bench import seeding
 from nsync_bench.errors import ModelNotAvailableError
-from nsync_bench.hashing import file_sha256
+from nsync_bench.io import file_sha256
 from nsync_bench.progress import NullProgress, Progress
 from nsync_bench.world import render as wr
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from nsync_bench.config import MetricsConfig
+from nsync_bench.config.run_config import MetricsConfig
 from nsync_bench.world import render as wr
-from nsync_bench.world.data import draw_split
+from nsync_bench.world.targets import draw_split
 
 
 def neighbours(style: wr.WorldStyle) -> list[wr.WorldStyle]:

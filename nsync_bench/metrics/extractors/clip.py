@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from nsync_bench.config import CLIP_MODEL
+from nsync_bench.config.run_config import CLIP_MODEL
 from nsync_bench.errors import ModelNotAvailableError
 from nsync_bench.metrics.extractors.base import FeatureExtractor
 from nsync_bench.metrics.weights import REGISTRY, cached_sha256, weight_path

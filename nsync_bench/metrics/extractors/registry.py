@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-from nsync_bench.config import CLIP_MODEL
+from nsync_bench.config.run_config import CLIP_MODEL
 from nsync_bench.errors import unknown_name
 from nsync_bench.metrics.extractors.base import FeatureExtractor
 

@@ -8,27 +8,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from nsync_bench import seeding
-from nsync_bench.config import DataConfig
-from nsync_bench.errors import DataError
+from nsync_bench.config.run_config import DataConfig
+from nsync_bench.data.pixels import load_rgb
 
 _RESAMPLE = {
     "bicubic": Image.Resampling.BICUBIC,
     "bilinear": Image.Resampling.BILINEAR,
     "lanczos": Image.Resampling.LANCZOS,
 }
-
-
-def load_rgb(path: Path) -> Image.Image:
-    """Open an image fully as RGB; a truncated or corrupt file is an error naming it."""
-    try:
-        from nsync_bench.data.pixels import load_rgb_image
-
-        return load_rgb_image(path)  # 16-bit images scaled, not clipped white
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise DataError(f"cannot read image {path}: {err}. Check it with `nsync-bench data validate`.") from err
 
 
 def resize_square(image: Image.Image, resolution: int, interpolation: str, center_crop: bool) -> Image.Image:

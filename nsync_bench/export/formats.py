@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from nsync_bench.errors import NsyncBenchError
-from nsync_bench.model_card import card_fields, diffusers_usage, write_model_card
+from nsync_bench.export.model_card import card_fields, diffusers_usage, write_model_card
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def _from_mlflow(run_id: str, tracking_uri: str | None, workdir: Path) -> Export
     from mlflow.tracking import MlflowClient
 
     from nsync_bench.paths import tracking_uri as default_uri
-    from nsync_bench.tracking import check_reachable
+    from nsync_bench.tracking.tracker import check_reachable
 
     uri = default_uri(tracking_uri)
     check_reachable(uri)

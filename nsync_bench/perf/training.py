@@ -67,8 +67,8 @@ def bench_training(profile: str = "smoke", *, style: str = "toy-pastel", warmup:
     import torch
 
     from nsync_bench import paths
-    from nsync_bench.recipes import resolve_config
-    from nsync_bench.runner import build_training
+    from nsync_bench.config.recipes import resolve_config
+    from nsync_bench.pipeline.runner import build_training
 
     results: dict[str, Any] = {"methods": {}, "extra": {}}
     with tempfile.TemporaryDirectory(prefix="nsync-bench-") as tmp:
@@ -105,7 +105,7 @@ def bench_training(profile: str = "smoke", *, style: str = "toy-pastel", warmup:
 
 def _generation_rate(training: Any, config: Any) -> float:
     """Evaluation images per second with the profile's sampler settings and eval batch size."""
-    from nsync_bench.generation import evaluation_prompts, generate_batch
+    from nsync_bench.pipeline.generation import evaluation_prompts, generate_batch
 
     pipe = training.method.evaluation_pipeline()
     prompts = evaluation_prompts(0, ["a small house next to a tree"] * config.eval.batch_size,

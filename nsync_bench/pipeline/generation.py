@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from nsync_bench import seeding
-from nsync_bench.config import EvalConfig
+from nsync_bench.config.run_config import EvalConfig
 from nsync_bench.progress import NullProgress, Progress
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Profiles and protocols on disk, and the resolution of a run's config from them.
 
-* profiles: ``nsync_bench/profiles/<name>.toml`` — ``description``, ``default_protocol`` and a
+* profiles: ``nsync_bench/config/profiles/<name>.toml`` — ``description``, ``default_protocol`` and a
   ``[config]`` table (what and where: model, resolution, precision, sampling, step budget);
 * protocols: ``baselines/protocols/<name>.toml`` — ``description``, ``[defaults]`` and
   ``[methods.<method>]`` tables (the recipe per method).
@@ -14,10 +14,10 @@ from typing import Any
 
 import tomllib
 
-from nsync_bench.config import BenchConfig, check_keys, deep_merge, overrides_to_tree, validate
+from nsync_bench.config.run_config import RunConfig, check_keys, deep_merge, overrides_to_tree, validate
 from nsync_bench.errors import ConfigError, unknown_name
 from nsync_bench.methods import check_method
-from nsync_bench.resources import shipped_dir
+from nsync_bench.paths import shipped_dir
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 
@@ -93,8 +93,8 @@ def resolve_config(
     profile: str = "smoke",
     protocol: str | None = None,
     overrides: list[str] | None = None,
-) -> BenchConfig:
-    """Resolve a run's config: defaults < protocol < profile < ``--set`` (see nsync_bench.config)."""
+) -> RunConfig:
+    """Resolve a run's config: defaults < protocol < profile < ``--set`` (see nsync_bench.config.run_config)."""
     from nsync_bench.data.styles import get_style
 
     check_method(method)

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nsync_bench import paths
-from nsync_bench.config import MetricsConfig
+from nsync_bench.config.run_config import MetricsConfig
 from nsync_bench.data.styles import get_style, list_images
-from nsync_bench.hashing import file_sha256
+from nsync_bench.io import file_sha256
 
 if TYPE_CHECKING:
     from nsync_bench.metrics.scoring import ScoreReport
@@ -117,8 +117,8 @@ def find_floor(tracking_uri: str, experiment_ids: list[str], key: str) -> Floor 
 def log_floor(tracking_uri: str, experiment: str, *, style: str, profile: str, key: str,
               report: ScoreReport) -> Floor:
     """Log a computed floor as a reference run (see the module docstring for its tags)."""
-    from nsync_bench.evaluation import log_scores
-    from nsync_bench.tracking import MlflowTracker
+    from nsync_bench.pipeline.evaluation import log_scores
+    from nsync_bench.tracking.tracker import MlflowTracker
 
     tracker = MlflowTracker(tracking_uri, experiment, run_name=f"{style}/{REAL_DATA}",
                             tags={KIND_TAG: REFERENCE_KIND, "method": REAL_DATA, "style": style, "profile": profile,

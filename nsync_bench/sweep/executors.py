@@ -1,6 +1,6 @@
 """Where sweep tasks run: in this process, in N local worker processes, or on Slurm via submitit.
 
-Every executor calls :func:`nsync_bench.sweep.run_task` for each task and reports status changes
+Every executor calls :func:`nsync_bench.sweep.matrix.run_task` for each task and reports status changes
 through ``on_event(task, status, result)``; a failed task never stops the others.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nsync_bench.errors import unknown_name
-from nsync_bench.sweep import SweepOptions, Task, TaskResult, run_task
+from nsync_bench.sweep.matrix import SweepOptions, Task, TaskResult, run_task
 
 log = logging.getLogger(__name__)
 

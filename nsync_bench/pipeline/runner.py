@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nsync_bench import paths, provenance
-from nsync_bench.config import BenchConfig, run_key
+from nsync_bench import paths
+from nsync_bench.config.recipes import resolve_config
+from nsync_bench.config.run_config import RunConfig, run_key
 from nsync_bench.errors import NsyncBenchError
 from nsync_bench.progress import NullProgress, Progress
-from nsync_bench.recipes import resolve_config
-from nsync_bench.tracking import MlflowTracker, NullTracker, Tracker
+from nsync_bench.tracking import provenance
+from nsync_bench.tracking.tracker import MlflowTracker, NullTracker, Tracker
 
 log = logging.getLogger(__name__)
 
@@ -66,19 +67,19 @@ class RunBusyError(NsyncBenchError):
     """Another live process holds this run key's lock."""
 
 
-def data_identity(config: BenchConfig, options: RunOptions) -> dict[str, Any]:
+def data_identity(config: RunConfig, options: RunOptions) -> dict[str, Any]:
     """The content digests of what a run consumes (nsync_bench.data.identity); part of its key."""
     from nsync_bench.data.identity import run_data_identity
 
     return run_data_identity(config, paths.data_root(options.data_root))
 
 
-def full_run_key(config: BenchConfig, options: RunOptions) -> str:
+def full_run_key(config: RunConfig, options: RunOptions) -> str:
     """The run key: the resolved config plus the data identity (what skip-if-finished matches)."""
     return run_key(config, data_identity(config, options))
 
 
-def run_directory(config: BenchConfig, options: RunOptions, key: str | None = None) -> Path:
+def run_directory(config: RunConfig, options: RunOptions, key: str | None = None) -> Path:
     spec = config.run
     experiment = experiment_name(config, options)
     leaf = f"seed{spec.seed}-{key or full_run_key(config, options)}"
@@ -101,7 +102,7 @@ def run(
     return execute(config, options or RunOptions())
 
 
-def execute(config: BenchConfig, options: RunOptions) -> RunResult:
+def execute(config: RunConfig, options: RunOptions) -> RunResult:
     world_size = int(os.environ.get("WORLD_SIZE", "1") or 1)
     if world_size > 1:
         raise NsyncBenchError(
@@ -118,7 +119,7 @@ def execute(config: BenchConfig, options: RunOptions) -> RunResult:
         finished = finished_result(config, options, key) if options.resume != "never" else None
         if finished is not None:
             return finished
-        from nsync_bench.preflight import check_before_training
+        from nsync_bench.pipeline.preflight import check_before_training
 
         check_before_training(config, paths.data_root(options.data_root))  # seconds, not after hours of training
         if options.resume == "never" and run_dir.exists():
@@ -130,7 +131,7 @@ def execute(config: BenchConfig, options: RunOptions) -> RunResult:
 
 def _check_locations(options: RunOptions) -> None:
     """Unusable folders or stores are teaching errors before anything is written."""
-    from nsync_bench.pathcheck import check_tracking_uri, usable_dir
+    from nsync_bench.paths import check_tracking_uri, usable_dir
 
     usable_dir(paths.runs_dir(options.runs_dir), "the runs folder", "Pass another --runs-dir (NSYNC_BENCH_RUNS_DIR).")
     usable_dir(paths.data_root(options.data_root), "the data root",
@@ -142,7 +143,7 @@ def _check_locations(options: RunOptions) -> None:
 @contextlib.contextmanager
 def _run_lock(run_dir: Path, key: str) -> Iterator[None]:
     """One process per run key (the sweep's lock): a second one refuses, naming the holder."""
-    from nsync_bench.locking import LockHeld, RunLock
+    from nsync_bench.sweep.locking import LockHeld, RunLock
 
     lock = RunLock(run_dir.parent / f".{run_dir.name}.lock")
     try:
@@ -163,7 +164,7 @@ def _run_lock(run_dir: Path, key: str) -> Iterator[None]:
         lock.release()
 
 
-def _execute_locked(config: BenchConfig, options: RunOptions, key: str, run_dir: Path,
+def _execute_locked(config: RunConfig, options: RunOptions, key: str, run_dir: Path,
                     identity: dict[str, Any]) -> RunResult:
     """Train, evaluate and track under the lock; MLflow's status is FAILED unless everything finished."""
     handler = _log_to_file(run_dir / LOG_FILE)
@@ -193,7 +194,7 @@ def _execute_locked(config: BenchConfig, options: RunOptions, key: str, run_dir:
         handler.close()
 
 
-def finished_result(config: BenchConfig, options: RunOptions, key: str | None = None) -> RunResult | None:
+def finished_result(config: RunConfig, options: RunOptions, key: str | None = None) -> RunResult | None:
     """The result of a finished run with this config's key: on local disk, or else in MLflow."""
     key = key or full_run_key(config, options)
     run_dir = run_directory(config, options, key)
@@ -203,7 +204,7 @@ def finished_result(config: BenchConfig, options: RunOptions, key: str | None = 
         return RunResult(key, run_dir, result.get("mlflow_run_id"), result.get("metrics", {}),
                          result.get("adapter", ""), skipped=True)
     if options.track:
-        from nsync_bench.tracking import find_finished_run
+        from nsync_bench.tracking.tracker import find_finished_run
 
         found = find_finished_run(paths.tracking_uri(options.tracking_uri), experiment_name(config, options), key)
         if found is not None:
@@ -213,7 +214,7 @@ def finished_result(config: BenchConfig, options: RunOptions, key: str | None = 
     return None
 
 
-def experiment_name(config: BenchConfig, options: RunOptions) -> str:
+def experiment_name(config: RunConfig, options: RunOptions) -> str:
     return options.experiment or paths.default_experiment(config.run.profile)
 
 
@@ -229,20 +230,20 @@ def _log_to_file(path: Path) -> logging.Handler:
     return handler
 
 
-def _write_config(run_dir: Path, config: BenchConfig, key: str, identity: dict[str, Any]) -> None:
+def _write_config(run_dir: Path, config: RunConfig, key: str, identity: dict[str, Any]) -> None:
     record = {"run_key": key, "config": config.model_dump(mode="json"), "data_identity": identity,
               "git_sha": provenance.git_sha(), "libraries": provenance.library_versions()}
     (run_dir / "config.json").write_text(json.dumps(record, indent=2))
 
 
-def _start_tracker(config: BenchConfig, key: str, run_dir: Path, options: RunOptions,
+def _start_tracker(config: RunConfig, key: str, run_dir: Path, options: RunOptions,
                    identity: dict[str, Any]) -> Tracker:
     if not options.track:
         return NullTracker()
     spec = config.run
     id_file = run_dir / "mlflow_run_id"
     previous = id_file.read_text().strip() if id_file.is_file() else None
-    from nsync_bench import tracking_inputs
+    from nsync_bench.tracking import inputs as tracking_inputs
 
     tags = {"style": spec.style, "method": spec.method, "seed": spec.seed, "profile": spec.profile,
             "protocol": spec.protocol, "run_key": key, "git_sha": provenance.git_sha(), "run_dir": str(run_dir),
@@ -268,7 +269,7 @@ def _start_tracker(config: BenchConfig, key: str, run_dir: Path, options: RunOpt
 class Training:
     """Everything a run trains with, assembled from a resolved config."""
 
-    config: BenchConfig
+    config: RunConfig
     style: Any  # StyleInfo
     style_dir: Path
     method: Any  # Method
@@ -276,7 +277,7 @@ class Training:
     negatives: list[Path] | None = None  # NSYNC methods: the negative images paired with the train images
 
 
-def build_training(config: BenchConfig, *, data_root: Path | None, checkpoint_dir: Path,
+def build_training(config: RunConfig, *, data_root: Path | None, checkpoint_dir: Path,
                    tracker: Tracker | None = None, progress: Progress | None = None,
                    callbacks: list[Callable[[int], None]] | None = None) -> Training:
     """Data, components, method and trainer for ``config`` (no training happens yet)."""
@@ -284,8 +285,8 @@ def build_training(config: BenchConfig, *, data_root: Path | None, checkpoint_di
     from nsync_bench.data.styles import ensure_style_data, get_style, list_images, require_captions
     from nsync_bench.data.validate import check_before_run
     from nsync_bench.methods import method_class
-    from nsync_bench.models import components_for
-    from nsync_bench.training.data import ImageSet, PositiveBatches
+    from nsync_bench.models.loading import components_for
+    from nsync_bench.training.batches import ImageSet, PositiveBatches
     from nsync_bench.training.trainer import Trainer
 
     spec = config.run
@@ -323,11 +324,11 @@ def build_training(config: BenchConfig, *, data_root: Path | None, checkpoint_di
     return Training(config, style, style_dir, method, trainer, negative_paths if negatives is not None else None)
 
 
-def _train_and_evaluate(config: BenchConfig, key: str, run_dir: Path, tracker: Tracker,
+def _train_and_evaluate(config: RunConfig, key: str, run_dir: Path, tracker: Tracker,
                         options: RunOptions, identity: dict[str, Any]) -> RunResult:
     import torch
 
-    from nsync_bench.evaluation import evaluate
+    from nsync_bench.pipeline.evaluation import evaluate
 
     training = build_training(config, data_root=options.data_root, checkpoint_dir=run_dir / "checkpoints",
                               tracker=tracker, progress=options.progress, callbacks=options.callbacks)
@@ -348,8 +349,8 @@ def _train_and_evaluate(config: BenchConfig, key: str, run_dir: Path, tracker: T
     if trainer is None:
         log.info("method %s trains nothing; evaluating the base model", config.run.method)
     else:
-        if config.eval.at_steps:  # learning curve: evaluate at these steps too (nsync_bench.learning_curve)
-            from nsync_bench.learning_curve import CurveEvaluator
+        if config.eval.at_steps:  # learning curve: evaluate at these steps too (nsync_bench.pipeline.learning_curve)
+            from nsync_bench.pipeline.learning_curve import CurveEvaluator
 
             curve = CurveEvaluator(config, method, training.style_dir, training.style, run_dir, tracker,
                                    options.progress, options.weights_dir)
@@ -370,7 +371,7 @@ def _train_and_evaluate(config: BenchConfig, key: str, run_dir: Path, tracker: T
     if curve is not None:
         curve.record_final(trainer.step, metrics)
 
-    from nsync_bench.model_card import write_run_card
+    from nsync_bench.export.model_card import write_run_card
 
     run_record = json.loads((run_dir / "config.json").read_text())
     tracker.log_artifact(write_run_card(run_dir / "adapter", run_record, metrics), "adapter")  # what the adapter is

@@ -5,7 +5,7 @@ are never asserted in tests (machines differ). Sections:
 
 * ``metrics`` — images/s of each feature extractor, and the speed-up of a second, cached
   evaluation of the same image sets (the real test set of a style is embedded once per style).
-* ``training`` — per-step medians of every method (see :mod:`nsync_bench.bench_training`).
+* ``training`` — per-step medians of every method (see :mod:`nsync_bench.perf.training`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from nsync_bench.config import MetricsConfig
+from nsync_bench.config.run_config import MetricsConfig
 
 
 def _synthetic_images(folder: Path, n: int, size: int, seed: int) -> list[Path]:

@@ -26,7 +26,7 @@ from typing import Any
 
 from nsync_bench import paths
 from nsync_bench.errors import ConfigError
-from nsync_bench.sweep import SweepOptions, SweepSpec, Task, expand, read_state, state_path
+from nsync_bench.sweep.matrix import SweepOptions, SweepSpec, Task, expand, read_state, state_path
 
 log = logging.getLogger(__name__)
 
@@ -193,14 +193,14 @@ def _finished_in_mlflow(options: SweepOptions) -> bool:
 
 def _status(task: Task, options: SweepOptions, experiment: str, state: dict[str, dict],
             ask_mlflow: bool) -> tuple[str, int]:
-    from nsync_bench.config import BenchConfig
-    from nsync_bench.runner import RESULT_FILE, finished_result
+    from nsync_bench.config.run_config import RunConfig
+    from nsync_bench.pipeline.runner import RESULT_FILE, finished_result
 
     run_dir = Path(task.run_dir)
     if (run_dir / RESULT_FILE).is_file():
         return "skip", 0
     if ask_mlflow:
-        config = BenchConfig.model_validate(task.config)
+        config = RunConfig.model_validate(task.config)
         if finished_result(config, options.run_options(experiment)) is not None:
             return "skip", 0
     done = _checkpoint_step(run_dir)
@@ -214,7 +214,7 @@ def plan_sweep(spec: SweepSpec, options: SweepOptions, times: StepTimes | None, 
                retry_failed: bool = False) -> SweepPlan:
     """Every task of the sweep with its status and (given ``times``) its estimated device seconds."""
     from nsync_bench.methods import method_class
-    from nsync_bench.sweep import select_tasks
+    from nsync_bench.sweep.matrix import select_tasks
 
     tasks = select_tasks(expand(spec, options), spec, options, retry_failed)
     state = read_state(state_path(spec, options))

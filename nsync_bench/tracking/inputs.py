@@ -84,7 +84,7 @@ def log_adapter_model(client: Any, experiment_id: str, run_id: str, name: str, m
 
 def reproduce_command(config: Any, experiment: str | None = None) -> str:
     """The ``nsync-bench run`` command line that resolves to exactly ``config`` (same run key)."""
-    from nsync_bench.recipes import resolve_config
+    from nsync_bench.config.recipes import resolve_config
 
     spec = config.run
     base = resolve_config(style=spec.style, method=spec.method, seed=spec.seed, profile=spec.profile,
@@ -136,7 +136,7 @@ def source_tags(git_sha: str, command: str) -> dict[str, str]:
 
 
 def _git_remote() -> str | None:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     try:
         out = subprocess.run(["git", "remote", "get-url", "origin"], cwd=root, capture_output=True, text=True,
                              timeout=10, check=False)

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 from nsync_bench import paths
 from nsync_bench.data.styles import StyleInfo, list_images, require_captions
-from nsync_bench.generation import GeneratedImage, evaluation_prompts, generate_images, image_grid
+from nsync_bench.pipeline.generation import GeneratedImage, evaluation_prompts, generate_images, image_grid
 from nsync_bench.progress import Progress
-from nsync_bench.tracking import Tracker
+from nsync_bench.tracking.tracker import Tracker
 
 if TYPE_CHECKING:
-    from nsync_bench.config import BenchConfig
+    from nsync_bench.config.run_config import RunConfig
     from nsync_bench.methods.base import Method
     from nsync_bench.metrics.scoring import ScoreReport
 
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 PER_IMAGE_FILE = "per_image_scores.csv"
 
 
-def evaluate(config: BenchConfig, method: Method, style_dir: Path, style: StyleInfo, out_dir: Path,
+def evaluate(config: RunConfig, method: Method, style_dir: Path, style: StyleInfo, out_dir: Path,
              tracker: Tracker, progress: Progress, weights_dir: Path | None = None) -> dict[str, float]:
     """Generate the run's evaluation images, score them, log everything; return the metrics."""
     test_images = list_images(style_dir, style.test_split)
@@ -55,7 +55,7 @@ def evaluate(config: BenchConfig, method: Method, style_dir: Path, style: StyleI
     return metrics
 
 
-def score(config: BenchConfig, generated: list[GeneratedImage], image_dir: Path, real: list[Path],
+def score(config: RunConfig, generated: list[GeneratedImage], image_dir: Path, real: list[Path],
           progress: Progress, weights_dir: Path | None) -> ScoreReport:
     from nsync_bench.metrics.scoring import score_image_sets
 
@@ -78,7 +78,7 @@ def log_scores(report: ScoreReport, tracker: Tracker) -> dict[str, float]:
         # What the folders held: more than used where the reference drops images (nsync-legacy FID/KID).
         tags[f"metric.{name}.n_generated_available"] = str(result.n_generated_available)
         tags[f"metric.{name}.n_real_available"] = str(result.n_real_available)
-    from nsync_bench.preflight import small_set_warnings
+    from nsync_bench.pipeline.preflight import small_set_warnings
 
     for name, result in report.results.items():  # FID/KID from few images: flagged in the run and the report
         for warning in small_set_warnings([name], result.n_generated, result.n_real).values():

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from nsync_bench.config import BenchConfig
+from nsync_bench.config.run_config import RunConfig
 from nsync_bench.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ RELIABLE_MINIMUM = 50
 SET_SIZE_METRICS = ("fid", "kid")  # CMMD and CSD are defined for any non-empty sets
 
 
-def evaluation_counts(config: BenchConfig, n_test: int) -> tuple[int, int]:
+def evaluation_counts(config: RunConfig, n_test: int) -> tuple[int, int]:
     """(generated, real) image counts of a run's evaluation."""
     generated = n_test if config.eval.max_prompts is None else min(config.eval.max_prompts, n_test)
     return generated, n_test
@@ -50,11 +50,11 @@ def _missing_captions(images: list, split: str, style: str, why: str) -> DataErr
     missing = [img.path.name for img in images if not img.caption]
     return DataError(
         f"{len(missing)} {split} image(s) of style {style!r} have no caption, e.g. {missing[:3]}; {why}. Fix: write a "
-        f".txt beside each image, or run `nsync-bench data captions --style {style} --captioner ...`. Nothing was "
+        f".txt beside each image, or run `nsync-bench data captions {style} --captioner ...`. Nothing was "
         "trained.")
 
 
-def check_before_training(config: BenchConfig, data_root: Path) -> None:
+def check_before_training(config: RunConfig, data_root: Path) -> None:
     """Raise a teaching error for anything evaluation or metrics would fail on after training."""
     from nsync_bench.data.styles import ensure_style_data, get_style, list_images
     from nsync_bench.methods import method_class

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nsync_bench.progress import Progress
-from nsync_bench.tracking import Tracker
+from nsync_bench.tracking.tracker import Tracker
 
 if TYPE_CHECKING:
-    from nsync_bench.config import BenchConfig
+    from nsync_bench.config.run_config import RunConfig
     from nsync_bench.data.styles import StyleInfo
     from nsync_bench.methods.base import Method
 
@@ -36,7 +36,7 @@ CURVE_FILE = "curve.jsonl"
 CURVE_PREFIX = "curve/"
 
 
-def evaluation_steps(config: BenchConfig) -> list[int]:
+def evaluation_steps(config: RunConfig) -> list[int]:
     """The intermediate steps to evaluate at (those at or past ``max_steps`` are the final evaluation)."""
     return [s for s in config.eval.at_steps if s < config.train.max_steps]
 
@@ -85,7 +85,7 @@ def curve_metrics(metrics: dict[str, float]) -> dict[str, float]:
 class CurveEvaluator:
     """A trainer callback: at each step of ``eval.at_steps`` not yet evaluated, evaluate a copy of the method."""
 
-    def __init__(self, config: BenchConfig, method: Method, style_dir: Path, style: StyleInfo, run_dir: Path,
+    def __init__(self, config: RunConfig, method: Method, style_dir: Path, style: StyleInfo, run_dir: Path,
                  tracker: Tracker, progress: Progress, weights_dir: Path | None = None) -> None:
         self.config, self.method, self.style_dir, self.style = config, method, style_dir, style
         self.eval_dir = run_dir / "eval"
@@ -104,7 +104,7 @@ class CurveEvaluator:
     def evaluate(self, step: int) -> dict[str, float]:
         import torch
 
-        from nsync_bench.evaluation import evaluate
+        from nsync_bench.pipeline.evaluation import evaluate
 
         log.info("learning curve: evaluating at step %d", step)
         snapshot = copy.deepcopy(self.method)  # evaluation must not touch the model that keeps training

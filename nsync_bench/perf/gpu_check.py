@@ -122,9 +122,9 @@ def _time_steps(trainer: Any, warmup: int, steps: int, device: str) -> list[floa
 
 def _mixed_dtype_sampling(training: Any, config: Any) -> dict[str, Any]:
     """Sample as TI's negative set is rendered: fp32 text encoder (TI trains it), half-precision UNet."""
-    from nsync_bench.config import EvalConfig
-    from nsync_bench.generation import EvalPrompt, generate_batch
+    from nsync_bench.config.run_config import EvalConfig
     from nsync_bench.models.pipeline import build_pipeline
+    from nsync_bench.pipeline.generation import EvalPrompt, generate_batch
 
     pipe = build_pipeline(training.method.components)
     sampling = EvalConfig(num_inference_steps=2, save_size=64)
@@ -140,7 +140,7 @@ def _mixed_dtype_sampling(training: Any, config: Any) -> dict[str, Any]:
 def _generation(training: Any, config: Any, device: str) -> dict[str, Any]:
     import torch
 
-    from nsync_bench.generation import evaluation_prompts, generate_batch
+    from nsync_bench.pipeline.generation import evaluation_prompts, generate_batch
 
     pipe = training.method.evaluation_pipeline()
     if pipe.device.type == "cuda" and pipe.unet.dtype != pipe.text_encoder.dtype:
@@ -163,8 +163,8 @@ def _generation(training: Any, config: Any, device: str) -> dict[str, Any]:
 
 def _extractors(device: str, tmp: Path, n_images: int, batch_size: int, build: Callable[[Path], dict] | None
                 ) -> dict[str, Any]:
-    from nsync_bench.bench import _synthetic_images, reference_random_extractors
     from nsync_bench.metrics.scoring import extract_features
+    from nsync_bench.perf.bench import _synthetic_images, reference_random_extractors
     from nsync_bench.progress import NullProgress
 
     images = _synthetic_images(tmp / "extractor-images", n_images, 256, 0)
@@ -203,8 +203,8 @@ def _variant(name: str, arch: str, profile: str | None, overrides: list[str], ex
     """Time one method variant; the TI variant also measures generation (into ``report``)."""
     import torch
 
-    from nsync_bench.recipes import resolve_config
-    from nsync_bench.runner import build_training
+    from nsync_bench.config.recipes import resolve_config
+    from nsync_bench.pipeline.runner import build_training
 
     method, extra = VARIANTS[name]
     config = resolve_config(style=STYLE, method=method, profile=profile or arch, protocol="paper-code",

@@ -2,9 +2,9 @@
 
 A sweep expands into tasks, one per run key. Prerequisites that every run of a style shares —
 its data and captions, NSYNC's negative set, the real test set's features — are prepared once
-per style before fan-out. Each task then runs under a per-key lock (nsync_bench.locking) and
+per style before fan-out. Each task then runs under a per-key lock (nsync_bench.sweep.locking) and
 skips itself when a finished run with its key exists (on disk or in MLflow); an interrupted run
-resumes from its checkpoint. Executors (nsync_bench.executors) decide where tasks run.
+resumes from its checkpoint. Executors (nsync_bench.sweep.executors) decide where tasks run.
 
 Sweep files live in ``baselines/sweeps/<name>.toml`` with keys ``styles``, ``methods``,
 ``seeds``, ``profile``, ``protocol``, ``experiment`` and ``set`` (a list of overrides).
@@ -23,10 +23,10 @@ from typing import Any
 import tomllib
 
 from nsync_bench import paths
-from nsync_bench.config import BenchConfig, run_key
+from nsync_bench.config.run_config import RunConfig, run_key
 from nsync_bench.errors import ConfigError, NsyncBenchError, unknown_name
 from nsync_bench.io import atomic_write_json
-from nsync_bench.resources import shipped_dir
+from nsync_bench.paths import shipped_dir
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class SweepOptions:
     weights_dir: str | None = None
 
     def run_options(self, experiment: str) -> Any:
-        from nsync_bench.runner import RunOptions
+        from nsync_bench.pipeline.runner import RunOptions
 
         return RunOptions(
             runs_dir=Path(self.runs_dir) if self.runs_dir else None,
@@ -119,8 +119,8 @@ def load_sweep_file(name_or_path: str) -> SweepSpec:
 
 def expand(spec: SweepSpec, options: SweepOptions) -> list[Task]:
     """One task per (style, method, seed), each with its resolved config and run key."""
-    from nsync_bench.recipes import resolve_config
-    from nsync_bench.runner import data_identity, run_directory
+    from nsync_bench.config.recipes import resolve_config
+    from nsync_bench.pipeline.runner import data_identity, run_directory
 
     if not (spec.styles and spec.methods and spec.seeds):
         raise ConfigError("a sweep needs at least one style, one method and one seed.")
@@ -143,7 +143,7 @@ def expand(spec: SweepSpec, options: SweepOptions) -> list[Task]:
     return tasks
 
 
-def prepare_style(style: str, configs: list[BenchConfig], options: SweepOptions) -> None:
+def prepare_style(style: str, configs: list[RunConfig], options: SweepOptions) -> None:
     """Once per style before fan-out: data and captions, the negative set, the real-set features."""
     from nsync_bench.data.negatives import negatives_for_config
     from nsync_bench.data.styles import ensure_style_data, get_style, list_images, require_captions
@@ -183,14 +183,14 @@ def warm_real_features(metrics: Any, real: list[Path], options: SweepOptions) ->
 
 def run_task(task: Task, options: SweepOptions, experiment: str) -> TaskResult:
     """Execute one task in this process: lock, skip if finished, else run (resuming a checkpoint)."""
-    from nsync_bench.config import BenchConfig
-    from nsync_bench.runner import LOG_FILE, RunBusyError, execute
+    from nsync_bench.config.run_config import RunConfig
+    from nsync_bench.pipeline.runner import LOG_FILE, RunBusyError, execute
 
     started = time.perf_counter()
     run_dir = Path(task.run_dir)
     log_path = str(run_dir / LOG_FILE)
-    try:  # execute takes the run key's lock (nsync_bench.locking), as for `nsync-bench run`
-        config = BenchConfig.model_validate(task.config)
+    try:  # execute takes the run key's lock (nsync_bench.sweep.locking), as for `nsync-bench run`
+        config = RunConfig.model_validate(task.config)
         result = execute(config, options.run_options(experiment))
         status = "skipped" if result.skipped else "finished"
         return TaskResult(task.run_key, task.label, status, time.perf_counter() - started, result.mlflow_run_id,
@@ -231,7 +231,7 @@ class PrepareStyle:
     options: SweepOptions
 
     def __call__(self) -> str:
-        prepare_style(self.style, [BenchConfig.model_validate(c) for c in self.configs], self.options)
+        prepare_style(self.style, [RunConfig.model_validate(c) for c in self.configs], self.options)
         return self.style
 
 
@@ -259,7 +259,7 @@ def select_tasks(tasks: list[Task], spec: SweepSpec, options: SweepOptions, retr
 def run_sweep(spec: SweepSpec, executor: Any, options: SweepOptions, *, retry_failed: bool = False,
               on_event: Any = None) -> SweepSummary:
     """Expand, prepare each style once, run every task through ``executor``, record the outcome."""
-    from nsync_bench.runner import _check_locations
+    from nsync_bench.pipeline.runner import _check_locations
 
     on_event = on_event or (lambda task, status, result: None)
     experiment = spec.experiment_name()
@@ -282,7 +282,7 @@ def run_sweep(spec: SweepSpec, executor: Any, options: SweepOptions, *, retry_fa
                 on_event(task, "failed", result)
     runnable = [t for t in tasks if t.style not in failed_styles]
     if runnable:
-        from nsync_bench.tracking import ensure_experiment
+        from nsync_bench.tracking.tracker import ensure_experiment
 
         # Create the store and experiment once, here: workers racing to create a new SQLite store
         # would trip over each other's schema migrations.

@@ -7,7 +7,7 @@ layers winning:
 2. the protocol's ``[defaults]`` table, then its ``[methods.<method>]`` table (the *recipe*:
    batch size, learning rate, steps, optimizer, NSYNC rule — files in ``baselines/protocols/``);
 3. the profile (the *what and where*: base model, resolution, precision, sampling; the smoke
-   profile also shrinks the step budget) — files in ``nsync_bench/profiles/``;
+   profile also shrinks the step budget) — files in ``nsync_bench/config/profiles/``;
 4. ``--set key=value`` overrides.
 
 The resolved config is saved with every run; :func:`run_key` hashes it.
@@ -171,7 +171,7 @@ class EvalConfig(_Section):
     batch_size: int = Field(8, ge=1)
     # Learning curve: also evaluate and score at these optimizer steps (the release saves the
     # embedding every 1000 steps); [] = at the end only. Steps >= train.max_steps are covered by the
-    # final evaluation. Logged as curve/<metric> against step (nsync_bench.learning_curve).
+    # final evaluation. Logged as curve/<metric> against step (nsync_bench.pipeline.learning_curve).
     at_steps: list[int] = Field(default_factory=list)
 
     @field_validator("at_steps")
@@ -210,7 +210,7 @@ class MetricsConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
-class BenchConfig(_Section):
+class RunConfig(_Section):
     run: RunSpec
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # Intra-op CPU threads (None: torch's default). CPU float reductions depend on the thread
@@ -259,7 +259,7 @@ def _allowed_keys(model: type[BaseModel]) -> list[str]:
     return sorted(model.model_fields)
 
 
-def check_keys(tree: dict[str, Any], origin: str, model: type[BaseModel] = BenchConfig, prefix: str = "") -> None:
+def check_keys(tree: dict[str, Any], origin: str, model: type[BaseModel] = RunConfig, prefix: str = "") -> None:
     """Raise a :class:`ConfigError` naming the first unknown key in ``tree`` and the allowed ones."""
     for key, value in tree.items():
         dotted = f"{prefix}{key}"
@@ -308,11 +308,11 @@ def overrides_to_tree(overrides: list[str]) -> dict[str, Any]:
     return tree
 
 
-def validate(tree: dict[str, Any], origin: str) -> BenchConfig:
-    """Build a :class:`BenchConfig`, turning pydantic's errors into one message per bad key."""
+def validate(tree: dict[str, Any], origin: str) -> RunConfig:
+    """Build a :class:`RunConfig`, turning pydantic's errors into one message per bad key."""
     check_keys(tree, origin)
     try:
-        return BenchConfig.model_validate(tree)
+        return RunConfig.model_validate(tree)
     except ValidationError as err:
         problems = []
         for item in err.errors():
@@ -322,7 +322,7 @@ def validate(tree: dict[str, Any], origin: str) -> BenchConfig:
         raise ConfigError(f"invalid config ({origin}): " + "; ".join(problems)) from None
 
 
-def run_key(config: BenchConfig, data: dict[str, Any] | None = None) -> str:
+def run_key(config: RunConfig, data: dict[str, Any] | None = None) -> str:
     """A 16-hex-digit hash of the resolved config and, for runs, the data identity: equal keys mean equal runs.
 
     ``data`` is :func:`nsync_bench.data.identity.run_data_identity` (content digests of the images,

@@ -35,7 +35,7 @@ class ReportData:
     tracking_uri: str = ""
     # Runs left out because they did not finish (FAILED, RUNNING, KILLED): run_id, status, style, method, seed
     unfinished: pd.DataFrame = field(default_factory=pd.DataFrame)
-    # The runs' own metric warnings (FID/KID from fewer images than nsync_bench.preflight's minimum),
+    # The runs' own metric warnings (FID/KID from fewer images than nsync_bench.pipeline.preflight's minimum),
     # shown beside the summary they qualify rather than among the comparison warnings.
     metric_warnings: list[str] = field(default_factory=list)
 

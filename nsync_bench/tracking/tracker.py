@@ -104,7 +104,7 @@ def ensure_experiment(tracking_uri: str, name: str) -> str:
     Marked as a model-training experiment, so MLflow 3's UI opens it on the runs table rather than on
     its GenAI overview.
     """
-    from nsync_bench.tracking_inputs import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
+    from nsync_bench.tracking.inputs import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 
     check_reachable(tracking_uri)
     client = _client(tracking_uri)
@@ -163,7 +163,7 @@ class MlflowTracker:
         self._pending: list[Any] = []
         self._monitor = None
         if system_metrics:
-            from nsync_bench.tracking_inputs import start_system_metrics
+            from nsync_bench.tracking.inputs import start_system_metrics
 
             self._monitor = start_system_metrics(self.run_id, tracking_uri, resume=run_id is not None)
 
@@ -201,13 +201,13 @@ class MlflowTracker:
             self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def log_inputs(self, identity: dict[str, dict[str, str]]) -> None:
-        from nsync_bench.tracking_inputs import log_dataset_inputs
+        from nsync_bench.tracking.inputs import log_dataset_inputs
 
         log_dataset_inputs(self.client, self.run_id, identity)
 
     def log_model(self, name: str, metrics: dict[str, float], dataset: dict[str, str] | None,
                   tags: dict[str, Any]) -> None:
-        from nsync_bench.tracking_inputs import log_adapter_model
+        from nsync_bench.tracking.inputs import log_adapter_model
 
         log_adapter_model(self.client, self.experiment_id, self.run_id, name, metrics, dataset,
                           {k: str(v) for k, v in tags.items()})

@@ -13,7 +13,7 @@ through the real ``pretrained`` path with the ``sd15`` / ``sd2`` profile at a sm
   weights on the generated images.
 
 Runs are untracked (no MLflow) and score nothing (no real metric weights here); everything is
-written under one work folder. ``python -m nsync_bench.scale_check --help``.
+written under one work folder. ``python -m nsync_bench.perf.scale_check --help``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import numpy as np
 from nsync_bench.errors import NsyncBenchError
 
 # The same method variants (and style) as the GPU check, at the full-size architectures.
-from nsync_bench.gpu_check import STYLE, VARIANTS
+from nsync_bench.perf.gpu_check import STYLE, VARIANTS
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def _interrupt_at(step: int) -> Any:
 
 
 def _run(arch: str, method: str, overrides: list[str], work: Path, callbacks: list | None = None) -> Any:
-    from nsync_bench.runner import RunOptions, run
+    from nsync_bench.pipeline.runner import RunOptions, run
 
     options = RunOptions(runs_dir=work / "runs", data_root=work / "data", track=False, experiment=f"scale-{arch}",
                          callbacks=list(callbacks or []))
@@ -103,10 +103,10 @@ def check_adapters(snapshot: Path, ti_dir: Path, lora_dir: Path, settings: Scale
     """Reload both adapters with diffusers' loaders into a fresh pipeline; regenerate each run's images."""
     from PIL import Image
 
-    from nsync_bench.config import EvalConfig
-    from nsync_bench.generation import EvalPrompt, generate_batch, read_manifest
+    from nsync_bench.config.run_config import EvalConfig
     from nsync_bench.models.pipeline import build_pipeline
     from nsync_bench.models.pretrained import load_pretrained_components
+    from nsync_bench.pipeline.generation import EvalPrompt, generate_batch, read_manifest
 
     started = time.perf_counter()
     pipe = build_pipeline(load_pretrained_components(str(snapshot)))
@@ -136,8 +136,8 @@ def check_adapters(snapshot: Path, ti_dir: Path, lora_dir: Path, settings: Scale
 
 def check_extractors(images: list[Path], work: Path) -> dict[str, Any]:
     """The reference extractor architectures (random weights) on the generated images."""
-    from nsync_bench.bench import reference_random_extractors
     from nsync_bench.metrics.scoring import extract_features
+    from nsync_bench.perf.bench import reference_random_extractors
     from nsync_bench.progress import NullProgress
 
     results = {}
@@ -217,7 +217,7 @@ def run_scale_check(settings: ScaleSettings, work: Path, cache_root: Path | None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nsync_bench.scale_check", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m nsync_bench.perf.scale_check", description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, required=True, help="Folder for data, runs and the report.")
     parser.add_argument("--cache", type=Path, default=None, help="Snapshot cache (default <cache dir>/random-arch).")
     parser.add_argument("--archs", default="sd15,sd2")

@@ -15,7 +15,7 @@ _LIBRARIES = ("nsync-bench", "torch", "torchvision", "diffusers", "transformers"
 @cache
 def git_sha() -> str:
     """The commit of the nsync-bench checkout (``+dirty`` with uncommitted changes), or ``unknown``."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              timeout=10, check=True).stdout.strip()

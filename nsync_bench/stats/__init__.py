@@ -1,0 +1,1 @@
+"""Statistics: paired comparisons across shared seeds, and the power of those comparisons."""

@@ -1,0 +1,1 @@
+"""Experiment tracking: the MLflow tracker, what MLflow's UI reads from a run, and provenance."""
