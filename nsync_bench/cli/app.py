@@ -15,7 +15,6 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 
@@ -45,6 +44,11 @@ def _print_error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
 
 
+def _is_cli_control_flow(err: Exception) -> bool:
+    """Exit, Abort and usage errors of Typer or Click (Typer vendors its own Click): theirs to handle."""
+    return type(err).__module__.split(".")[0] in ("typer", "click")
+
+
 def teaching_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Print a user-fixable error as one red line and exit (status 2, or the error's ``exit_code``), no traceback."""
 
@@ -55,8 +59,6 @@ def teaching_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except NsyncBenchError as err:
             _print_error(str(err))
             raise typer.Exit(getattr(err, "exit_code", 2)) from None
-        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
-            raise
         except OSError as err:  # a path the user gave (or its parent) is unusable: no traceback, the path
             if debugging():
                 raise
@@ -66,7 +68,7 @@ def teaching_errors(func: Callable[..., Any]) -> Callable[..., Any]:
                          "traceback.")
             raise typer.Exit(2) from None
         except Exception as err:
-            if debugging():
+            if _is_cli_control_flow(err) or debugging():
                 raise
             _print_error(f"unexpected {type(err).__name__}: {err}. This may be a bug in nsync-bench: rerun with "
                          "--debug for the traceback and report it.")
