@@ -1,7 +1,7 @@
 """Named RNG streams derived from (run seed, stream name, step).
 
 Every random draw in a run comes from a generator seeded by :func:`derive_seed`, never from a
-generator whose state carries over between steps. Two consequences, both contracts of DESIGN.md:
+generator whose state carries over between steps. Two consequences, both contracts of docs/architecture.md §3:
 
 * **Common random numbers.** For the same seed, every method draws the same positive batch,
   flips, VAE latent sample, noise and timesteps at step ``s`` (the streams do not depend on the

@@ -2,7 +2,7 @@
 
 import os
 
-# Without these, one accidental hub call hangs for minutes (DESIGN.md).
+# Without these, one accidental hub call hangs for minutes.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

@@ -277,7 +277,7 @@ class RecordingProgress:
 
 
 def test_no_unsafe_torch_load_in_package():
-    """DESIGN.md: nothing is loaded with pickle; every torch.load passes weights_only=True."""
+    """docs/architecture.md: nothing is loaded with pickle; every torch.load passes weights_only=True."""
     root = Path(weights.__file__).resolve().parents[1]
     offenders = []
     for source in root.rglob("*.py"):

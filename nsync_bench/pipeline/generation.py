@@ -1,7 +1,7 @@
 """Evaluation images: one per test caption, each from a per-prompt seed derived from the run seed.
 
 Image ``i`` starts from the initial latent drawn from stream ``(eval, i)``, the same for every
-method with the same run seed (DESIGN.md's common-random-numbers contract), so methods can be
+method with the same run seed (the shared-seeds contract, docs/architecture.md §3), so methods can be
 compared image by image. The manifest records prompt, caption, seed and file for each image; it
 is enough to regenerate any image from the adapter (see :func:`generate_one`).
 """

@@ -1,7 +1,7 @@
 """Paired statistics for comparing methods across shared seeds.
 
 The unit of analysis is the *seed* (one value per run, e.g. a run's FID): under common random
-numbers (DESIGN.md, "Shared seeds") the candidate and the baseline trained with seed ``s`` form a
+numbers (docs/architecture.md, "Shared seeds") the candidate and the baseline trained with seed ``s`` form a
 pair, so every test here is a paired test on per-seed differences. Pure functions on float64 numpy
 arrays; no I/O; every stochastic function takes an explicit ``seed``.
 

@@ -1,6 +1,6 @@
 """Experiment tracking: MLflow (imported lazily) and a null tracker for library use.
 
-MLflow is the system of record (DESIGN.md): one experiment per benchmark, one run per
+MLflow is the system of record (docs/architecture.md): one experiment per benchmark, one run per
 (style, method, seed, ...), tags for the run coordinates, params = the flattened config, step
 metrics, final metrics and artifacts. Step metrics are buffered and sent in batches: one SQLite
 or HTTP round trip per step would cost more than a smoke training step.

@@ -11,7 +11,7 @@ model, skips the projection when ``proj`` is None. OpenAI CLIP uses QuickGELU; s
 
 Loading differs from the reference on purpose: CSD loads with ``strict=False``, so a wrong
 checkpoint silently leaves CLIP's initial weights in place. We check the key set strictly and
-never fall back to CLIP weights, and we read the file with ``weights_only=True`` (DESIGN.md).
+never fall back to CLIP weights, and we read the file with ``weights_only=True`` (docs/architecture.md §3).
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def _unsafe_message(path: Path, err: Exception) -> str:
     detail = f"it references Python objects {unsafe}" if unsafe else f"torch said: {str(err).splitlines()[0]}"
     return (
         f"{path} cannot be read safely: {detail}. nsync-bench only loads tensors (torch.load with "
-        "weights_only=True; DESIGN.md), never arbitrary pickled objects, because unpickling a downloaded "
+        "weights_only=True; docs/architecture.md), never arbitrary pickled objects, because unpickling a downloaded "
         "file can run code. If you trust the file (check its sha256 against the registry), convert it once "
         "in an isolated environment: unpickle it there, keep only checkpoint['model_state_dict'] and save "
         f"that dict with safetensors.torch.save_file to {path.with_name(CONVERTED_NAME)}; it is then used "

@@ -1,4 +1,4 @@
-"""Build a feature extractor by kind and source; imports stay lazy (DESIGN.md principle 5).
+"""Build a feature extractor by kind and source; imports stay lazy (docs/architecture.md, rule 5).
 
 ``source="real"`` uses the reference networks and weights (Inception in one of three modes,
 CLIP ViT-L/14@336 for CMMD, CSD ViT-L); missing weights are a teaching error naming the fetch

@@ -1,4 +1,4 @@
-"""Small random-weight extractors for the offline ``smoke`` profile (DESIGN.md "Smoke").
+"""Small random-weight extractors for the offline ``smoke`` profile (docs/architecture.md, "Smoke").
 
 Same kinds and the same preprocessing families as the real extractors, at toy sizes, so a full
 run scores its images in milliseconds with no weights on disk. The weights are random (seeded,
