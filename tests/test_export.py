@@ -11,6 +11,7 @@ import re
 import numpy as np
 import pytest
 import torch
+import yaml
 from conftest import FAST
 from PIL import Image
 from safetensors.torch import load_file
@@ -19,11 +20,17 @@ from test_run_end_to_end import assert_regenerates
 from nsync_bench.config.recipes import resolve_config
 from nsync_bench.errors import NsyncBenchError
 from nsync_bench.export.formats import export
-from nsync_bench.export.model_card import read_front_matter
 from nsync_bench.models.pipeline import build_pipeline
 from nsync_bench.models.tiny import build_tiny_components
 from nsync_bench.pipeline.generation import EvalPrompt, generate_batch, read_manifest
 from nsync_bench.pipeline.runner import RunOptions, run
+
+
+def read_front_matter(path):
+    """The YAML front matter of a model card (what the hub and tools read)."""
+    match = re.match(r"\A---\n(.*?)\n---\n", path.read_text(encoding="utf-8"), re.DOTALL)
+    assert match is not None, f"{path} has no YAML front matter"
+    return yaml.safe_load(match.group(1))
 
 
 @pytest.fixture(scope="module")

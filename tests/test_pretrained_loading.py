@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from nsync_bench.errors import ModelNotAvailableError
-from nsync_bench.models.pretrained import SD2_BASE, SD15, load_pretrained_components
+from nsync_bench.models.pretrained import SD15, load_pretrained_components
 from nsync_bench.models.tiny import build_tiny_components, save_components
 
 
@@ -35,7 +35,6 @@ def _assert_same_weights(a, b):
 
 def test_hub_ids():
     assert SD15 == "stable-diffusion-v1-5/stable-diffusion-v1-5"
-    assert SD2_BASE == "stabilityai/stable-diffusion-2-base"
 
 
 def test_saved_layout(saved):

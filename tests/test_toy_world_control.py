@@ -25,7 +25,7 @@ def test_ti_beats_the_untrained_prompt_on_the_in_span_target(tmp_path, monkeypat
     monkeypatch.setenv("NSYNC_BENCH_CACHE_DIR", str(tmp_path / "cache"))
     result = positive_control("world-dusk", (0, 1, 2, 3, 4), REDUCED, tmp_path / "work", tmp_path / "data")
     ti = result.comparisons["ti vs untrained"]
-    assert result.wins("ti vs untrained") >= 3, ti
+    assert sum(c["verdict"] == "supported" for c in ti.values()) >= 3, ti  # metrics where TI wins
     # The real-data floor is better than both arms on every metric.
     for pair in ("floor vs ti", "floor vs untrained"):
         assert all(c["mean_diff"] > 0 for c in result.comparisons[pair].values()), result.comparisons[pair]

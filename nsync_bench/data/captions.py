@@ -136,10 +136,6 @@ def model_not_available(kind: str, model: str, local: bool, reason: str,
     )
 
 
-def captioner_names() -> list[str]:
-    return sorted(CAPTIONERS)
-
-
 def make_captioner(name: str, **options: Any) -> Captioner:
     """Instantiate a registered captioner; an option it does not take is a teaching error."""
     if name not in CAPTIONERS:

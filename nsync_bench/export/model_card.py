@@ -7,11 +7,8 @@ says what the adapter is: base model and its license, trigger token, method, run
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
-
-from nsync_bench.errors import NsyncBenchError
 
 CARD_FILE = "README.md"
 
@@ -105,17 +102,3 @@ def write_model_card(directory: Path, fields: dict[str, Any], usage: str | None 
 def write_run_card(adapter_dir: Path, record: dict[str, Any], metrics: dict[str, float]) -> Path:
     """The card a run writes next to its own (diffusers-format) adapter."""
     return write_model_card(adapter_dir, card_fields(record, metrics))
-
-
-_FRONT = re.compile(r"\A---\n(.*?)\n---\n", re.DOTALL)
-
-
-def read_front_matter(path: Path) -> dict[str, Any]:
-    """The YAML front matter of a model card (what the hub and tools read)."""
-    import yaml
-
-    match = _FRONT.match(path.read_text(encoding="utf-8"))
-    if match is None:
-        raise NsyncBenchError(f"{path} has no YAML front matter (a '---' block at the top); write it again with "
-                              "`nsync-bench export`.")
-    return yaml.safe_load(match.group(1))

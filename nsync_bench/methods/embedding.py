@@ -44,9 +44,3 @@ class LearnedRowEmbedding(nn.Module):
             rows = torch.cat([r.to(out.dtype).expand(n, -1) for r, n in zip(self.branch_rows, self.branch_sizes,
                                                                                strict=True)])
         return torch.where(mask, rows.unsqueeze(1), out)
-
-    def merged_weight(self) -> torch.Tensor:
-        """The base matrix with the learned row written in (what ``load_textual_inversion`` builds)."""
-        weight = self.base.weight.detach().clone()
-        weight[self.token_id] = self.row.detach()[0].to(weight.dtype)
-        return weight

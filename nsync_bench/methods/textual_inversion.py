@@ -128,12 +128,6 @@ class TextualInversion(Method):
             if grad is not None:
                 grad[self.keep_rows] = 0
 
-    def embedding_matrix(self) -> torch.Tensor:
-        """The effective token-embedding matrix (the learned row written in)."""
-        if self.learned is not None:
-            return self.learned.merged_weight()
-        return self.base_embedding.weight.detach().clone()
-
     def learned_embedding(self) -> torch.Tensor:
         if self.learned is not None:
             return self.learned.row.detach().float().cpu()

@@ -159,8 +159,3 @@ def random_snapshot(name: str, cache_root: Path | None = None, seed: int = 0) ->
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
-
-
-def parameter_counts(components: Any) -> dict[str, int]:
-    return {name: sum(p.numel() for p in getattr(components, name).parameters())
-            for name in ("unet", "vae", "text_encoder")}

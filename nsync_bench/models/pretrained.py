@@ -22,7 +22,6 @@ logger = logging.getLogger(__name__)
 
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 """The maintained mirror of ``runwayml/stable-diffusion-v1-5`` (the original was taken down)."""
-SD2_BASE = "stabilityai/stable-diffusion-2-base"
 
 def _not_available(name: str, local: bool, reason: str, offline: bool = False) -> ModelNotAvailableError:
     """Build the error naming the model, where it was looked for, and how to get it."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from nsync_bench.config.run_config import MetricsConfig
+from nsync_bench.perf.timing import time_calls
 
 
 def _synthetic_images(folder: Path, n: int, size: int, seed: int) -> list[Path]:
@@ -57,32 +57,35 @@ def reference_random_extractors(tmp: Path) -> dict[str, Any]:
         }
 
 
-def bench_reference_extractors(*, n_images: int = 8, batch_size: int = 4, image_size: int = 256) -> dict[str, Any]:
-    """Images/s of the reference architectures on this machine's CPU (random weights, same compute)."""
+def extractor_throughput(extractor: Any, images: list[Path], *, batch_size: int, repeats: int = 1,
+                         device: str = "cpu") -> dict[str, Any]:
+    """Images/s of one extractor (preprocessing included): one batch of warm-up, then the median of ``repeats``
+    passes over ``images``."""
     from nsync_bench.metrics.scoring import extract_features
     from nsync_bench.progress import NullProgress
 
+    def extract(subset: list[Path], label: str) -> None:
+        extract_features(extractor, subset, batch_size=batch_size, cache=None, progress=NullProgress(), label=label)
+
+    extract(images[:batch_size], "warm-up")
+    median = statistics.median(time_calls(lambda: extract(images, "bench"), repeats=repeats, device=device))
+    return {"id": extractor.implementation_id, "median_s": median, "images_per_s": len(images) / median}
+
+
+def bench_reference_extractors(*, n_images: int = 8, batch_size: int = 4, image_size: int = 256) -> dict[str, Any]:
+    """Images/s of the reference architectures on this machine's CPU (random weights, same compute)."""
     results: dict[str, Any] = {"device": "cpu", "n_images": n_images, "image_size": image_size, "extractors": {}}
     with tempfile.TemporaryDirectory(prefix="nsync-bench-") as tmp:
         images = _synthetic_images(Path(tmp) / "images", n_images, image_size, 0)
         for extractor in reference_random_extractors(Path(tmp)).values():
-            extract_features(extractor, images[:1], batch_size=1, cache=None, progress=NullProgress(), label="warm")
-            started = time.perf_counter()
-            extract_features(extractor, images, batch_size=batch_size, cache=None, progress=NullProgress(),
-                             label="bench")
-            elapsed = time.perf_counter() - started
-            results["extractors"][extractor.kind] = {"id": extractor.implementation_id, "median_s": elapsed,
-                                           "images_per_s": n_images / elapsed}
+            results["extractors"][extractor.kind] = extractor_throughput(extractor, images, batch_size=batch_size)
     return results
 
 
 def bench_metrics(config: MetricsConfig, *, n_images: int = 64, image_size: int = 64, repeats: int = 3,
                   weights_dir: Path | None = None) -> dict[str, Any]:
     """Extractor throughput (images/s, preprocessing included) and the cached second-evaluation speed-up."""
-    import torch
-
-    from nsync_bench.metrics.scoring import extract_features, extractors_for, metrics_device, score_image_sets
-    from nsync_bench.progress import NullProgress
+    from nsync_bench.metrics.scoring import extractors_for, metrics_device, score_image_sets
 
     device = metrics_device(config)
     results: dict[str, Any] = {"device": device, "n_images": n_images, "image_size": image_size,
@@ -91,27 +94,11 @@ def bench_metrics(config: MetricsConfig, *, n_images: int = 64, image_size: int 
         gen = _synthetic_images(Path(tmp) / "gen", n_images, image_size, 0)
         real = _synthetic_images(Path(tmp) / "real", n_images, image_size, 1)
         for extractor in extractors_for(config, weights_dir):
-            extract_features(extractor, gen[: config.batch_size], batch_size=config.batch_size, cache=None,
-                             progress=NullProgress(), label="warm-up")
-            times = []
-            for _ in range(repeats):
-                if device.startswith("cuda"):
-                    torch.cuda.synchronize()
-                started = time.perf_counter()
-                extract_features(extractor, gen, batch_size=config.batch_size, cache=None, progress=NullProgress(),
-                                 label="bench")
-                if device.startswith("cuda"):
-                    torch.cuda.synchronize()
-                times.append(time.perf_counter() - started)
-            median = statistics.median(times)
-            results["extractors"][extractor.kind] = {"id": extractor.implementation_id, "median_s": median,
-                                           "images_per_s": n_images / median}
+            results["extractors"][extractor.kind] = extractor_throughput(
+                extractor, gen, batch_size=config.batch_size, repeats=repeats, device=device)
         cache = Path(tmp) / "cache"
-        started = time.perf_counter()
-        score_image_sets(gen, real, config, weights_dir=weights_dir, cache_root=cache)
-        cold = time.perf_counter() - started
-        started = time.perf_counter()
-        score_image_sets(gen, real, config, weights_dir=weights_dir, cache_root=cache)
-        warm = time.perf_counter() - started
+        # Two calls on one cache: the first embeds both sets, the second reads them back.
+        cold, warm = time_calls(lambda: score_image_sets(gen, real, config, weights_dir=weights_dir, cache_root=cache),
+                                repeats=2, device=device)
     results["evaluation"] = {"first_s": cold, "cached_s": warm, "speedup": cold / warm}
     return results

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from nsync_bench.errors import NsyncBenchError
+from nsync_bench.perf.timing import peak_memory_mb, reset_peak_memory, time_calls
 
 log = logging.getLogger(__name__)
 
@@ -61,19 +62,6 @@ def require_cuda(device: str) -> None:
             "to carry the wheels); on a CPU, `nox -s scale` checks the same architectures at 64 px.")
 
 
-def _sync(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def _peak_mb(device: str) -> float | None:
-    import torch
-
-    return torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
-
-
 def _fp16_paths(training: Any) -> dict[str, Any]:
     """What precision each part ran in, and whether attention is PyTorch SDPA."""
     import torch
@@ -107,19 +95,6 @@ def _overflow_step(training: Any) -> dict[str, Any]:
             "backed_off": scale < 2.0**100, "ok": unchanged and scale < 2.0**100}
 
 
-def _time_steps(trainer: Any, warmup: int, steps: int, device: str) -> list[float]:
-    for _ in range(warmup):
-        trainer.train_step()
-    times = []
-    for _ in range(steps):
-        _sync(device)
-        started = time.perf_counter()
-        trainer.train_step()
-        _sync(device)
-        times.append(time.perf_counter() - started)
-    return times
-
-
 def _mixed_dtype_sampling(training: Any, config: Any) -> dict[str, Any]:
     """Sample as TI's negative set is rendered: fp32 text encoder (TI trains it), half-precision UNet."""
     from nsync_bench.config.run_config import EvalConfig
@@ -138,8 +113,6 @@ def _mixed_dtype_sampling(training: Any, config: Any) -> dict[str, Any]:
 
 
 def _generation(training: Any, config: Any, device: str) -> dict[str, Any]:
-    import torch
-
     from nsync_bench.pipeline.generation import evaluation_prompts, generate_batch
 
     pipe = training.method.evaluation_pipeline()
@@ -149,36 +122,22 @@ def _generation(training: Any, config: Any, device: str) -> dict[str, Any]:
     prompts = evaluation_prompts(0, ["a small house next to a tree"] * batch, ["bench"] * batch,
                                  training.method.evaluation_prompt)
     generate_batch(pipe, prompts[:1], config.eval, config.model.resolution)  # warm-up
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    _sync(device)
-    started = time.perf_counter()
-    generate_batch(pipe, prompts, config.eval, config.model.resolution)
-    _sync(device)
-    elapsed = time.perf_counter() - started
+    reset_peak_memory(device)
+    [elapsed] = time_calls(lambda: generate_batch(pipe, prompts, config.eval, config.model.resolution), device=device)
     return {"images_per_s": batch / elapsed, "num_inference_steps": config.eval.num_inference_steps,
             "guidance_scale": config.eval.guidance_scale, "batch_size": batch, "resolution": config.model.resolution,
-            "unet_dtype": str(pipe.unet.dtype), "peak_memory_mb": _peak_mb(device)}
+            "unet_dtype": str(pipe.unet.dtype), "peak_memory_mb": peak_memory_mb(device, cpu_rss=False)}
 
 
 def _extractors(device: str, tmp: Path, n_images: int, batch_size: int, build: Callable[[Path], dict] | None
                 ) -> dict[str, Any]:
-    from nsync_bench.metrics.scoring import extract_features
-    from nsync_bench.perf.bench import _synthetic_images, reference_random_extractors
-    from nsync_bench.progress import NullProgress
+    from nsync_bench.perf.bench import _synthetic_images, extractor_throughput, reference_random_extractors
 
     images = _synthetic_images(tmp / "extractor-images", n_images, 256, 0)
     rows = {}
     for kind, extractor in (build or reference_random_extractors)(tmp).items():
         extractor.to(device)
-        extract_features(extractor, images[:batch_size], batch_size=batch_size, cache=None, progress=NullProgress(),
-                         label="warm-up")
-        _sync(device)
-        started = time.perf_counter()
-        extract_features(extractor, images, batch_size=batch_size, cache=None, progress=NullProgress(), label="bench")
-        _sync(device)
-        elapsed = time.perf_counter() - started
-        rows[kind] = {"id": extractor.implementation_id, "median_s": elapsed, "images_per_s": n_images / elapsed}
+        rows[kind] = extractor_throughput(extractor, images, batch_size=batch_size, device=device)
         extractor.to("cpu")
     return {"device": device, "n_images": n_images, "image_size": 256, "extractors": rows}
 
@@ -201,8 +160,6 @@ def _environment(device: str) -> dict[str, Any]:
 def _variant(name: str, arch: str, profile: str | None, overrides: list[str], extra_overrides: list[str] | None,
              tmp: Path, device: str, warmup: int, steps: int, report: dict[str, Any]) -> dict[str, Any]:
     """Time one method variant; the TI variant also measures generation (into ``report``)."""
-    import torch
-
     from nsync_bench.config.recipes import resolve_config
     from nsync_bench.pipeline.runner import build_training
 
@@ -210,12 +167,12 @@ def _variant(name: str, arch: str, profile: str | None, overrides: list[str], ex
     config = resolve_config(style=STYLE, method=method, profile=profile or arch, protocol="paper-code",
                             overrides=[*overrides, *extra, *(extra_overrides or [])])
     training = build_training(config, data_root=tmp / "data", checkpoint_dir=tmp / "checkpoints" / name)
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    median = statistics.median(_time_steps(training.trainer, warmup, steps, device))
+    reset_peak_memory(device)
+    median = statistics.median(time_calls(training.trainer.train_step, warmup=warmup, repeats=steps, device=device))
     batch = config.train.batch_size
     row = {"method": method, "protocol": "paper-code", "batch_size": batch, "median_step_s": median,
-           "steps_per_s": 1 / median, "samples_per_s": batch / median, "peak_memory_mb": _peak_mb(device),
+           "steps_per_s": 1 / median, "samples_per_s": batch / median,
+           "peak_memory_mb": peak_memory_mb(device, cpu_rss=False),
            "fp16": _fp16_paths(training)}
     if name == "nsync":
         row["overflow_step"] = _overflow_step(training)

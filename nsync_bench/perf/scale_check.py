@@ -33,6 +33,7 @@ from nsync_bench.errors import NsyncBenchError
 
 # The same method variants (and style) as the GPU check, at the full-size architectures.
 from nsync_bench.perf.gpu_check import STYLE, VARIANTS
+from nsync_bench.perf.timing import peak_memory_mb
 
 log = logging.getLogger(__name__)
 
@@ -202,8 +203,6 @@ def check_architecture(arch: str, settings: ScaleSettings, work: Path, cache_roo
 
 def run_scale_check(settings: ScaleSettings, work: Path, cache_root: Path | None = None) -> dict[str, Any]:
     """Every check on every architecture; raises :class:`ScaleCheckError` on the first failure."""
-    import resource
-
     started = time.perf_counter()
     report: dict[str, Any] = {"settings": settings.__dict__, "archs": {}}
     for arch in settings.archs:
@@ -212,7 +211,7 @@ def run_scale_check(settings: ScaleSettings, work: Path, cache_root: Path | None
     images = [Path(p) for arch in report["archs"].values() for p in arch["eval_images"]][:4]
     report["extractors"] = check_extractors(images, work)
     report["seconds"] = time.perf_counter() - started
-    report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    report["peak_rss_mb"] = peak_memory_mb("cpu")
     return report
 
 

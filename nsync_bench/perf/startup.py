@@ -10,23 +10,23 @@ fills the caches; creating a new SQLite store costs its schema migrations once, 
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
+
+from nsync_bench.perf.timing import time_calls
 
 BASELINE = "from diffusers import StableDiffusionPipeline"
 RUN_ARGS = ["run", "--style", "toy-pastel", "--method", "ti", "--set", "train.max_steps=10"]
 
 
-def _timed(argv: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
+def _call(argv: list[str], env: dict[str, str]) -> None:
     subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - started
 
 
 def bench_startup(*, repeats: int = 2) -> dict[str, Any]:
@@ -35,14 +35,16 @@ def bench_startup(*, repeats: int = 2) -> dict[str, Any]:
         tmp = Path(tmp_name)
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "NSYNC_BENCH_DATA_ROOT": str(tmp / "data"),
                "NSYNC_BENCH_CACHE_DIR": str(tmp / "cache"), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}"}
-        baseline = [_timed([sys.executable, "-c", BASELINE], env) for _ in range(repeats + 1)][1:]
-        runs = []
-        for k in range(repeats + 1):
+        baseline = time_calls(lambda: _call([sys.executable, "-c", BASELINE], env), warmup=1, repeats=repeats)
+        counter = itertools.count()
+
+        def smoke_run() -> None:
             # A fresh runs folder and experiment each time, so the run is not skipped as finished.
-            run_env = {**env, "NSYNC_BENCH_RUNS_DIR": str(tmp / f"runs{k}")}
-            runs.append(_timed([sys.executable, "-m", "nsync_bench", *RUN_ARGS, "--experiment", f"startup-{k}"],
-                               run_env))
-        runs = runs[1:]
+            k = next(counter)
+            _call([sys.executable, "-m", "nsync_bench", *RUN_ARGS, "--experiment", f"startup-{k}"],
+                  {**env, "NSYNC_BENCH_RUNS_DIR": str(tmp / f"runs{k}")})
+
+        runs = time_calls(smoke_run, warmup=1, repeats=repeats)
     import_s, run_s = statistics.median(baseline), statistics.median(runs)
     return {"baseline": BASELINE, "baseline_s": import_s, "run": "nsync-bench " + " ".join(RUN_ARGS),
             "run_s": run_s, "ratio": run_s / import_s, "repeats": repeats, "target_ratio": 1.5}

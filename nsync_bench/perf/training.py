@@ -16,12 +16,12 @@ machines where absolute times are not. Variants, at the same positive batch size
 
 from __future__ import annotations
 
-import resource
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
+
+from nsync_bench.perf.timing import peak_memory_mb, reset_peak_memory, time_calls
 
 VARIANTS: dict[str, tuple[str, str, list[str]]] = {
     # name: (method, protocol, overrides)
@@ -36,36 +36,9 @@ VARIANTS: dict[str, tuple[str, str, list[str]]] = {
 }
 
 
-def _peak_memory_mb(device: str) -> float:
-    import torch
-
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process-wide on CPU
-
-
-def _time_steps(trainer: Any, warmup: int, steps: int, device: str) -> list[float]:
-    import torch
-
-    for _ in range(warmup):
-        trainer.train_step()
-    times = []
-    for _ in range(steps):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        started = time.perf_counter()
-        trainer.train_step()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - started)
-    return times
-
-
 def bench_training(profile: str = "smoke", *, style: str = "toy-pastel", warmup: int = 3, steps: int = 15,
                    data_root: Path | None = None, variants: list[str] | None = None) -> dict[str, Any]:
     """Per-step medians of each variant, ratios to TI, peak memory, and generation images/s."""
-    import torch
-
     from nsync_bench import paths
     from nsync_bench.config.recipes import resolve_config
     from nsync_bench.pipeline.runner import build_training
@@ -78,16 +51,15 @@ def bench_training(profile: str = "smoke", *, style: str = "toy-pastel", warmup:
                                     overrides=[*overrides, f"train.max_steps={warmup + steps + 1}"])
             training = build_training(config, data_root=paths.data_root(data_root), checkpoint_dir=Path(tmp) / name)
             device = str(training.method.device)
-            if device.startswith("cuda"):
-                torch.cuda.reset_peak_memory_stats()
-            times = _time_steps(training.trainer, warmup, steps, device)
+            reset_peak_memory(device)
+            times = time_calls(training.trainer.train_step, warmup=warmup, repeats=steps, device=device)
             results["device"] = device
             results["memory_note"] = ("peak CUDA memory allocated during the variant" if device.startswith("cuda")
                                       else "process peak RSS so far (CPU: cumulative over variants)")
             results["methods"][name] = {"method": method, "protocol": protocol,
                                         "batch_size": config.train.batch_size,
                                         "median_step_s": statistics.median(times),
-                                        "peak_memory_mb": _peak_memory_mb(device)}
+                                        "peak_memory_mb": peak_memory_mb(device)}
             if name == "ti":
                 results["extra"]["generation_images_per_s"] = _generation_rate(training, config)
     ti = results["methods"].get("ti", {}).get("median_step_s")
@@ -111,6 +83,6 @@ def _generation_rate(training: Any, config: Any) -> float:
     prompts = evaluation_prompts(0, ["a small house next to a tree"] * config.eval.batch_size,
                                  ["bench"] * config.eval.batch_size, training.method.evaluation_prompt)
     generate_batch(pipe, prompts[:1], config.eval, config.model.resolution)  # warm-up
-    started = time.perf_counter()
-    generate_batch(pipe, prompts, config.eval, config.model.resolution)
-    return len(prompts) / (time.perf_counter() - started)
+    [elapsed] = time_calls(lambda: generate_batch(pipe, prompts, config.eval, config.model.resolution),
+                           device=str(training.method.device))
+    return len(prompts) / elapsed

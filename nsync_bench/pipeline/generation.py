@@ -3,7 +3,7 @@
 Image ``i`` starts from the initial latent drawn from stream ``(eval, i)``, the same for every
 method with the same run seed (the shared-seeds contract, docs/architecture.md §3), so methods can be
 compared image by image. The manifest records prompt, caption, seed and file for each image; it
-is enough to regenerate any image from the adapter (see :func:`generate_one`).
+is enough to regenerate any image from the adapter (:func:`generate_batch` with its prompts).
 """
 
 from __future__ import annotations
@@ -96,11 +96,6 @@ def _mixed_dtypes(pipe: Any) -> Any:
     if pipe.device.type == "cuda" and pipe.text_encoder.dtype != pipe.unet.dtype:
         return torch.autocast("cuda", dtype=pipe.unet.dtype)
     return contextlib.nullcontext()
-
-
-def generate_one(pipe: Any, prompt: str, seed: int, config: EvalConfig, resolution: int) -> Image.Image:
-    """One evaluation image at ``config.save_size`` (the released code saves at 256 px)."""
-    return generate_batch(pipe, [EvalPrompt(0, "", prompt, seed, "")], config, resolution)[0]
 
 
 def generate_images(

@@ -51,9 +51,6 @@ class ControlResult:
     # arm -> folder of the first seed's images (for the grid)
     image_dirs: dict[str, str] = field(default_factory=dict)
 
-    def wins(self, pair: str = "ti vs untrained", alpha: float = 0.05) -> int:
-        return sum(1 for c in self.comparisons[pair].values() if c["verdict"] == "supported")
-
     def markdown(self) -> str:
         metrics = list(next(iter(self.values.values())))
         lines = [f"Style `{self.style}`, seeds {self.seeds}, overrides {self.overrides or 'none'}:", "",

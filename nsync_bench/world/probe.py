@@ -13,7 +13,6 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -145,9 +144,3 @@ def load_probe(directory: Path) -> tuple[WorldProbe, str]:
     probe = WorldProbe()
     probe.load_state_dict(load_file(str(path)), strict=True)
     return probe.eval(), actual
-
-
-def classify(probe: WorldProbe, images: torch.Tensor) -> dict[str, np.ndarray]:
-    """Predicted value index per head for (B, 3, 32, 32) images in [0, 1]."""
-    with torch.no_grad():
-        return {k: v.argmax(1).numpy() for k, v in probe(images).items()}
