@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import tomllib
 
+from nsync_bench.compat import tomllib
 from nsync_bench.paths import shipped_dir
 from nsync_bench.report.runs_table import ReportData
 from nsync_bench.stats import paired as stats

@@ -20,9 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
 from nsync_bench import paths
+from nsync_bench.compat import tomllib
 from nsync_bench.config.run_config import RunConfig, run_key
 from nsync_bench.errors import ConfigError, NsyncBenchError, unknown_name
 from nsync_bench.io import atomic_write_json

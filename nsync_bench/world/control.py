@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import tomllib
 
 from nsync_bench import paths
+from nsync_bench.compat import tomllib
 from nsync_bench.config.run_config import RunConfig
 from nsync_bench.paths import shipped_dir
 from nsync_bench.progress import NullProgress, Progress
