@@ -17,6 +17,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from nsync_bench.cli.main import app
+from nsync_bench.data.blip import BlipCaptioner
 from nsync_bench.data.captions import (
     CAPTIONERS,
     TemplateCaptioner,
@@ -24,7 +25,6 @@ from nsync_bench.data.captions import (
     captioner_names,
     make_captioner,
 )
-from nsync_bench.data.blip import BlipCaptioner
 from nsync_bench.data.internvl import QUESTION, dynamic_tiles
 from nsync_bench.data.styles import ensure_style_data, list_images
 from nsync_bench.errors import ConfigError, DataError, ModelNotAvailableError, UnknownNameError
