@@ -61,11 +61,11 @@ class ControlResult:
         for arm, per_metric in self.values.items():
             cells = [f"{np.mean(v):.4g} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.2g}" for v in per_metric.values()]
             lines.append(f"| {arm} | " + " | ".join(cells) + " |")
-        for pair, per_metric in self.comparisons.items():
+        for pair, verdicts in self.comparisons.items():
             lines += ["", f"**{pair}** (positive difference = first is better; paired t over seeds, Holm over "
                       "metrics):", "", "| metric | mean diff | d_z | p | Holm p | verdict |",
                       "|---|---|---|---|---|---|"]
-            for metric, c in per_metric.items():
+            for metric, c in verdicts.items():
                 lines.append(f"| {metric} | {c['mean_diff']:.4g} | {c['d_z']:.2f} | {c['p_t']:.2g} | "
                              f"{c['p_holm']:.2g} | {c['verdict']} |")
         return "\n".join(lines) + "\n"
