@@ -1,4 +1,4 @@
-"""Sessions: tests (default suite, CPU, offline), smoke (the README's main job end to end), lint.
+"""Sessions: tests (default suite, CPU, offline), smoke (the README's main job end to end), lint (ruff, mypy).
 
 Each session installs the project into its own virtualenv; ``nox -s tests`` is all a fresh
 machine needs.
@@ -67,9 +67,11 @@ def smoke(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check on the package, tests and noxfile."""
-    session.install("ruff")
+    """ruff check on the package, tests and noxfile; mypy on the package (its config: pyproject.toml [tool.mypy]).
+    mypy needs the package's dependencies installed to see their types, hence the full install."""
+    session.install("-e", ".[dev]")
     session.run("ruff", "check", "nsync_bench", "tests", "noxfile.py")
+    session.run("mypy")
 
 
 @nox.session

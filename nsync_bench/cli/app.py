@@ -13,7 +13,7 @@ import os
 import typing
 from collections.abc import Callable
 from functools import wraps
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -24,6 +24,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages too.")]
+_Command = TypeVar("_Command", bound=Callable[..., Any])
 _DEBUG = {"on": False}  # --debug (or NSYNC_BENCH_DEBUG=1): unexpected errors show their traceback
 
 
@@ -101,10 +102,10 @@ def with_verbose(func: Callable[..., Any]) -> Callable[..., Any]:
 class CommandGroup(typer.Typer):
     """A Typer app whose every command gets ``--verbose`` and teaching errors without asking."""
 
-    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[_Command], _Command]:
         register = super().command(*args, **kwargs)
 
-        def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        def decorator(func: _Command) -> _Command:
             register(teaching_errors(with_verbose(func)))
             return func
 

@@ -28,7 +28,7 @@ def print_plan(console: Console, spec: SweepSpec, plan: SweepPlan) -> None:
     for style, (train, test, guess) in plan.image_counts.items():
         note = " (assumed: no data here yet)" if guess else ""
         console.print(f"  {style}: {train} training images, {test} test images{note}")
-    if not timed:
+    if plan.times is None:
         console.print("No GPU-hour estimate: pass --step-time SECONDS (a TI step at batch 4) or --step-time "
                       "gpu.json (from `nsync-bench bench --profile sd15-arch --device cuda --json`).")
         return

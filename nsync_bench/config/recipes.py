@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
+from nsync_bench.compat import tomllib
 from nsync_bench.config.run_config import RunConfig, check_keys, deep_merge, overrides_to_tree, validate
 from nsync_bench.errors import ConfigError, unknown_name
 from nsync_bench.methods import check_method

@@ -20,9 +20,9 @@ import hashlib
 import json
 from typing import Any, Literal
 
-import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from nsync_bench.compat import tomllib
 from nsync_bench.errors import ConfigError
 
 # NSYNC: a direction with w.w <= eps is degenerate (nsync.eps; nsync_bench.methods.nsync).

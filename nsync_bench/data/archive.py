@@ -142,9 +142,9 @@ def _extract_zip(archive: Path, root: Path) -> int:
             if mode and (stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode)):
                 raise DataError(f"refusing {archive.name}: member {info.filename!r} is a device file or FIFO")
             if _zip_symlink(info):
-                target = zf.read(info).decode("utf-8", "replace")
-                _check_link(archive, info.filename, rel, target, hard=False)
-                log.warning("skipping symlink %s -> %s in %s", info.filename, target, archive.name)
+                link = zf.read(info).decode("utf-8", "replace")
+                _check_link(archive, info.filename, rel, link, hard=False)
+                log.warning("skipping symlink %s -> %s in %s", info.filename, link, archive.name)
                 continue
             if rel:
                 plan.append((info, rel))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -11,6 +12,9 @@ from nsync_bench.data.captions import Captioner, model_not_available
 from nsync_bench.errors import ConfigError
 from nsync_bench.models.device import resolve_device
 from nsync_bench.models.hub import load_hf, model_key
+
+if TYPE_CHECKING:
+    import torch
 
 BLIP_LARGE = "Salesforce/blip-image-captioning-large"
 
@@ -29,7 +33,8 @@ class BlipCaptioner(Captioner):
         if max_new_tokens < 1 or batch_size < 1:
             raise ConfigError("blip: max_new_tokens and batch_size must be >= 1.")
         self.model, self.prompt, self.max_new_tokens = model, prompt, max_new_tokens
-        self.device, self.batch_size = device, batch_size
+        self.device: str | torch.device = device  # the resolved torch.device once loaded
+        self.batch_size = batch_size
         settings = [f"prompt={prompt!r}"] if prompt else []
         settings += [f"max_new_tokens={max_new_tokens}"] if max_new_tokens != 40 else []
         self.model_id = "|".join([model_key(model), *settings])
@@ -41,8 +46,9 @@ class BlipCaptioner(Captioner):
             return
         from transformers import BlipForConditionalGeneration, BlipProcessor
 
-        device = resolve_device(self.device)
-        loaders = [BlipProcessor.from_pretrained, BlipForConditionalGeneration.from_pretrained]
+        device = resolve_device(str(self.device))
+        loaders: list[Callable[..., Any]] = [BlipProcessor.from_pretrained,
+                                             BlipForConditionalGeneration.from_pretrained]
         on_missing = partial(model_not_available, "BLIP", self.model, hub_id=BLIP_LARGE)
         self._processor, net = load_hf("BLIP", self.model, loaders, on_missing)
         self._net = net.to(device).eval()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -17,6 +17,9 @@ from nsync_bench.data.captions import Captioner, model_not_available
 from nsync_bench.errors import ConfigError
 from nsync_bench.models.device import resolve_device
 from nsync_bench.models.hub import load_hf, model_key
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +117,8 @@ class InternVLCaptioner(Captioner):
             )
         if max_num < 1:
             raise ConfigError(f"internvl: max_num must be >= 1 (got {max_num}).")
-        self.model, self.device, self.max_num = model, device, max_num
+        self.model, self.max_num = model, max_num
+        self.device: str | torch.device = device  # the resolved torch.device once loaded
         settings = [] if device.startswith("cuda") else ["dtype=float32"]  # bf16 on CUDA is the reference
         settings += [f"max_num={max_num}"] if max_num != 12 else []
         self.model_id = "|".join([model_key(model), *settings])
@@ -129,7 +133,7 @@ class InternVLCaptioner(Captioner):
 
         from nsync_bench.models.pretrained import _dtype_kwargs
 
-        device = resolve_device(self.device)
+        device = resolve_device(str(self.device))
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         dtype_kwargs, _ = _dtype_kwargs(dtype)
 

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import tomllib
-
+from nsync_bench.compat import tomllib
 from nsync_bench.errors import DataError, unknown_name
 from nsync_bench.paths import shipped_dir
 

@@ -128,9 +128,9 @@ def _caption(objects: list[tuple[str, int, int, str]], background: str) -> str:
     parts: list[str] = []
     i = 0
     while i < len(pieces):
-        noun, pos, col = pieces[i]
+        noun, pos, ground_col = pieces[i]
         nxt = pieces[i + 1] if i + 1 < len(pieces) else None
-        if col is not None and nxt is not None and nxt[2] is not None and abs(nxt[2] - col) == 1:
+        if ground_col is not None and nxt is not None and nxt[2] is not None and abs(nxt[2] - ground_col) == 1:
             parts.append(f"{noun} {pos} next to {nxt[0]}")  # "a house on the left next to a tree"
             i += 2
             continue

@@ -38,7 +38,7 @@ class Lora(Method):
         unet.requires_grad_(False)
         config = LoraConfig(
             r=lora.rank,
-            lora_alpha=lora.alpha,
+            lora_alpha=lora.alpha,  # type: ignore[arg-type]  # peft annotates int; a float alpha works (alpha / r)
             lora_dropout=lora.dropout,
             init_lora_weights="gaussian" if lora.init == "gaussian" else True,
             target_modules=list(lora.target_modules),
@@ -93,7 +93,7 @@ class Lora(Method):
                 chunks = x.split(sizes, dim=0)
                 return torch.cat([F.linear(c, w.to(c.dtype)) for c, w in zip(chunks, weights, strict=True)])
 
-            linear.forward = forward
+            linear.forward = forward  # type: ignore[method-assign,assignment]  # an instance override, deleted below
         try:
             yield leaves
         finally:
@@ -131,8 +131,9 @@ class Lora(Method):
         from peft.utils import set_peft_model_state_dict
 
         result = set_peft_model_state_dict(self.components.unet, state)
-        if getattr(result, "unexpected_keys", None):
-            raise ValueError(f"checkpoint has LoRA keys this model lacks: {result.unexpected_keys[:5]}")
+        unexpected = getattr(result, "unexpected_keys", None)
+        if unexpected:
+            raise ValueError(f"checkpoint has LoRA keys this model lacks: {unexpected[:5]}")
 
     def save_adapter(self, directory: Path) -> Path:
         from diffusers import StableDiffusionPipeline

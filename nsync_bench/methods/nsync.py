@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 
 from nsync_bench import seeding
 from nsync_bench.config.run_config import DEFAULT_EPS
 from nsync_bench.errors import ConfigError, TrainingError, unknown_name
+from nsync_bench.methods.base import Method
 from nsync_bench.methods.lora import Lora
 from nsync_bench.methods.textual_inversion import TextualInversion
 from nsync_bench.training.batches import Batch, ImageSet, make_batch
@@ -120,6 +121,7 @@ def refine_gradient_with_info(
     elif rule == "code-v5.0":
         update = (a + (a + b)) / 2
     else:  # code-v5.1
+        assert g_anchor is not None  # uses_anchor: checked above
         c = g_anchor.detach().double().flatten()
         update = (a + (a + b + c) + (a + b)) / 3
     return update.reshape(g_pos.shape).to(g_pos.dtype), degenerate
@@ -142,8 +144,9 @@ def _cosine(u: torch.Tensor, w: torch.Tensor) -> float:
     return float(torch.dot(u, w) / denominator) if denominator > 0 else 0.0
 
 
-class NsyncMixin:
-    """Adds NSYNC's negative (and anchor) branch and gradient rule to a base method.
+class NsyncMixin(Method):
+    """Adds NSYNC's negative (and anchor) branch and gradient rule to a base method (listed first:
+    ``class NsyncLora(NsyncMixin, Lora)``; Method comes after the base method in the MRO).
 
     The positive branch is the base method's, with the same draws (stream ``noise``); the
     negative branch uses the paired synthetic image of each positive (same caption; the same
@@ -179,14 +182,16 @@ class NsyncMixin:
         return self.format_prompts(templates, captions)
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        return {**super().trainable_state(), "nsync_degenerate_steps": torch.tensor(self.degenerate_steps),
+        # super(): the base method's (TI or LoRA: NsyncMixin precedes it in the MRO), never Method's abstract one
+        base = super().trainable_state()  # type: ignore[safe-super]
+        return {**base, "nsync_degenerate_steps": torch.tensor(self.degenerate_steps),
                 "nsync_overflow_skips": torch.tensor(self.overflow_skips)}
 
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
         state = dict(state)
         self.degenerate_steps = int(state.pop("nsync_degenerate_steps", 0))
         self.overflow_skips = int(state.pop("nsync_overflow_skips", 0))
-        super().load_trainable_state(state)
+        super().load_trainable_state(state)  # type: ignore[safe-super]  # the base method's, as above
 
     def _unscale(self, vectors: list[torch.Tensor]) -> list[torch.Tensor]:
         if self.precision.loss_scaling:
@@ -200,6 +205,7 @@ class NsyncMixin:
             return list(batch.flips)
         # A stream of its own, so the positive draws stay those of the baseline at the same seed.
         draws = seeding.numpy_rng(self.seed, seeding.NEGATIVE_NOISE, "flip", micro_step).random(len(batch.flips))
+        assert self.negative_images is not None  # compute_gradients checks it first
         return [bool(d < self.negative_images.data.flip_p) for d in draws]
 
     def _anchor_batch(self, micro_step: int) -> Batch:
@@ -215,6 +221,7 @@ class NsyncMixin:
         branches = [(batch, self.training_prompts(batch.captions, micro_step),
                      seeding.torch_generator(self.seed, seeding.NOISE, micro_step))]
         # 2. Negative branch: each positive's synthetic twin, same caption, own noise stream.
+        assert self.negative_images is not None  # compute_gradients checks it first
         negative = make_batch(self.negative_images, batch.indices, self.negative_flips(batch, micro_step),
                               batch.captions)
         branches.append((negative, self.negative_prompts(batch.captions, micro_step),
@@ -248,7 +255,9 @@ class NsyncMixin:
             with self.precision.autocast():
                 losses = branch_losses(self.components, draws, self.encode(prompts))
             self.precision.scale(torch.stack(losses).sum()).backward()
-            gradients = [self._unscale(self.rule_vectors([leaf.grad for leaf in branch])) for branch in leaves]
+            # Every leaf took part in the backward pass just above, so each has its gradient.
+            gradients = [self._unscale(self.rule_vectors(cast(list[torch.Tensor], [leaf.grad for leaf in branch])))
+                         for branch in leaves]
         return [loss.detach() for loss in losses], gradients
 
     def compute_gradients(self, batch: Batch, micro_step: int) -> dict[str, float]:
@@ -322,8 +331,9 @@ class NsyncMixin:
             results = [refine_gradient_with_info(x, y, z, rule=nsync.rule, eps=nsync.eps)
                        for x, y, z in zip(a, b, c, strict=True)]
             return [r[0] for r in results], sum(r[1] for r in results)
-        flat = [torch.cat([v.flatten() for v in vs]) if vs[0] is not None else None for vs in (a, b, c)]
-        update, degenerate = refine_gradient_with_info(*flat, rule=nsync.rule, eps=nsync.eps)
+        flat_a, flat_b = (torch.cat([v.flatten() for v in vs]) for vs in (a, b))
+        flat_c = torch.cat([v.flatten() for v in c]) if c[0] is not None else None
+        update, degenerate = refine_gradient_with_info(flat_a, flat_b, flat_c, rule=nsync.rule, eps=nsync.eps)
         pieces, offset = [], 0
         for v in a:
             pieces.append(update[offset : offset + v.numel()].reshape(v.shape))

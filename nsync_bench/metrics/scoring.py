@@ -9,7 +9,7 @@ weights and preprocessing: numbers with different ids are not comparable.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -124,7 +124,7 @@ def extractors_for(config: MetricsConfig, weights_dir: Path | None = None) -> It
                               weights_dir=weights_dir, clip_model=config.clip_model, device=device)
 
 
-def _check_set_sizes(names: list[str], generated: list[Path], real: list[Path]) -> None:
+def _check_set_sizes(names: Sequence[str], generated: list[Path], real: list[Path]) -> None:
     """FID and KID need two images per set: say so in the user's terms (not the estimator's "feats_a")."""
     needy = [n.upper() for n in names if n in ("fid", "kid")]
     for label, files in (("generated (first)", generated), ("real (second)", real)):

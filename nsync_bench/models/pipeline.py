@@ -22,5 +22,6 @@ def build_pipeline(components: DiffusionComponents, **replace: Any) -> Any:
     pipe = StableDiffusionPipeline(
         **parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False
     )
-    pipe.set_progress_bar_config(disable=True)
+    # diffusers types its lazy top-level exports as its dummy (no-torch) objects, which lack this method
+    pipe.set_progress_bar_config(disable=True)  # type: ignore[attr-defined]
     return pipe

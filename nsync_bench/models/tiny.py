@@ -116,7 +116,8 @@ def build_tiny_components(seed: int = 0, resolution: int = 32) -> DiffusionCompo
     for module in (unet, vae, text_encoder):
         module.requires_grad_(False)
     sample_scheduler = PNDMScheduler(**SD15_SCHEDULER_CONFIG)
-    noise_scheduler = DDPMScheduler.from_config(sample_scheduler.config)
+    # diffusers types its lazy top-level exports as its dummy (no-torch) objects, which have no config
+    noise_scheduler = DDPMScheduler.from_config(sample_scheduler.config)  # type: ignore[attr-defined]
     components = DiffusionComponents(
         tokenizer=load_clip_tokenizer(),
         text_encoder=text_encoder,

@@ -56,7 +56,18 @@ class _StepTracker:
     def __init__(self, tracker: Tracker, step: int) -> None:
         self.tracker, self.step = tracker, step
 
+    @property
+    def run_id(self) -> str | None:
+        return self.tracker.run_id
+
     def log_params(self, params: dict[str, Any]) -> None:
+        pass
+
+    def log_inputs(self, identity: dict[str, dict[str, str]]) -> None:
+        pass
+
+    def log_model(self, name: str, metrics: dict[str, float], dataset: dict[str, str] | None,
+                  tags: dict[str, Any]) -> None:
         pass
 
     def set_tags(self, tags: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nsync_bench import paths
 from nsync_bench.config.recipes import resolve_config
@@ -30,6 +30,11 @@ from nsync_bench.errors import NsyncBenchError
 from nsync_bench.progress import NullProgress, Progress
 from nsync_bench.tracking import provenance
 from nsync_bench.tracking.tracker import MlflowTracker, NullTracker, Tracker
+
+if TYPE_CHECKING:  # types only: importing these pulls in torch, which the CLI loads only when a run starts
+    from nsync_bench.data.styles import StyleInfo
+    from nsync_bench.methods.base import Method
+    from nsync_bench.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -270,10 +275,10 @@ class Training:
     """Everything a run trains with, assembled from a resolved config."""
 
     config: RunConfig
-    style: Any  # StyleInfo
+    style: StyleInfo
     style_dir: Path
-    method: Any  # Method
-    trainer: Any  # Trainer, or None for a method that trains nothing (ldm)
+    method: Method
+    trainer: Trainer | None  # None for a method that trains nothing (ldm)
     negatives: list[Path] | None = None  # NSYNC methods: the negative images paired with the train images
 
 
@@ -319,6 +324,9 @@ def build_training(config: RunConfig, *, data_root: Path | None, checkpoint_dir:
                 image_set.latent_cache = LatentCache(components, image_set, device, latent_dir)
     batches = PositiveBatches(images, captions, spec.seed, config.train.batch_size)
     if negatives is not None:
+        from nsync_bench.methods.nsync import NsyncMixin
+
+        assert isinstance(method, NsyncMixin)  # needs_negatives: the NSYNC methods
         method.attach_negatives(negatives, batches)
     trainer = Trainer(config, method, batches, checkpoint_dir, tracker, progress, callbacks)
     return Training(config, style, style_dir, method, trainer, negative_paths if negatives is not None else None)
@@ -369,6 +377,7 @@ def _train_and_evaluate(config: RunConfig, key: str, run_dir: Path, tracker: Tra
                            options.progress, options.weights_dir)
 
     if curve is not None:
+        assert trainer is not None  # a learning curve is set up only for a method that trains
         curve.record_final(trainer.step, metrics)
 
     from nsync_bench.export.model_card import write_run_card

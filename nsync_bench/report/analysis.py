@@ -15,11 +15,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
-import tomllib
 
+from nsync_bench.compat import tomllib
 from nsync_bench.paths import shipped_dir
 from nsync_bench.report.runs_table import ReportData
 from nsync_bench.stats import paired as stats
@@ -80,8 +81,8 @@ def summarize(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     return frame
 
 
-def _paired_row(key: dict, candidate: np.ndarray, baseline: np.ndarray, direction: str, unit: str, seed: int,
-                confidence: float) -> dict:
+def _paired_row(key: dict, candidate: np.ndarray, baseline: np.ndarray, direction: Literal["lower", "higher"],
+                unit: str, seed: int, confidence: float) -> dict:
     comparison = stats.paired_comparison(candidate, baseline, direction=direction, confidence=confidence, seed=seed)
     return {**key, "unit": unit, "n": comparison.n, "direction": direction, "mean_diff": comparison.mean_diff,
             "ci_low": comparison.ci_low, "ci_high": comparison.ci_high, "ci_method": comparison.ci_method,

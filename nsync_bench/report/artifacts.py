@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -53,7 +54,7 @@ def load_per_image(data: ReportData, dest: Path) -> pd.DataFrame:
 def load_histories(data: ReportData, keys: tuple[str, ...] = HISTORY_KEYS) -> pd.DataFrame:
     """Step metrics of every run: ``run_id, key, step, value``."""
     client = _client(data)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for run_id in data.runs["run_id"]:
         for key in keys:
             rows.extend({"run_id": run_id, "key": key, "step": m.step, "value": m.value}

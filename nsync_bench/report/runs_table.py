@@ -115,7 +115,8 @@ def load_report_data(tracking_uri: str, experiments: list[str]) -> ReportData:
 
 def _parse_seeds(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Seeds as Python ints (any size a tag can hold: no int64 overflow); unreadable ones are left out."""
-    seeds, bad = [], []
+    seeds: list[int | None] = []
+    bad: list[str] = []
     for run_id, text in zip(frame.get("run_id", []), _tag(frame, "seed"), strict=True):
         try:
             seeds.append(int(str(text)))

@@ -17,7 +17,7 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from scipy import special
@@ -95,7 +95,7 @@ def describe(values: object, confidence: float = 0.95) -> Summary:
     return Summary(mean, std, n, mean - half, mean + half, confidence)
 
 
-def _apply_statistic(statistic: Callable[..., object], samples: np.ndarray) -> np.ndarray:
+def _apply_statistic(statistic: Callable[..., Any], samples: np.ndarray) -> np.ndarray:
     """``statistic`` over the last axis of ``samples`` (vectorised via ``axis=-1`` when supported)."""
     try:
         out = np.asarray(statistic(samples, axis=-1), dtype=np.float64)

@@ -1,7 +1,9 @@
 """Where sweep tasks run: in this process, in N local worker processes, or on Slurm via submitit.
 
-Every executor calls :func:`nsync_bench.sweep.matrix.run_task` for each task and reports status changes
-through ``on_event(task, status, result)``; a failed task never stops the others.
+Every executor implements :class:`Executor`: ``prepare(job)`` runs a style's prerequisite job (its
+negative sets) to completion before that style's tasks, and ``run`` calls
+:func:`nsync_bench.sweep.matrix.run_task` for each task and reports status changes through
+``on_event(task, status, result)``; a failed task never stops the others.
 """
 
 from __future__ import annotations
@@ -14,14 +16,27 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from nsync_bench.errors import unknown_name
-from nsync_bench.sweep.matrix import SweepOptions, Task, TaskResult, run_task
+from nsync_bench.sweep.matrix import PrepareStyle, SweepOptions, Task, TaskResult, run_task
 
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[Task, str, TaskResult | None], None]
+
+
+class Executor(Protocol):
+    """Where a sweep's jobs run (:func:`nsync_bench.sweep.matrix.run_sweep`)."""
+
+    def prepare(self, job: PrepareStyle) -> None:
+        """Run a style's prerequisite job to completion (the negative sets need the GPU); raise if it fails."""
+        ...
+
+    def run(self, tasks: list[Task], options: SweepOptions, experiment: str,
+            on_event: EventHandler) -> list[TaskResult]:
+        """Run every task (a failed one never stops the others); one result per task, in any order."""
+        ...
 
 
 def _failed(task: Task, err: BaseException) -> TaskResult:
@@ -31,6 +46,9 @@ def _failed(task: Task, err: BaseException) -> TaskResult:
 
 class InProcessExecutor:
     """Tasks one after another in this process (simple, debuggable)."""
+
+    def prepare(self, job: PrepareStyle) -> None:
+        job()
 
     def run(self, tasks: list[Task], options: SweepOptions, experiment: str,
             on_event: EventHandler) -> list[TaskResult]:
@@ -81,6 +99,10 @@ class LocalPoolExecutor:
     def __init__(self, max_parallel: int, devices: list[str] | None = None) -> None:
         self.max_parallel = max_parallel
         self.devices = devices
+
+    def prepare(self, job: PrepareStyle) -> None:
+        """In this (the sweep's) process, before the workers start: one job per style, not one per worker."""
+        job()
 
     def run(self, tasks: list[Task], options: SweepOptions, experiment: str,
             on_event: EventHandler) -> list[TaskResult]:
@@ -157,11 +179,11 @@ class SlurmExecutor:
         executor.update_parameters(**parameters)
         return executor
 
-    def prepare(self, job: Any) -> Any:
+    def prepare(self, job: PrepareStyle) -> None:
         """Run a per-style prerequisite job on the cluster (negative sets need a GPU) and wait for it."""
         submitted = self.make_executor().submit(job)
         log.info("preparing %s as job %s (logs: %s)", job.style, submitted.job_id, submitted.paths.stdout)
-        return submitted.result()
+        submitted.result()  # waits; raises when the job failed
 
     def run(self, tasks: list[Task], options: SweepOptions, experiment: str,
             on_event: EventHandler) -> list[TaskResult]:
@@ -195,7 +217,7 @@ EXECUTORS = ("local", "slurm")
 
 
 def make_executor(name: str, *, max_parallel: int = 1, slurm: SlurmSettings | None = None,
-                  devices: list[str] | None = None) -> Any:
+                  devices: list[str] | None = None) -> Executor:
     if name == "local":
         if devices:
             return LocalPoolExecutor(max_parallel if max_parallel > 1 else len(devices), devices)

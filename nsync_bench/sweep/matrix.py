@@ -18,15 +18,17 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-import tomllib
+from typing import TYPE_CHECKING, Any
 
 from nsync_bench import paths
+from nsync_bench.compat import tomllib
 from nsync_bench.config.run_config import RunConfig, run_key
 from nsync_bench.errors import ConfigError, NsyncBenchError, unknown_name
 from nsync_bench.io import atomic_write_json
 from nsync_bench.paths import shipped_dir
+
+if TYPE_CHECKING:  # executors imports this module
+    from nsync_bench.sweep.executors import EventHandler, Executor
 
 log = logging.getLogger(__name__)
 
@@ -256,8 +258,8 @@ def select_tasks(tasks: list[Task], spec: SweepSpec, options: SweepOptions, retr
     return [t for t in tasks if state.get(t.run_key, {}).get("status") in ("failed", "busy")]
 
 
-def run_sweep(spec: SweepSpec, executor: Any, options: SweepOptions, *, retry_failed: bool = False,
-              on_event: Any = None) -> SweepSummary:
+def run_sweep(spec: SweepSpec, executor: Executor, options: SweepOptions, *, retry_failed: bool = False,
+              on_event: EventHandler | None = None) -> SweepSummary:
     """Expand, prepare each style once, run every task through ``executor``, record the outcome."""
     from nsync_bench.pipeline.runner import _check_locations
 
@@ -272,7 +274,7 @@ def run_sweep(spec: SweepSpec, executor: Any, options: SweepOptions, *, retry_fa
     for style in dict.fromkeys(t.style for t in tasks):
         configs = [t.config for t in tasks if t.style == style]
         try:
-            executor_prepare(executor, PrepareStyle(style, configs, options))
+            executor.prepare(PrepareStyle(style, configs, options))
         except Exception as err:  # the style's runs cannot start; the other styles go on
             failed_styles[style] = f"{type(err).__name__}: {err}"
             log.error("preparing style %s failed: %s", style, err)
@@ -292,10 +294,3 @@ def run_sweep(spec: SweepSpec, executor: Any, options: SweepOptions, *, retry_fa
     write_state(path, results)
     return SweepSummary(results, path, experiment, failed_styles)
 
-
-def executor_prepare(executor: Any, job: PrepareStyle) -> None:
-    prepare = getattr(executor, "prepare", None)
-    if prepare is not None:
-        prepare(job)
-    else:
-        job()

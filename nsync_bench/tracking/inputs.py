@@ -110,7 +110,7 @@ def _toml_value(value: Any) -> str:
 
 
 def _parses_as_toml(text: str) -> bool:
-    import tomllib
+    from nsync_bench.compat import tomllib
 
     try:
         tomllib.loads(f"v = {text}")

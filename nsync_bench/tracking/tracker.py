@@ -23,7 +23,8 @@ _PARAM_MAX_LEN = 6000
 
 
 class Tracker(Protocol):
-    run_id: str | None
+    @property
+    def run_id(self) -> str | None: ...  # read-only here: a tracker may hold a plain str
 
     def log_params(self, params: dict[str, Any]) -> None: ...
 

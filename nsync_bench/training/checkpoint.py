@@ -25,6 +25,7 @@ PREFIX = "checkpoint-"
 def rng_states() -> dict[str, Any]:
     """Global RNG states (the run's own draws are stateless, see seeding; these cover libraries)."""
     np_state = np.random.get_state()
+    assert isinstance(np_state, tuple)  # the legacy format: the global RandomState is always MT19937
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],

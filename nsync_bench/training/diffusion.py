@@ -64,8 +64,10 @@ def draw(components: DiffusionComponents, batch: Batch, generator: torch.Generat
     the same distribution, and the same sample for the same draw) or from encoding its pixels.
     """
     if batch.latent_mean is not None:
+        assert batch.latent_std is not None  # make_batch sets both from the latent cache
         mean, std = batch.latent_mean, batch.latent_std
     else:
+        assert batch.pixel_values is not None  # make_batch: pixels whenever there is no latent cache
         mean, std = latent_distribution(components, batch.pixel_values)
     # 1. Sample the latent distribution (z0 = mean + std * eps), scaled for the UNet.
     eps = torch.randn(mean.shape, generator=generator, dtype=torch.float32).to(mean.device)

@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import tomllib
 
 from nsync_bench import paths
+from nsync_bench.compat import tomllib
 from nsync_bench.config.run_config import RunConfig
 from nsync_bench.paths import shipped_dir
 from nsync_bench.progress import NullProgress, Progress
@@ -58,11 +58,11 @@ class ControlResult:
         for arm, per_metric in self.values.items():
             cells = [f"{np.mean(v):.4g} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.2g}" for v in per_metric.values()]
             lines.append(f"| {arm} | " + " | ".join(cells) + " |")
-        for pair, per_metric in self.comparisons.items():
+        for pair, verdicts in self.comparisons.items():
             lines += ["", f"**{pair}** (positive difference = first is better; paired t over seeds, Holm over "
                       "metrics):", "", "| metric | mean diff | d_z | p | Holm p | verdict |",
                       "|---|---|---|---|---|---|"]
-            for metric, c in per_metric.items():
+            for metric, c in verdicts.items():
                 lines.append(f"| {metric} | {c['mean_diff']:.4g} | {c['d_z']:.2f} | {c['p_t']:.2g} | "
                              f"{c['p_holm']:.2g} | {c['verdict']} |")
         return "\n".join(lines) + "\n"

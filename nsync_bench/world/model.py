@@ -46,7 +46,7 @@ SCHEDULER_CONFIG: dict[str, Any] = {
 }
 
 
-class PixelSpaceVAE(ModelMixin, ConfigMixin):
+class PixelSpaceVAE(ModelMixin, ConfigMixin):  # type: ignore[misc]  # diffusers' bases disagree on config_name
     """Identity autoencoder: latents are the pixels in [-1, 1] (scale factor 1, 3 channels).
 
     ``encode`` returns a Gaussian with the pixels as mean and a negligible std (exp(-15)), so code
@@ -152,7 +152,7 @@ def save_weights(components: DiffusionComponents, directory: Path, meta: dict[st
     return hashes
 
 
-def load_world_components(directory: Path | None = None) -> DiffusionComponents:
+def load_world_components(directory: str | Path | None = None) -> DiffusionComponents:
     """The trained base model from ``directory`` (default: the committed weights), sha256-checked."""
     from safetensors.torch import load_file
 

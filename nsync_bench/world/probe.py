@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -105,7 +106,8 @@ def train_probe(seed: int = 0, n_images: int = 16000, epochs: int = 4, progress:
             # Mild blur/noise augmentation: generated images are softer and noisier than renders.
             x = (x + 0.03 * torch.randn_like(x)).clamp(0, 1)
             out = probe(x)
-            loss = sum(F.cross_entropy(out[k], labels[k][idx]) for k in out)
+            # One term per attribute head (never empty), so the sum is a tensor, not sum()'s start value 0.
+            loss = cast(torch.Tensor, sum(F.cross_entropy(out[k], labels[k][idx]) for k in out))
             opt.zero_grad()
             loss.backward()
             opt.step()

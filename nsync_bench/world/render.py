@@ -107,7 +107,7 @@ class Content:
         return f"a {self.colour} {self.shape} {self.position}"
 
 
-def style_phrase(style: WorldStyle, keep: tuple[bool, bool, bool, bool] = (True,) * 4) -> str:
+def style_phrase(style: WorldStyle, keep: tuple[bool, ...] = (True,) * 4) -> str:
     """ "in the style of pastel striped black soft painting"; dropped attributes leave their word out."""
     words = [w for w, k in zip(style.words, keep, strict=True) if k]
     return "in the style of " + " ".join([*words, "painting"])

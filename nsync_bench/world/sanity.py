@@ -37,7 +37,7 @@ def sanity_rows(target: str, n: int = 96, extractors: str = "toy-world") -> list
 
     from nsync_bench.metrics.scoring import score_image_sets
 
-    config = MetricsConfig(extractors=extractors, device="cpu", batch_size=64)  # type: ignore[arg-type]
+    config = MetricsConfig(extractors=extractors, device="cpu", batch_size=64)
     style = wr.target_style(target)
     other = next(name for name in wr.TARGETS if name != target)
     rows = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -61,7 +62,7 @@ class ClipExtractor(FeatureExtractor):
 
     @property
     def dim(self) -> int:
-        return int(self.network.config.projection_dim)
+        return int(cast(Any, self.network).config.projection_dim)  # a CLIPVisionModelWithProjection here
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         array = np.asarray(center_crop_resize(image.convert("RGB"), self.image_size)).astype(np.float32) / 255.0
@@ -134,7 +135,7 @@ def load_clip_extractor(
     if offline is None:
         offline = is_offline()
     target, local = resolve_clip_source(model, weights_dir)
-    kwargs = {} if local else {"local_files_only": offline}
+    kwargs: dict[str, Any] = {} if local else {"local_files_only": offline}
     try:
         # dtype pinned: transformers 5 defaults to the checkpoint's dtype, cmmd-pytorch ran float32.
         network = CLIPVisionModelWithProjection.from_pretrained(target, dtype=torch.float32, **kwargs)
@@ -144,7 +145,7 @@ def load_clip_extractor(
     files = _weight_files(Path(target)) if local else _hub_weight_files(target)
     digest = _weights_digest(files) if files else "unknown"
     names = "+".join(f.name for f in files) or "?"
-    size = int(network.config.image_size)
+    size = int(cast(int, network.config.image_size))  # one int for CLIP; the annotation covers all ViT configs
     implementation_id = f"clip:{target}:{names}@sha256={digest}:center-crop,pil-bicubic-{size},clip-norm,l2"
     logger.debug("CMMD CLIP extractor %s", implementation_id)
     return ClipExtractor(network.eval(), size, implementation_id)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,7 +70,7 @@ def torch_bilinear_resize(image: np.ndarray, size: tuple[int, int] = (INCEPTION_
 class _CleanInception(nn.Module):
     """``InceptionV3W.forward`` with ``resize_inside=False``: (x − 128)/128, then ``base.layers``."""
 
-    def __init__(self, base: nn.Module) -> None:
+    def __init__(self, base: Any) -> None:  # clean-fid's InceptionV3W (untyped)
         super().__init__()
         self.base = base
 
@@ -82,7 +83,7 @@ class _CleanInception(nn.Module):
 class _BlockInception(nn.Module):
     """pytorch-fid / gan-metrics wrapper: the Inception blocks up to the final average pool."""
 
-    def __init__(self, net: nn.Module, input_scale: float) -> None:
+    def __init__(self, net: Any, input_scale: float) -> None:  # torchvision's Inception3 (untyped)
         super().__init__()
         self.input_scale = input_scale
         self.blocks = nn.Sequential(

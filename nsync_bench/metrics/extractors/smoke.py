@@ -56,6 +56,7 @@ class _TinyInceptionNet(nn.Module):
         for module in self.features:  # variance-preserving init: features of order 1, not 1e-2
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                assert module.bias is not None  # every conv here is built with a bias
                 nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -111,5 +112,6 @@ def smoke_csd(seed: int = SMOKE_SEED) -> CSDExtractor:
 
 
 def smoke_extractor(kind: str, seed: int = SMOKE_SEED) -> FeatureExtractor:
-    builders = {"inception": SmokeInceptionExtractor, "clip": smoke_clip, "csd": smoke_csd}
+    builders: dict[str, Callable[[int], FeatureExtractor]] = {
+        "inception": SmokeInceptionExtractor, "clip": smoke_clip, "csd": smoke_csd}
     return builders[kind](seed)
