@@ -167,6 +167,7 @@ def _variant(name: str, arch: str, profile: str | None, overrides: list[str], ex
     config = resolve_config(style=STYLE, method=method, profile=profile or arch, protocol="paper-code",
                             overrides=[*overrides, *extra, *(extra_overrides or [])])
     training = build_training(config, data_root=tmp / "data", checkpoint_dir=tmp / "checkpoints" / name)
+    assert training.trainer is not None, name  # every variant trains (ldm is not benchmarked)
     reset_peak_memory(device)
     median = statistics.median(time_calls(training.trainer.train_step, warmup=warmup, repeats=steps, device=device))
     batch = config.train.batch_size

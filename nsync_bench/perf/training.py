@@ -51,6 +51,7 @@ def bench_training(profile: str = "smoke", *, style: str = "toy-pastel", warmup:
                                     overrides=[*overrides, f"train.max_steps={warmup + steps + 1}"])
             training = build_training(config, data_root=paths.data_root(data_root), checkpoint_dir=Path(tmp) / name)
             device = str(training.method.device)
+            assert training.trainer is not None, name  # every variant trains (ldm is not benchmarked)
             reset_peak_memory(device)
             times = time_calls(training.trainer.train_step, warmup=warmup, repeats=steps, device=device)
             results["device"] = device
