@@ -24,19 +24,26 @@ Differences from the references, numerical only:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nsync_bench.errors import DataError
 from nsync_bench.metrics._arrays import as_sample_matrix, check_same_dim
+from nsync_bench.metrics.spec import MetricScore, MetricSpec
 
-__all__ = ["GAMMA", "SCALE", "SIGMA", "cmmd"]
+if TYPE_CHECKING:
+    from nsync_bench.config.run_config import MetricsConfig
+
+__all__ = ["GAMMA", "MMD_ESTIMATOR", "SCALE", "SIGMA", "SPEC", "cmmd"]
 
 # google-research cmmd/distance.py: `_SIGMA = 10`, `_SCALE = 1000` (identical in sayakpaul/cmmd-pytorch).
 SIGMA = 10.0
 SCALE = 1000.0
-GAMMA = 1.0 / (2.0 * SIGMA**2)  # = 0.005
+GAMMA = 1.0 / (2.0 * SIGMA**2)  # = 0.005 for SIGMA = 10; cmmd() derives gamma from SIGMA when called
+# The MMD² estimator _mean_kernel_minus_one computes: the V-statistic (full matrices, diagonals
+# included). A label for the estimator id, not a switch.
+MMD_ESTIMATOR = "biased"
 
 _DEFAULT_BLOCK = 4096
 
@@ -49,7 +56,7 @@ def _l2_normalise(x: np.ndarray, name: str) -> np.ndarray:
     return x / norms
 
 
-def _mean_kernel_minus_one(x: np.ndarray, y: np.ndarray, block_size: int) -> float:
+def _mean_kernel_minus_one(x: np.ndarray, y: np.ndarray, block_size: int, gamma: float) -> float:
     """``mean_{i,j} (k(x_i, y_j) - 1)`` over the full n x m matrix, ``block_size`` x ``block_size`` at a time."""
     sx = np.einsum("ij,ij->i", x, x)
     sy = np.einsum("ij,ij->i", y, y)
@@ -58,7 +65,7 @@ def _mean_kernel_minus_one(x: np.ndarray, y: np.ndarray, block_size: int) -> flo
         xi, sxi = x[i : i + block_size], sx[i : i + block_size, None]
         for j in range(0, y.shape[0], block_size):
             d2 = sxi + sy[None, j : j + block_size] - 2.0 * (xi @ y[j : j + block_size].T)
-            total += float(np.expm1(-GAMMA * d2).sum())
+            total += float(np.expm1(-gamma * d2).sum())
     return total / (x.shape[0] * y.shape[0])
 
 
@@ -83,7 +90,27 @@ def cmmd(emb_a: Any, emb_b: Any, *, block_size: int = _DEFAULT_BLOCK) -> float:
     x = _l2_normalise(x, "emb_a")
     y = _l2_normalise(y, "emb_b")
     bs = int(block_size)
-    kxx = _mean_kernel_minus_one(x, x, bs)
-    kyy = _mean_kernel_minus_one(y, y, bs)
-    kxy = _mean_kernel_minus_one(x, y, bs)
+    gamma = 1.0 / (2.0 * SIGMA**2)
+    kxx = _mean_kernel_minus_one(x, x, bs, gamma)
+    kyy = _mean_kernel_minus_one(y, y, bs, gamma)
+    kxy = _mean_kernel_minus_one(x, y, bs, gamma)
     return float(SCALE * (kxx + kyy - 2.0 * kxy))
+
+
+def _number(x: float) -> str:
+    """A constant as the id writes it: ``10`` for 10.0, otherwise the shortest exact repr (``12.5``)."""
+    text = repr(float(x))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def estimator_id(config: MetricsConfig) -> str:
+    """``cmmd-rbf(sigma=<SIGMA>,scale=<SCALE>,<MMD_ESTIMATOR>)``, from this module's constants (no config value)."""
+    return f"cmmd-rbf(sigma={_number(SIGMA)},scale={_number(SCALE)},{MMD_ESTIMATOR})"
+
+
+def score(gen: np.ndarray, real: np.ndarray, config: MetricsConfig) -> MetricScore:
+    """CMMD of the generated against the real CLIP embeddings (every image is used; no std)."""
+    return MetricScore(cmmd(gen, real), None, len(gen), len(real))
+
+
+SPEC = MetricSpec(name="cmmd", direction="lower", extractor="clip", estimator_id=estimator_id, score=score)

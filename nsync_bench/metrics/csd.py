@@ -22,16 +22,22 @@ in float64.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nsync_bench.metrics._arrays import as_sample_matrix, check_same_dim
+from nsync_bench.metrics.spec import MetricScore, MetricSpec
 
-__all__ = ["EPS", "csd_per_image", "csd_score"]
+if TYPE_CHECKING:
+    from nsync_bench.config.run_config import MetricsConfig
+
+__all__ = ["EPS", "ESTIMATOR", "SPEC", "csd_per_image", "csd_score"]
 
 # giddyyupp/NSYNC src/metrics/calculate_csd.py: nn.CosineSimilarity(dim=1, eps=1e-6)
 EPS = 1e-6
+# NSYNC's score (cosine of each generated embedding to the mean real one), not the CSD authors' "proto".
+ESTIMATOR = "csd-cos-to-mean-real"
 
 
 def csd_per_image(gen_emb: Any, real_emb: Any) -> np.ndarray:
@@ -54,3 +60,17 @@ def csd_per_image(gen_emb: Any, real_emb: Any) -> np.ndarray:
 def csd_score(gen_emb: Any, real_emb: Any) -> float:
     """NSYNC's CSD score: the mean of :func:`csd_per_image` (same input contract)."""
     return float(np.mean(csd_per_image(gen_emb, real_emb)))
+
+
+def estimator_id(config: MetricsConfig) -> str:
+    """``csd-cos-to-mean-real``: no config value changes this estimate."""
+    return ESTIMATOR
+
+
+def score(gen: np.ndarray, real: np.ndarray, config: MetricsConfig) -> MetricScore:
+    """The mean of :func:`csd_per_image`, with the per-image scores (every image is used)."""
+    scores = csd_per_image(gen, real)
+    return MetricScore(float(np.mean(scores)), None, len(gen), len(real), per_image=scores)
+
+
+SPEC = MetricSpec(name="csd", direction="higher", extractor="csd", estimator_id=estimator_id, score=score)

@@ -51,14 +51,19 @@ The result is not clipped at 0: for (near-)identical sets it can be a rounding-l
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nsync_bench.errors import DataError
 from nsync_bench.metrics._arrays import as_float64, as_sample_matrix, check_finite, check_same_dim
+from nsync_bench.metrics.legacy import inception_mode_id, legacy_subset
+from nsync_bench.metrics.spec import MetricScore, MetricSpec
 
-__all__ = ["bootstrap_fid", "fid_from_stats", "frechet_distance", "trace_sqrtm_product"]
+if TYPE_CHECKING:
+    from nsync_bench.config.run_config import MetricsConfig
+
+__all__ = ["SPEC", "bootstrap_fid", "fid_from_stats", "frechet_distance", "trace_sqrtm_product"]
 
 # The low-rank path materialises the n1 x n2 cross-product matrix: at most this many float64
 # entries (2**24 = 128 MiB); larger sets fall back to the covariance path.
@@ -211,3 +216,23 @@ def bootstrap_fid(feats_a: Any, feats_b: Any, *, n_bootstraps: int = 10, seed: i
         ib = rng.choice(b.shape[0], b.shape[0], replace=True)
         values[i] = _frechet_distance_checked(a[ia], b[ib])
     return float(values.mean()), float(values.std())
+
+
+def estimator_id(config: MetricsConfig) -> str:
+    """``fid(<mode>)``, or under nsync-legacy ``fid-bootstrap(n=<bootstraps>,seed=<seed>,<mode>)``."""
+    mode = inception_mode_id(config)
+    if config.inception_mode == "nsync-legacy":
+        return f"fid-bootstrap(n={config.fid_bootstraps},seed={config.seed},{mode})"
+    return f"fid({mode})"
+
+
+def score(gen: np.ndarray, real: np.ndarray, config: MetricsConfig) -> MetricScore:
+    """Plain FID, or under nsync-legacy the bootstrapped FID of the whole-batch subsets (with its std)."""
+    gen, real = legacy_subset(gen, real, config, "fid")
+    if config.inception_mode == "nsync-legacy":
+        value, std = bootstrap_fid(gen, real, n_bootstraps=config.fid_bootstraps, seed=config.seed)
+        return MetricScore(value, std, len(gen), len(real))
+    return MetricScore(frechet_distance(gen, real), None, len(gen), len(real))
+
+
+SPEC = MetricSpec(name="fid", direction="lower", extractor="inception", estimator_id=estimator_id, score=score)

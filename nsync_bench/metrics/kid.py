@@ -26,14 +26,19 @@ Values are raw (not ×10³) and can be negative: the estimator is unbiased, not 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nsync_bench.errors import DataError
 from nsync_bench.metrics._arrays import as_sample_matrix, check_same_dim
+from nsync_bench.metrics.legacy import inception_mode_id, legacy_subset
+from nsync_bench.metrics.spec import MetricScore, MetricSpec
 
-__all__ = ["kernel_inception_distance", "mmd2_unbiased", "polynomial_kernel"]
+if TYPE_CHECKING:
+    from nsync_bench.config.run_config import MetricsConfig
+
+__all__ = ["SPEC", "kernel_inception_distance", "mmd2_unbiased", "polynomial_kernel"]
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -115,3 +120,20 @@ def kernel_inception_distance(
         y = a[rng.choice(a.shape[0], m, replace=False)]
         values[i] = _mmd2_unbiased(x, y)
     return float(values.mean()), float(values.std())
+
+
+def estimator_id(config: MetricsConfig) -> str:
+    """``kid-mmd2u-cubic(subsets=..,max_size=..,seed=..,<mode>)``: the unbiased cubic-kernel MMD² over subsets."""
+    return (f"kid-mmd2u-cubic(subsets={config.kid_subsets},max_size={config.kid_subset_size},"
+            f"seed={config.seed},{inception_mode_id(config)})")
+
+
+def score(gen: np.ndarray, real: np.ndarray, config: MetricsConfig) -> MetricScore:
+    """KID (mean, std over subsets) of the generated against the real features (whole batches under nsync-legacy)."""
+    gen, real = legacy_subset(gen, real, config, "kid")
+    value, std = kernel_inception_distance(gen, real, num_subsets=config.kid_subsets,
+                                           max_subset_size=config.kid_subset_size, seed=config.seed)
+    return MetricScore(value, std, len(gen), len(real))
+
+
+SPEC = MetricSpec(name="kid", direction="lower", extractor="inception", estimator_id=estimator_id, score=score)

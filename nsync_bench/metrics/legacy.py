@@ -10,9 +10,18 @@ the reference globs in file-system order, which is not reproducible across machi
 
 from __future__ import annotations
 
+import logging
 import re
+from typing import TYPE_CHECKING
 
 from nsync_bench.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from nsync_bench.config.run_config import MetricsConfig
+
+log = logging.getLogger(__name__)
 
 INCEPTION_MODE_LABELS: dict[str, str] = {
     "clean": "clean-fid's default (PIL bicubic resize, TF-FID Inception)",
@@ -33,6 +42,27 @@ def legacy_used_count(n_images: int, batch_size: int) -> int:
         return 0
     batch = min(batch_size, n_images)
     return n_images // batch * batch
+
+
+def inception_mode_id(config: MetricsConfig) -> str:
+    """The Inception-mode part of a FID/KID estimator id: ``inception_mode=<mode>[,legacy_batch=<b>]``."""
+    mode = f"inception_mode={config.inception_mode}"
+    if config.inception_mode == "nsync-legacy":
+        mode += f",legacy_batch={config.legacy_batch_size}"
+    return mode
+
+
+def legacy_subset(gen: np.ndarray, real: np.ndarray, config: MetricsConfig, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The Inception feature rows FID/KID use: all, or under nsync-legacy the first whole batches of each set."""
+    if config.inception_mode != "nsync-legacy":
+        return gen, real
+    n_gen, n_real, batch_size = len(gen), len(real), config.legacy_batch_size
+    used_gen, used_real = legacy_used_count(n_gen, batch_size), legacy_used_count(n_real, batch_size)
+    if (used_gen, used_real) != (n_gen, n_real):
+        log.warning("nsync-legacy %s uses the first %d of %d generated and %d of %d real images (whole batches of "
+                    "%d, as gan-metrics-pytorch embeds them)", name.upper(), used_gen, n_gen, used_real, n_real,
+                    batch_size)
+    return gen[:used_gen], real[:used_real]
 
 
 def inception_mode_of(implementation: str) -> str | None:

@@ -4,6 +4,9 @@ Features are extracted once per (extractor, image set) and cached on disk (metri
 the real test set of a style is embedded once and reused by every run. Each result carries its
 direction, the numbers of images used and an implementation id naming estimator, network,
 weights and preprocessing: numbers with different ids are not comparable.
+
+Which metrics exist, and each one's direction, feature kind, estimator id and computation, is
+declared by the metric's own module (its ``SPEC``, see metrics.spec); this module only lists them.
 """
 
 from __future__ import annotations
@@ -19,19 +22,21 @@ import numpy as np
 from nsync_bench.config.run_config import MetricsConfig
 from nsync_bench.data.pixels import load_rgb
 from nsync_bench.errors import DataError
+from nsync_bench.metrics import cmmd, csd, fid, kid
 from nsync_bench.metrics.cache import FeatureCache, cache_key
 from nsync_bench.metrics.extractors.base import FeatureExtractor
 from nsync_bench.metrics.images import ImageSetInfo, inventory
+from nsync_bench.metrics.spec import MetricSpec
 from nsync_bench.progress import NullProgress, Progress
 
 log = logging.getLogger(__name__)
 
-# metric -> (feature extractor kind, direction)
+# The metric modules, in report order; each declares its identity as ``SPEC``.
+METRIC_MODULES = (fid, kid, cmmd, csd)
+SPECS: dict[str, MetricSpec] = {module.SPEC.name: module.SPEC for module in METRIC_MODULES}
+# metric -> (feature extractor kind, direction), from the specs
 METRICS: dict[str, tuple[str, Literal["lower", "higher"]]] = {
-    "fid": ("inception", "lower"),
-    "kid": ("inception", "lower"),
-    "cmmd": ("clip", "lower"),
-    "csd": ("csd", "higher"),
+    name: (spec.extractor, spec.direction) for name, spec in SPECS.items()
 }
 
 
@@ -94,18 +99,6 @@ def extract_features(extractor, files: list[Path], *, batch_size: int, cache: Fe
     return features
 
 
-def _legacy_counts(n_gen: int, n_real: int, batch_size: int, name: str) -> tuple[int, int]:
-    """gan-metrics-pytorch embeds whole batches only: the first N // b * b images of each set."""
-    from nsync_bench.metrics.legacy import legacy_used_count
-
-    used_gen, used_real = legacy_used_count(n_gen, batch_size), legacy_used_count(n_real, batch_size)
-    if (used_gen, used_real) != (n_gen, n_real):
-        log.warning("nsync-legacy %s uses the first %d of %d generated and %d of %d real images (whole batches of "
-                    "%d, as gan-metrics-pytorch embeds them)", name.upper(), used_gen, n_gen, used_real, n_real,
-                    batch_size)
-    return used_gen, used_real
-
-
 def metrics_device(config: MetricsConfig) -> str:
     if config.device != "auto":
         return config.device
@@ -119,7 +112,7 @@ def extractors_for(config: MetricsConfig, weights_dir: Path | None = None) -> It
     from nsync_bench.metrics.extractors.registry import build_extractor
 
     device = metrics_device(config)
-    for kind in sorted({METRICS[name][0] for name in config.names}):
+    for kind in sorted({SPECS[name].extractor for name in config.names}):
         yield build_extractor(kind, source=config.extractors, inception_mode=config.inception_mode,
                               weights_dir=weights_dir, clip_model=config.clip_model, device=device)
 
@@ -145,11 +138,6 @@ def score_image_sets(
     progress: Progress | None = None,
 ) -> ScoreReport:
     """Compute ``config.names`` for ``generated`` against ``real`` (lists of image files)."""
-    from nsync_bench.metrics.cmmd import cmmd
-    from nsync_bench.metrics.csd import csd_per_image
-    from nsync_bench.metrics.fid import bootstrap_fid, frechet_distance
-    from nsync_bench.metrics.kid import kernel_inception_distance
-
     _check_set_sizes(config.names, generated, real)
     progress = progress or NullProgress()
     cache = FeatureCache(cache_root) if cache_root is not None else None
@@ -164,33 +152,14 @@ def score_image_sets(
 
     n_gen, n_real = len(generated), len(real)
     for name in config.names:
-        kind, direction = METRICS[name]
-        gen, ref, extractor_id = features[kind]
-        used_gen, used_real = n_gen, n_real
-        mode = f"inception_mode={config.inception_mode}"
-        if kind == "inception" and config.inception_mode == "nsync-legacy":
-            used_gen, used_real = _legacy_counts(n_gen, n_real, config.legacy_batch_size, name)
-            gen, ref = gen[:used_gen], ref[:used_real]
-            mode += f",legacy_batch={config.legacy_batch_size}"
-        std = None
-        if name == "fid" and config.inception_mode == "nsync-legacy":
-            value, std = bootstrap_fid(gen, ref, n_bootstraps=config.fid_bootstraps, seed=config.seed)
-            estimator = f"fid-bootstrap(n={config.fid_bootstraps},seed={config.seed},{mode})"
-        elif name == "fid":
-            value, estimator = frechet_distance(gen, ref), f"fid({mode})"
-        elif name == "kid":
-            value, std = kernel_inception_distance(gen, ref, num_subsets=config.kid_subsets,
-                                                   max_subset_size=config.kid_subset_size, seed=config.seed)
-            estimator = f"kid-mmd2u-cubic(subsets={config.kid_subsets},max_size={config.kid_subset_size}," \
-                        f"seed={config.seed},{mode})"
-        elif name == "cmmd":
-            value, estimator = cmmd(gen, ref), "cmmd-rbf(sigma=10,scale=1000,biased)"
-        else:
-            scores = csd_per_image(gen, ref)
-            report.per_image_csd = [float(s) for s in scores]
-            value, estimator = float(np.mean(scores)), "csd-cos-to-mean-real"
-        report.results[name] = MetricResult(name, float(value), None if std is None else float(std), direction,
-                                            used_gen, used_real, f"{estimator}|{extractor_id}", n_gen, n_real)
+        spec = SPECS[name]
+        gen, ref, extractor_id = features[spec.extractor]
+        score = spec.score(gen, ref, config)
+        if score.per_image is not None:  # CSD: its per-image scores are paired by prompt and seed in reports
+            report.per_image_csd = [float(s) for s in score.per_image]
+        std = None if score.std is None else float(score.std)
+        report.results[name] = MetricResult(name, float(score.value), std, spec.direction, score.n_generated,
+                                            score.n_real, f"{spec.estimator_id(config)}|{extractor_id}", n_gen, n_real)
     if cache is not None:
         report.cache_hits, report.cache_misses = cache.hits, cache.misses
     return report
