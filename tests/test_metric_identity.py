@@ -181,3 +181,19 @@ def test_the_reports_fixed_arrows_agree_with_the_specs():
                               for m in ("a", "b") for s in (0, 1) for i in range(3)])
     table = compare_per_prompt(per_image, runs, [("a", "b")])
     assert set(table["direction"]) == {SPECS["csd"].direction}
+
+
+def test_set_size_rules_come_from_the_specs(monkeypatch):
+    """Preflight's refusal and warning thresholds are the specs' own: FID/KID need 2 images per set and warn
+    below 50; CMMD/CSD are defined for any non-empty set. Changing a spec changes what preflight says."""
+    import dataclasses
+
+    from nsync_bench.metrics import scoring
+    from nsync_bench.pipeline.preflight import small_set_warnings
+
+    assert {n: (s.min_images, s.reliable_images) for n, s in scoring.SPECS.items()} == {
+        "fid": (2, 50), "kid": (2, 50), "cmmd": (1, 1), "csd": (1, 1)}
+    assert set(small_set_warnings(["fid", "kid", "cmmd", "csd"], 49, 100)) == {"fid", "kid"}
+    assert small_set_warnings(["fid", "kid", "cmmd", "csd"], 50, 50) == {}
+    monkeypatch.setitem(scoring.SPECS, "cmmd", dataclasses.replace(scoring.SPECS["cmmd"], reliable_images=60))
+    assert set(small_set_warnings(["cmmd"], 55, 100)) == {"cmmd"}

@@ -235,4 +235,5 @@ def score(gen: np.ndarray, real: np.ndarray, config: MetricsConfig) -> MetricSco
     return MetricScore(frechet_distance(gen, real), None, len(gen), len(real))
 
 
-SPEC = MetricSpec(name="fid", direction="lower", extractor="inception", estimator_id=estimator_id, score=score)
+SPEC = MetricSpec(name="fid", direction="lower", extractor="inception", estimator_id=estimator_id, score=score,
+                  min_images=2, reliable_images=50)

@@ -136,4 +136,5 @@ def score(gen: np.ndarray, real: np.ndarray, config: MetricsConfig) -> MetricSco
     return MetricScore(value, std, len(gen), len(real))
 
 
-SPEC = MetricSpec(name="kid", direction="lower", extractor="inception", estimator_id=estimator_id, score=score)
+SPEC = MetricSpec(name="kid", direction="lower", extractor="inception", estimator_id=estimator_id, score=score,
+                  min_images=2, reliable_images=50)

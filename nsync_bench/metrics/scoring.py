@@ -118,14 +118,16 @@ def extractors_for(config: MetricsConfig, weights_dir: Path | None = None) -> It
 
 
 def _check_set_sizes(names: Sequence[str], generated: list[Path], real: list[Path]) -> None:
-    """FID and KID need two images per set: say so in the user's terms (not the estimator's "feats_a")."""
-    needy = [n.upper() for n in names if n in ("fid", "kid")]
+    """FID and KID need two images per set (their specs' ``min_images``): say so in the user's terms (not the
+    estimator's "feats_a")."""
     for label, files in (("generated (first)", generated), ("real (second)", real)):
-        if needy and len(files) < 2:
+        needy = [n for n in names if len(files) < SPECS[n].min_images]
+        if needy:
             where = f" in {files[0].parent}" if files else ""
-            raise DataError(f"the {label} image set has {len(files)} image(s){where}, but {'/'.join(needy)} need at "
-                            "least 2 per set (a covariance needs two samples). Add images, or choose other metrics "
-                            "(e.g. --metrics cmmd,csd).")
+            least = max(SPECS[n].min_images for n in needy)
+            raise DataError(f"the {label} image set has {len(files)} image(s){where}, but "
+                            f"{'/'.join(n.upper() for n in needy)} need at least {least} per set (a covariance needs "
+                            "two samples). Add images, or choose other metrics (e.g. --metrics cmmd,csd).")
 
 
 def score_image_sets(

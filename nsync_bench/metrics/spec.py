@@ -39,9 +39,11 @@ class MetricScore:
 class MetricSpec:
     """A metric's identity and computation, declared in its own module.
 
-    ``estimator_id(config)`` names the estimator with every constant and config value that changes
-    the estimate; it is read at call time, so it follows the module's constants. ``score(gen, real,
-    config)`` takes (n, d) feature arrays from the ``extractor`` kind, generated first.
+    ``min_images`` and ``reliable_images`` are per image set; preflight refuses a run below the first
+    and warns below the second. ``estimator_id(config)`` names the estimator with every constant and
+    config value that changes the estimate; it is read at call time, so it follows the module's
+    constants. ``score(gen, real, config)`` takes (n, d) feature arrays from the ``extractor`` kind,
+    generated first.
     """
 
     name: str
@@ -49,6 +51,8 @@ class MetricSpec:
     extractor: ExtractorKind
     estimator_id: Callable[[MetricsConfig], str]
     score: Callable[[np.ndarray, np.ndarray, MetricsConfig], MetricScore]
+    min_images: int = 1  # per set, below which the estimate is undefined (a covariance needs two)
+    reliable_images: int = 1  # per set, below which estimator bias and noise dominate: the run carries a warning
 
     def __post_init__(self) -> None:
         if self.direction not in ("lower", "higher"):

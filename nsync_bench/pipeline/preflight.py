@@ -6,11 +6,11 @@ fix: on ``sd15`` training takes hours. Checked here:
 * captions: training needs them under ``prompts.mode=caption``, NSYNC's rendered negative set
   always (its prompts are the train captions), and evaluation always (its prompts are the test
   captions, whatever ``prompts.mode`` is);
-* image counts: FID and KID need at least :data:`HARD_MINIMUM` images in each set (a covariance
-  and an unbiased MMD need two samples); evaluation generates one image per test caption, up to
+* image counts: FID and KID need at least two images in each set (their specs' ``min_images``: a
+  covariance and an unbiased MMD need two samples); evaluation generates one image per test caption, up to
   ``eval.max_prompts``.
 
-Fewer than :data:`RELIABLE_MINIMUM` images per set is allowed but flagged: FID and KID from so few
+Fewer than a metric's ``reliable_images`` (FID and KID: 50) per set is allowed but flagged: FID and KID from so few
 images are dominated by estimator bias and noise (the smoke profile always is). The run logs the
 warning as the tag ``metric.<name>.warning``; the report repeats it.
 """
@@ -25,9 +25,6 @@ from nsync_bench.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-HARD_MINIMUM = 2
-RELIABLE_MINIMUM = 50
-SET_SIZE_METRICS = ("fid", "kid")  # CMMD and CSD are defined for any non-empty sets
 
 
 def evaluation_counts(config: RunConfig, n_test: int) -> tuple[int, int]:
@@ -37,12 +34,16 @@ def evaluation_counts(config: RunConfig, n_test: int) -> tuple[int, int]:
 
 
 def small_set_warnings(names: list[str], n_generated: int, n_real: int) -> dict[str, str]:
-    """``{metric: warning}`` for FID/KID computed from fewer than :data:`RELIABLE_MINIMUM` images per set."""
+    """``{metric: warning}`` for a metric computed from fewer images per set than its spec's ``reliable_images``
+    (FID and KID: 50)."""
+    from nsync_bench.metrics.scoring import SPECS
+
     warnings = {}
     for name in names:
-        if name in SET_SIZE_METRICS and min(n_generated, n_real) < RELIABLE_MINIMUM:
+        reliable = SPECS[name].reliable_images
+        if min(n_generated, n_real) < reliable:
             warnings[name] = (f"{name.upper()} from {n_generated} generated and {n_real} real images (fewer than "
-                              f"{RELIABLE_MINIMUM} per set): dominated by estimator bias and noise; compare with care")
+                              f"{reliable} per set): dominated by estimator bias and noise; compare with care")
     return warnings
 
 
@@ -74,18 +75,21 @@ def check_before_training(config: RunConfig, data_root: Path) -> None:
             raise _missing_captions(train, "train", style.name, f"{config.run.method}'s negative set is rendered "
                                     "from the train captions (or pass your own with --set nsync.negatives_dir=DIR)")
     n_generated, n_real = evaluation_counts(config, len(test))
-    needy = [n for n in config.metrics.names if n in SET_SIZE_METRICS]
-    if needy and n_real < HARD_MINIMUM:
+    from nsync_bench.metrics.scoring import SPECS
+
+    hard_minimum = max((SPECS[n].min_images for n in config.metrics.names), default=1)
+    needy = [n for n in config.metrics.names if SPECS[n].min_images > 1]
+    if needy and n_real < hard_minimum:
         raise DataError(
             f"the test split of style {style.name!r} has {n_real} image(s), but {'/'.join(n.upper() for n in needy)} "
-            f"need at least {HARD_MINIMUM}. Fix: add test images to {style_dir / style.test_split} (or re-import with "
+            f"need at least {hard_minimum}. Fix: add test images to {style_dir / style.test_split} (or re-import with "
             f"a larger --test-fraction), or drop them with --set metrics.names='[\"cmmd\", \"csd\"]'. Nothing was "
             "trained.")
-    if needy and n_generated < HARD_MINIMUM:
+    if needy and n_generated < hard_minimum:
         raise ConfigError(
             f"eval.max_prompts = {config.eval.max_prompts} gives {n_generated} evaluation image(s), but "
-            f"{'/'.join(n.upper() for n in needy)} need at least {HARD_MINIMUM} (a covariance needs two samples). "
-            f"Fix: --set eval.max_prompts={HARD_MINIMUM} or more (or None for all {n_real} test captions), or drop "
+            f"{'/'.join(n.upper() for n in needy)} need at least {hard_minimum} (a covariance needs two samples). "
+            f"Fix: --set eval.max_prompts={hard_minimum} or more (or None for all {n_real} test captions), or drop "
             f"them with --set metrics.names='[\"cmmd\", \"csd\"]'. Nothing was trained.")
     for warning in small_set_warnings(list(config.metrics.names), n_generated, n_real).values():
         log.warning("%s", warning)
