@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 
 from nsync_bench.paths import artifact_root
 from nsync_bench.report.build import ReportError, build_report, default_out_dir
-from nsync_bench.report.render import fmt, fmt_p, redact
+from nsync_bench.report.interpretation import fmt, fmt_p
+from nsync_bench.report.render import redact
 
 STYLE = "toy-pastel"
 SEEDS = [0, 1, 2, 3, 4]

@@ -39,7 +39,7 @@ def print_summary(result: ReportResult) -> None:
     """Verdict counts, a condensed comparison table and the files written."""
     from rich.table import Table
 
-    from nsync_bench.report.render import fmt, fmt_p
+    from nsync_bench.report.interpretation import fmt, fmt_p
 
     analysis = result.analysis
     claims = analysis.claims

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pandas as pd
 
@@ -10,19 +11,35 @@ from nsync_bench.report.reference_rows import REFERENCE_LABEL
 from nsync_bench.stats.paired import BOOTSTRAP_MIN_N
 
 
-def fmt(value: object) -> str:
-    """4 significant digits; an em dash for a missing value (as the report tables)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def fmt(value: Any, signed: bool = False) -> str:
+    """4 significant digits (``signed``: with a sign); an em dash for a missing value; text as it is."""
+    if _missing(value):
         return "—"
-    return f"{float(value):.4g}"  # type: ignore[arg-type]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return f"{number:+.4g}" if signed else f"{number:.4g}"
 
 
-def seeds_text(value: object) -> str:
+def fmt_p(value: Any) -> str:
+    """p-values as 0.0123 (3 significant digits) or, below 0.001, as 1.2e-05; an em dash for a missing one."""
+    if _missing(value):
+        return "—"
+    p = float(value)
+    return f"{p:.3g}" if p >= 1e-3 else f"{p:.2g}"
+
+
+def seeds_text(value: Any) -> str:
     """Seeds needed to detect the observed effect: a count, or '—' when none would do
     (a zero or nan effect, or more than power.MAX_SEEDS)."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         return "—"
-    return str(int(value))  # type: ignore[call-overload]
+    return str(int(value))
 
 
 FLOOR_NOTE = (

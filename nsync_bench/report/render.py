@@ -20,7 +20,7 @@ import pandas as pd
 
 from nsync_bench.metrics.legacy import inception_mode_note
 from nsync_bench.report.analysis import Analysis
-from nsync_bench.report.interpretation import FLOOR_NOTE, POWER_NOTE, inconclusive_text, seeds_text
+from nsync_bench.report.interpretation import FLOOR_NOTE, POWER_NOTE, fmt, fmt_p, inconclusive_text, seeds_text
 from nsync_bench.report.plots import METRIC_LABELS, method_order
 from nsync_bench.report.reference_rows import REFERENCE_LABEL
 from nsync_bench.report.runs_table import ReportData, library_versions
@@ -84,25 +84,6 @@ class ReportContent:
     plots: list[Picture] = field(default_factory=list)
     grids: list[Picture] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-
-
-def fmt(value: object, signed: bool = False) -> str:
-    """4 significant digits; an em dash for a missing value."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return str(value)
-    return f"{number:+.4g}" if signed else f"{number:.4g}"
-
-
-def fmt_p(value: object) -> str:
-    """p-values as 0.0123 (3 significant digits) or, below 0.001, as 1.2e-05."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    p = float(value)  # type: ignore[arg-type]
-    return f"{p:.3g}" if p >= 1e-3 else f"{p:.2g}"
 
 
 def metric_header(metric: str, direction: str) -> str:
@@ -376,5 +357,5 @@ def render_html(content: ReportContent) -> str:
             f"{html.escape(', '.join(content.experiments))}.</p>\n<nav>{nav}</nav>\n{body}\n</body></html>\n")
 
 
-__all__ = ["Cell", "Picture", "ReportContent", "Section", "Table", "fmt", "fmt_p", "render_html",
+__all__ = ["Cell", "Picture", "ReportContent", "Section", "Table", "render_html",
                           "render_markdown", "sections"]
