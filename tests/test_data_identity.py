@@ -30,6 +30,7 @@ def _config(method="ti", overrides=()):
     return resolve_config(style="toy-pastel", method=method, seed=0, profile="smoke", overrides=list(overrides))
 
 
+@pytest.mark.slow  # end-to-end run(s): kept out of the fast tier
 def test_changed_images_or_captions_change_the_key_and_are_not_reused(run_options, own_style):
     run_options.data_root = own_style.parent
     first = run(style="toy-pastel", method="ti", seed=0, overrides=FAST, options=run_options)

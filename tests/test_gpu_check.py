@@ -45,6 +45,7 @@ def test_refusal_builds_nothing_and_imports_no_tracking(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow  # end-to-end run(s): kept out of the fast tier
 def test_json_schema_on_cpu_with_the_tiny_profile():
     report = gpu_check("tiny", device="cpu", profile="smoke", resolution=32, warmup=1, steps=2, extractor_images=2,
                        variants=["ti", "nsync"], extractors=_smoke_extractors, allow_cpu=True)

@@ -4,6 +4,7 @@ import json
 
 import mlflow
 import numpy as np
+import pytest
 import torch
 from conftest import FAST
 from test_run_end_to_end import assert_regenerates
@@ -25,6 +26,7 @@ def test_every_style_has_a_human_name():
     assert "ldm" in METHODS
 
 
+@pytest.mark.slow  # end-to-end run(s): kept out of the fast tier
 def test_ldm_run_end_to_end(run_options):
     result = run(style="toy-pastel", method="ldm", seed=0, overrides=FAST, options=run_options)
     assert not result.skipped

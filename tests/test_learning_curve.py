@@ -27,6 +27,7 @@ def _history(uri, run_id, key):
     return sorted((m.step, m.value) for m in MlflowClient(uri).get_metric_history(run_id, key))
 
 
+@pytest.mark.slow  # end-to-end run(s): kept out of the fast tier
 def test_learning_curve_survives_resume_and_leaves_training_unchanged(run_options, tmp_path):
     def stop_at_4(step):
         if step == 4:  # before the curve's own callback: step 4 is checkpointed but not yet evaluated

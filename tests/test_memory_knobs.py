@@ -20,6 +20,7 @@ def _train(method, data_root, tmp_path, checkpointing):
     return losses, training.method.trainable_state()
 
 
+@pytest.mark.slow  # end-to-end run(s): kept out of the fast tier
 @pytest.mark.parametrize("method", ["ti", "lora", "nsync"])
 def test_gradient_checkpointing_changes_no_result(method, data_root, tmp_path):
     plain_losses, plain = _train(method, data_root, tmp_path, False)

@@ -69,6 +69,7 @@ def test_metrics_config_round_trips_through_mlflow_params():
     assert metrics_config_from_params({**params, "train.max_steps": "6"}) == SMOKE_METRICS
 
 
+@pytest.mark.slow  # end-to-end run(s): kept out of the fast tier
 def test_report_shows_the_floor_row_and_never_compares_it(run_options, tmp_path):
     from nsync_bench.pipeline.runner import run
     from nsync_bench.report.build import build_report

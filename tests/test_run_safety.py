@@ -32,6 +32,7 @@ def _runs(options):
         return []
 
 
+@pytest.mark.slow  # end-to-end run(s): kept out of the fast tier
 def test_a_diverged_run_is_failed_never_finished_and_a_rerun_recomputes_it(run_options):
     with pytest.raises(DivergenceError, match=r"diverged.*step \d+.*learning rate"):
         run(style="toy-pastel", method="ti", seed=0, overrides=DIVERGE, options=run_options)
@@ -110,6 +111,7 @@ def test_a_one_image_test_split_fails_before_training(run_options, own_style):
     _fails_before_training(run_options, FAST, DataError, r"test split .* has 1 image\(s\).*at least 2")
 
 
+@pytest.mark.slow  # end-to-end run(s): kept out of the fast tier
 def test_metrics_from_few_images_carry_a_warning_in_the_run(run_options):
     result = run(style="toy-ink", method="ti", seed=3, overrides=FAST, options=run_options)
     tags = MlflowClient(run_options.tracking_uri).get_run(result.mlflow_run_id).data.tags
@@ -126,6 +128,7 @@ def test_out_of_range_seeds_are_refused_at_the_cli(seed, tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow  # end-to-end run(s): kept out of the fast tier
 def test_a_second_process_with_the_same_run_key_refuses_naming_the_holder(tmp_path, data_root):
     """The issue's reproducer: the same `run` started twice; one MLflow run, one set of step metrics."""
     argv = ["nsync-bench", "run", "--style", "toy-pastel", "--method", "ti", "--seed", "7",

@@ -35,6 +35,7 @@ def test_too_few_images_for_fid_are_explained_in_the_users_terms(tmp_path):
     assert "generated (first) image set has 1 image(s)" in str(info.value) and "feats_a" not in str(info.value)
 
 
+@pytest.mark.slow  # end-to-end run(s): kept out of the fast tier
 def test_a_report_with_nothing_to_compare_writes_csvs_with_headers(tmp_path):
     store = Store(tmp_path)
     store.add("ti", 0, 50.0)
