@@ -20,10 +20,10 @@ import copy
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from nsync_bench.progress import Progress
-from nsync_bench.tracking.tracker import Tracker
+from nsync_bench.tracking.tracker import NullTracker, Tracker
 
 if TYPE_CHECKING:
     from nsync_bench.config.run_config import RunConfig
@@ -49,29 +49,17 @@ def read_curve(path: Path) -> dict[int, dict[str, float]]:
     return {int(row["step"]): row["metrics"] for row in rows}
 
 
-class _StepTracker:
+class _StepTracker(NullTracker):
     """Routes one intermediate evaluation's logging: ``metrics/x`` -> ``curve/x`` at the step, artifacts
-    under ``eval/steps/<step>/``; metric tags are left to the final evaluation (they are identical)."""
+    under ``eval/steps/<step>/``; everything else (params, tags, inputs, models, finishing) is the final
+    evaluation's, so it is inherited from :class:`NullTracker` as a no-op."""
 
     def __init__(self, tracker: Tracker, step: int) -> None:
         self.tracker, self.step = tracker, step
 
     @property
-    def run_id(self) -> str | None:
+    def run_id(self) -> str | None:  # type: ignore[override]  # a read-only view of the wrapped tracker's id
         return self.tracker.run_id
-
-    def log_params(self, params: dict[str, Any]) -> None:
-        pass
-
-    def log_inputs(self, identity: dict[str, dict[str, str]]) -> None:
-        pass
-
-    def log_model(self, name: str, metrics: dict[str, float], dataset: dict[str, str] | None,
-                  tags: dict[str, Any]) -> None:
-        pass
-
-    def set_tags(self, tags: dict[str, Any]) -> None:
-        pass
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         self.tracker.log_metrics(curve_metrics(metrics), step=self.step)
@@ -82,9 +70,6 @@ class _StepTracker:
 
     def flush(self) -> None:
         self.tracker.flush()
-
-    def finish(self, status: str = "FINISHED") -> None:
-        pass
 
 
 def curve_metrics(metrics: dict[str, float]) -> dict[str, float]:
