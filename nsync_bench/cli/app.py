@@ -94,6 +94,7 @@ def with_verbose(func: Callable[..., Any]) -> Callable[..., Any]:
         setup_logging(verbose)
         return func(*args, **kwargs)
 
+    # Typer reads __signature__ (inspect honours it); functions do not declare the attribute.
     wrapper.__signature__ = signature.replace(parameters=parameters, return_annotation=None)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
     return wrapper

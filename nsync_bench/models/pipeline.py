@@ -23,5 +23,6 @@ def build_pipeline(components: DiffusionComponents, **replace: Any) -> Any:
         **parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False
     )
     # diffusers types its lazy top-level exports as its dummy (no-torch) objects, which lack this method
+    # diffusers types its lazy top-level exports as the no-torch dummy classes, which lack this method.
     pipe.set_progress_bar_config(disable=True)  # type: ignore[attr-defined]
     return pipe

@@ -117,6 +117,7 @@ def build_tiny_components(seed: int = 0, resolution: int = 32) -> DiffusionCompo
         module.requires_grad_(False)
     sample_scheduler = PNDMScheduler(**SD15_SCHEDULER_CONFIG)
     # diffusers types its lazy top-level exports as its dummy (no-torch) objects, which have no config
+    # diffusers types its lazy top-level exports as the no-torch dummy classes, which lack from_config.
     noise_scheduler = DDPMScheduler.from_config(sample_scheduler.config)  # type: ignore[attr-defined]
     components = DiffusionComponents(
         tokenizer=load_clip_tokenizer(),
