@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
 from nsync_bench.cli.app import console, world_app
-from nsync_bench.cli.options import WorldStyleArgument
+from nsync_bench.cli.options import SetOption, WorldStyleArgument
+
+# ruff: noqa: UP045
+# (Typer needs Optional rather than X | None in option annotations.)
+ThreadsOption = Annotated[int, typer.Option(help="CPU threads.")]
+SeedOption = Annotated[int, typer.Option(help="Seed (same seed, same result).")]
 
 
 @world_app.command("build")
 def build_command(
-    work_dir: Path = typer.Option(Path("world-build"), help="Checkpoints go here; rerun to resume."),
-    out: Path = typer.Option(None, help="Where to write the exported weights (default: <work-dir>/weights)."),
-    steps: int = typer.Option(6000, help="Training steps (batch 32)."),
-    seed: int = typer.Option(0),
-    threads: int = typer.Option(2, help="CPU threads (part of the result: CPU reductions depend on it)."),
-    max_minutes: float = typer.Option(None, help="Stop (checkpointed) after this long; rerun to continue."),
+    work_dir: Annotated[Path, typer.Option(help="Checkpoints go here; rerun to resume.")] = Path("world-build"),
+    out: Annotated[
+        Optional[Path], typer.Option(help="Where to write the exported weights (default: <work-dir>/weights).")
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Training steps (batch 32).")] = 6000,
+    seed: SeedOption = 0,
+    threads: Annotated[int, typer.Option(help="CPU threads (part of the result: CPU reductions depend on it).")] = 2,
+    max_minutes: Annotated[
+        Optional[float], typer.Option(help="Stop (checkpointed) after this long; rerun to continue.")
+    ] = None,
 ) -> None:
     """Train the toy world's base model from scratch (resumable; exports EMA weights + sha256 manifest)."""
     from nsync_bench.cli.progress import RichProgress
@@ -31,11 +41,13 @@ def build_command(
 
 @world_app.command("probe")
 def probe_command(
-    out: Path = typer.Option(None, help="Where to write probe.safetensors (default: the shipped location)."),
-    seed: int = typer.Option(0),
-    images: int = typer.Option(16000, help="Training renders."),
-    epochs: int = typer.Option(4),
-    threads: int = typer.Option(2),
+    out: Annotated[
+        Optional[Path], typer.Option(help="Where to write probe.safetensors (default: the shipped location).")
+    ] = None,
+    seed: SeedOption = 0,
+    images: Annotated[int, typer.Option(help="Training renders.")] = 16000,
+    epochs: Annotated[int, typer.Option(help="Passes over the training renders.")] = 4,
+    threads: ThreadsOption = 2,
 ) -> None:
     """Train the toy world's probe CNN (the features of the `toy-world` metric extractors)."""
     import torch
@@ -54,15 +66,17 @@ def probe_command(
 @world_app.command("control")
 def control_command(
     style: WorldStyleArgument = "world-dusk",
-    seeds: str = typer.Option("0,1,2,3,4", help="Comma-separated run seeds."),
-    set_: list[str] = typer.Option([], "--set", help="Config override for every arm (key=value)."),
-    out: Path = typer.Option(Path("reports/world-control"), help="Where control.md and control.json go."),
-    work_dir: Path = typer.Option(None, help="Runs and images (default: <runs dir>/world-control)."),
+    seeds: Annotated[str, typer.Option(help="Comma-separated run seeds.")] = "0,1,2,3,4",
+    overrides: SetOption = None,
+    out: Annotated[Path, typer.Option(help="Where control.md and control.json go.")] = Path("reports/world-control"),
+    work_dir: Annotated[
+        Optional[Path], typer.Option(help="Runs and images (default: <runs dir>/world-control).")
+    ] = None,
 ) -> None:
     """The positive control: TI vs the untrained model prompted with the style's name, and the real-data floor."""
     from nsync_bench.world.control import positive_control, write_result
 
-    result = positive_control(style, tuple(int(s) for s in seeds.split(",")), set_, work_dir)
+    result = positive_control(style, tuple(int(s) for s in seeds.split(",")), overrides or [], work_dir)
     write_result(result, out)
     console.print(result.markdown())
     console.print(f"{result.seconds:.0f} s; written to {out}")
@@ -71,8 +85,8 @@ def control_command(
 @world_app.command("sanity")
 def sanity_command(
     style: WorldStyleArgument = "world-dusk",
-    n: int = typer.Option(96, help="Images per set."),
-    extractors: str = typer.Option("toy-world", help="toy-world or smoke."),
+    n: Annotated[int, typer.Option(help="Images per set.")] = 96,
+    extractors: Annotated[str, typer.Option(help="toy-world or smoke.")] = "toy-world",
 ) -> None:
     """Metric sanity: the target vs fresh draws of itself, its one-attribute neighbours and the other target."""
     from nsync_bench.world.sanity import sanity_markdown
@@ -82,10 +96,12 @@ def sanity_command(
 
 @world_app.command("samples")
 def samples_command(
-    out: Path = typer.Option(Path("reports/world-samples.png"), help="The grid (real | sample pairs)."),
-    weights: Path = typer.Option(None, help="A toy-world weights folder (default: the committed one)."),
-    seed: int = typer.Option(0),
-    threads: int = typer.Option(2),
+    out: Annotated[Path, typer.Option(help="The grid (real | sample pairs).")] = Path("reports/world-samples.png"),
+    weights: Annotated[
+        Optional[Path], typer.Option(help="A toy-world weights folder (default: the committed one).")
+    ] = None,
+    seed: SeedOption = 0,
+    threads: ThreadsOption = 2,
 ) -> None:
     """The base model's samples for every base style, next to real renders, and the probe's accuracy on them."""
     import torch
