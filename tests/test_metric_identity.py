@@ -1,4 +1,4 @@
-"""Each metric declares its identity in its own module (``SPEC``); scoring only lists them.
+"""Each metric declares its identity in its own module (``SPEC``); the registry only lists them.
 
 The estimator id is the part of ``metric.<name>.implementation`` before ``|extractor``; the report
 refuses to compare numbers whose ids differ, so the id must follow the code that computes them.
@@ -14,7 +14,8 @@ from test_metrics_pipeline import write_images
 from nsync_bench.config.run_config import MetricName, MetricsConfig
 from nsync_bench.metrics import cmmd, csd, fid, kid
 from nsync_bench.metrics.images import list_image_files
-from nsync_bench.metrics.scoring import METRIC_MODULES, METRICS, SPECS, MetricResult, ScoreReport, score_image_sets
+from nsync_bench.metrics.registry import METRIC_MODULES, METRICS, SPECS
+from nsync_bench.metrics.scoring import MetricResult, ScoreReport, score_image_sets
 from nsync_bench.paths import artifact_root
 from nsync_bench.pipeline.evaluation import log_scores
 
@@ -188,12 +189,24 @@ def test_set_size_rules_come_from_the_specs(monkeypatch):
     below 50; CMMD/CSD are defined for any non-empty set. Changing a spec changes what preflight says."""
     import dataclasses
 
-    from nsync_bench.metrics import scoring
+    from nsync_bench.metrics import registry
     from nsync_bench.pipeline.preflight import small_set_warnings
 
-    assert {n: (s.min_images, s.reliable_images) for n, s in scoring.SPECS.items()} == {
+    assert {n: (s.min_images, s.reliable_images) for n, s in registry.SPECS.items()} == {
         "fid": (2, 50), "kid": (2, 50), "cmmd": (1, 1), "csd": (1, 1)}
     assert set(small_set_warnings(["fid", "kid", "cmmd", "csd"], 49, 100)) == {"fid", "kid"}
     assert small_set_warnings(["fid", "kid", "cmmd", "csd"], 50, 50) == {}
-    monkeypatch.setitem(scoring.SPECS, "cmmd", dataclasses.replace(scoring.SPECS["cmmd"], reliable_images=60))
+    monkeypatch.setitem(registry.SPECS, "cmmd", dataclasses.replace(registry.SPECS["cmmd"], reliable_images=60))
     assert set(small_set_warnings(["cmmd"], 55, 100)) == {"cmmd"}
+
+
+def test_the_registry_is_light_enough_for_the_report():
+    """The report and preflight read names, directions and set-size rules from the registry: importing it
+    (or the report's runs table) must not import torch or feature extraction."""
+    import subprocess
+    import sys
+
+    code = ("import sys, nsync_bench.metrics.registry, nsync_bench.report.runs_table; "
+            "print(sorted(m for m in ('torch', 'nsync_bench.metrics.scoring') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -35,12 +35,19 @@ from nsync_bench.metrics.spec import MetricScore, MetricSpec
 if TYPE_CHECKING:
     from nsync_bench.config.run_config import MetricsConfig
 
-__all__ = ["GAMMA", "MMD_ESTIMATOR", "SCALE", "SIGMA", "SPEC", "cmmd"]
+__all__ = ["GAMMA", "MMD_ESTIMATOR", "SCALE", "SIGMA", "SPEC", "cmmd", "rbf_gamma"]
 
 # google-research cmmd/distance.py: `_SIGMA = 10`, `_SCALE = 1000` (identical in sayakpaul/cmmd-pytorch).
 SIGMA = 10.0
 SCALE = 1000.0
-GAMMA = 1.0 / (2.0 * SIGMA**2)  # = 0.005 for SIGMA = 10; cmmd() derives gamma from SIGMA when called
+
+
+def rbf_gamma(sigma: float) -> float:
+    """The RBF kernel's ``exp(-gamma * d2)`` coefficient for bandwidth ``sigma``."""
+    return 1.0 / (2.0 * sigma**2)
+
+
+GAMMA = rbf_gamma(SIGMA)  # = 0.005; cmmd() derives gamma from SIGMA when called, so it follows SIGMA
 # The MMD² estimator _mean_kernel_minus_one computes: the V-statistic (full matrices, diagonals
 # included). A label for the estimator id, not a switch.
 MMD_ESTIMATOR = "biased"
@@ -90,7 +97,7 @@ def cmmd(emb_a: Any, emb_b: Any, *, block_size: int = _DEFAULT_BLOCK) -> float:
     x = _l2_normalise(x, "emb_a")
     y = _l2_normalise(y, "emb_b")
     bs = int(block_size)
-    gamma = 1.0 / (2.0 * SIGMA**2)
+    gamma = rbf_gamma(SIGMA)
     kxx = _mean_kernel_minus_one(x, x, bs, gamma)
     kyy = _mean_kernel_minus_one(y, y, bs, gamma)
     kxy = _mean_kernel_minus_one(x, y, bs, gamma)

@@ -6,7 +6,7 @@ direction, the numbers of images used and an implementation id naming estimator,
 weights and preprocessing: numbers with different ids are not comparable.
 
 Which metrics exist, and each one's direction, feature kind, estimator id and computation, is
-declared by the metric's own module (its ``SPEC``, see metrics.spec); this module only lists them.
+declared by the metric's own module (its ``SPEC``, see metrics.spec) and listed in metrics.registry.
 """
 
 from __future__ import annotations
@@ -22,22 +22,14 @@ import numpy as np
 from nsync_bench.config.run_config import MetricsConfig
 from nsync_bench.data.pixels import load_rgb
 from nsync_bench.errors import DataError
-from nsync_bench.metrics import cmmd, csd, fid, kid
 from nsync_bench.metrics.cache import FeatureCache, cache_key
 from nsync_bench.metrics.extractors.base import FeatureExtractor
 from nsync_bench.metrics.images import ImageSetInfo, inventory
-from nsync_bench.metrics.spec import MetricSpec
+from nsync_bench.metrics.registry import SPECS
 from nsync_bench.progress import NullProgress, Progress
 
 log = logging.getLogger(__name__)
 
-# The metric modules, in report order; each declares its identity as ``SPEC``.
-METRIC_MODULES = (fid, kid, cmmd, csd)
-SPECS: dict[str, MetricSpec] = {module.SPEC.name: module.SPEC for module in METRIC_MODULES}
-# metric -> (feature extractor kind, direction), from the specs
-METRICS: dict[str, tuple[str, Literal["lower", "higher"]]] = {
-    name: (spec.extractor, spec.direction) for name, spec in SPECS.items()
-}
 
 
 @dataclass(frozen=True)

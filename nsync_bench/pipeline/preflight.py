@@ -7,11 +7,11 @@ fix: on ``sd15`` training takes hours. Checked here:
   always (its prompts are the train captions), and evaluation always (its prompts are the test
   captions, whatever ``prompts.mode`` is);
 * image counts: FID and KID need at least two images in each set (their specs' ``min_images``: a
-  covariance and an unbiased MMD need two samples); evaluation generates one image per test caption, up to
-  ``eval.max_prompts``.
+  covariance and an unbiased MMD need two samples); evaluation generates one image per test caption,
+  up to ``eval.max_prompts``.
 
-Fewer than a metric's ``reliable_images`` (FID and KID: 50) per set is allowed but flagged: FID and KID from so few
-images are dominated by estimator bias and noise (the smoke profile always is). The run logs the
+Fewer than a metric's ``reliable_images`` (FID and KID: 50) per set is allowed but flagged: FID and
+KID from so few images are dominated by estimator bias and noise (the smoke profile always is). The run logs the
 warning as the tag ``metric.<name>.warning``; the report repeats it.
 """
 
@@ -22,9 +22,9 @@ from pathlib import Path
 
 from nsync_bench.config.run_config import RunConfig
 from nsync_bench.errors import ConfigError, DataError
+from nsync_bench.metrics.registry import SPECS
 
 log = logging.getLogger(__name__)
-
 
 
 def evaluation_counts(config: RunConfig, n_test: int) -> tuple[int, int]:
@@ -36,8 +36,6 @@ def evaluation_counts(config: RunConfig, n_test: int) -> tuple[int, int]:
 def small_set_warnings(names: list[str], n_generated: int, n_real: int) -> dict[str, str]:
     """``{metric: warning}`` for a metric computed from fewer images per set than its spec's ``reliable_images``
     (FID and KID: 50)."""
-    from nsync_bench.metrics.scoring import SPECS
-
     warnings = {}
     for name in names:
         reliable = SPECS[name].reliable_images
@@ -75,8 +73,6 @@ def check_before_training(config: RunConfig, data_root: Path) -> None:
             raise _missing_captions(train, "train", style.name, f"{config.run.method}'s negative set is rendered "
                                     "from the train captions (or pass your own with --set nsync.negatives_dir=DIR)")
     n_generated, n_real = evaluation_counts(config, len(test))
-    from nsync_bench.metrics.scoring import SPECS
-
     hard_minimum = max((SPECS[n].min_images for n in config.metrics.names), default=1)
     needy = [n for n in config.metrics.names if SPECS[n].min_images > 1]
     if needy and n_real < hard_minimum:

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from nsync_bench.errors import NsyncBenchError
-from nsync_bench.metrics.scoring import METRICS
+from nsync_bench.metrics.registry import METRICS
 
 log = logging.getLogger(__name__)
 
-METRIC_NAMES = tuple(METRICS)  # declared by the metric modules (metrics/scoring.py lists them)
+METRIC_NAMES = tuple(METRICS)  # declared by the metric modules (metrics/registry.py lists them)
 RUN_COLUMNS = ["run_id", "run_key", "experiment", "profile", "protocol", "style", "method", "seed", "git_sha",
                "start_time"]
 

@@ -108,7 +108,7 @@ def _floor_arm(config: RunConfig, style: str, style_dir: Path, out_dir: Path, se
 
 def compare(values: dict[str, dict[str, list[float]]], first: str, second: str,
             alpha: float = 0.05) -> dict[str, dict[str, float | str]]:
-    from nsync_bench.metrics.scoring import METRICS
+    from nsync_bench.metrics.registry import METRICS
     from nsync_bench.stats.paired import holm_bonferroni, paired_comparison, verdict
 
     out: dict[str, dict[str, float | str]] = {}
