@@ -86,7 +86,6 @@ def shipped_dir(name: str) -> Path:
     )
 
 
-
 class PathError(NsyncBenchError):
     """A folder or store location cannot be used."""
 

@@ -92,11 +92,10 @@ def extract_features(extractor, files: list[Path], *, batch_size: int, cache: Fe
 
 
 def metrics_device(config: MetricsConfig) -> str:
-    if config.device != "auto":
-        return config.device
-    import torch
+    """The extractors' device as a string (``cpu``, ``cuda``), through the one device resolver."""
+    from nsync_bench.models.device import resolve_device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(resolve_device(config.device))
 
 
 def extractors_for(config: MetricsConfig, weights_dir: Path | None = None) -> Iterator[FeatureExtractor]:

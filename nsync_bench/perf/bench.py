@@ -22,7 +22,8 @@ from nsync_bench.config.run_config import MetricsConfig
 from nsync_bench.perf.timing import time_calls
 
 
-def _synthetic_images(folder: Path, n: int, size: int, seed: int) -> list[Path]:
+def synthetic_images(folder: Path, n: int, size: int, seed: int) -> list[Path]:
+    """``n`` seeded uniform-noise RGB PNGs of ``size`` px: benchmark inputs that need no data."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     paths = []
@@ -76,7 +77,7 @@ def bench_reference_extractors(*, n_images: int = 8, batch_size: int = 4, image_
     """Images/s of the reference architectures on this machine's CPU (random weights, same compute)."""
     results: dict[str, Any] = {"device": "cpu", "n_images": n_images, "image_size": image_size, "extractors": {}}
     with tempfile.TemporaryDirectory(prefix="nsync-bench-") as tmp:
-        images = _synthetic_images(Path(tmp) / "images", n_images, image_size, 0)
+        images = synthetic_images(Path(tmp) / "images", n_images, image_size, 0)
         for extractor in reference_random_extractors(Path(tmp)).values():
             results["extractors"][extractor.kind] = extractor_throughput(extractor, images, batch_size=batch_size)
     return results
@@ -91,8 +92,8 @@ def bench_metrics(config: MetricsConfig, *, n_images: int = 64, image_size: int 
     results: dict[str, Any] = {"device": device, "n_images": n_images, "image_size": image_size,
                                "extractors": {}}
     with tempfile.TemporaryDirectory(prefix="nsync-bench-") as tmp:
-        gen = _synthetic_images(Path(tmp) / "gen", n_images, image_size, 0)
-        real = _synthetic_images(Path(tmp) / "real", n_images, image_size, 1)
+        gen = synthetic_images(Path(tmp) / "gen", n_images, image_size, 0)
+        real = synthetic_images(Path(tmp) / "real", n_images, image_size, 1)
         for extractor in extractors_for(config, weights_dir):
             results["extractors"][extractor.kind] = extractor_throughput(
                 extractor, gen, batch_size=config.batch_size, repeats=repeats, device=device)

@@ -131,9 +131,9 @@ def _generation(training: Any, config: Any, device: str) -> dict[str, Any]:
 
 def _extractors(device: str, tmp: Path, n_images: int, batch_size: int, build: Callable[[Path], dict] | None
                 ) -> dict[str, Any]:
-    from nsync_bench.perf.bench import _synthetic_images, extractor_throughput, reference_random_extractors
+    from nsync_bench.perf.bench import extractor_throughput, reference_random_extractors, synthetic_images
 
-    images = _synthetic_images(tmp / "extractor-images", n_images, 256, 0)
+    images = synthetic_images(tmp / "extractor-images", n_images, 256, 0)
     rows = {}
     for kind, extractor in (build or reference_random_extractors)(tmp).items():
         extractor.to(device)
