@@ -32,7 +32,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def world_control(session: nox.Session) -> None:
-    """The toy world's five-seed positive control as a test (docs/toy-world.md; ~30 min on 2 cores):
+    """The toy world's five-seed positive control as a test (docs/toy-world.md; ~20 min on 2 cores):
     TI must beat the untrained model prompted with the style's name on the in-span target."""
     session.install("-e", ".[dev]")
     session.run("pytest", "-q", "-m", "world_control", *session.posargs, env=OFFLINE)

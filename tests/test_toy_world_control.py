@@ -11,16 +11,12 @@ import pytest
 
 from nsync_bench.world.control import positive_control
 
-# Exactly the configuration measured in docs/toy-world.md (toy profile defaults: 400 TI steps, 96 prompts).
+# Exactly the configuration measured in docs/toy-world.md (toy profile defaults: 1,200 TI steps, 96 prompts).
 REDUCED: list[str] = []
 
 
 @pytest.mark.slow
 @pytest.mark.world_control
-@pytest.mark.xfail(strict=False, reason=(
-    "positive control not reached with the committed 4,250-step base model: TI beats the untrained prompt "
-    "on FID, CMMD and CSD in 5/5 seeds but one seed's very large gain inflates the paired SD, so Holm p = "
-    "0.11-0.42 (docs/toy-world.md, 'In-span target'). Remove this mark once a longer build reaches it."))
 def test_ti_beats_the_untrained_prompt_on_the_in_span_target(tmp_path, monkeypatch):
     monkeypatch.setenv("NSYNC_BENCH_CACHE_DIR", str(tmp_path / "cache"))
     result = positive_control("world-dusk", (0, 1, 2, 3, 4), REDUCED, tmp_path / "work", tmp_path / "data")
