@@ -25,6 +25,7 @@ from nsync_bench.world import model as wm
 from nsync_bench.world import render as wr
 
 logger = logging.getLogger(__name__)
+LOSS_WINDOW = 50  # the manifest's final_loss_50 and the progress bar average this many recent losses
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,9 @@ class BaseTrainer:
         self.ema = {k: v.detach().clone() for k, v in self.params.items()}
         self.optimizer = torch.optim.AdamW(list(self.params.values()), lr=config.learning_rate, weight_decay=0.01)
         self.step = 0
+        # The last LOSS_WINDOW losses travel in the checkpoint, so a build resumed at its last step
+        # still exports the final loss.
+        self.recent_losses: list[float] = []
         latest = ckpt.latest_checkpoint(self.work_dir / "checkpoints")
         if latest is not None:
             state = ckpt.load_checkpoint(latest)
@@ -95,6 +99,7 @@ class BaseTrainer:
             self.ema = dict(state["ema"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.step = int(state["step"])
+            self.recent_losses = [float(x) for x in state.get("recent_losses", torch.zeros(0)).tolist()]
             logger.info("resuming the base-model build at step %d from %s", self.step, latest)
         self._data: tuple[torch.Tensor, list[wr.Content], list[wr.WorldStyle]] | None = None
 
@@ -138,11 +143,13 @@ class BaseTrainer:
         self.optimizer.step()
         _ema_update(self.ema, self.params, self.step, cfg.ema_decay)
         self.step += 1
-        return float(loss.detach())
+        self.recent_losses = [*self.recent_losses, float(loss.detach())][-LOSS_WINDOW:]
+        return self.recent_losses[-1]
 
     def save_checkpoint(self) -> None:
         state = {"unet": self.unet.state_dict(), "text": self.text.state_dict(), "ema": self.ema,
-                 "optimizer": self.optimizer.state_dict()}
+                 "optimizer": self.optimizer.state_dict(),
+                 "recent_losses": torch.tensor(self.recent_losses, dtype=torch.float64)}
         ckpt.save_checkpoint(self.work_dir / "checkpoints", self.step, state, {"config": asdict(self.config)}, keep=1)
 
     def ema_components(self) -> Any:
@@ -169,16 +176,17 @@ def build(config: BuildConfig, work_dir: Path, out_dir: Path | None, max_minutes
     progress = progress or NullProgress()
     trainer = BaseTrainer(config, work_dir)
     start, deadline = time.monotonic(), None if max_minutes is None else time.monotonic() + 60 * max_minutes
-    losses: list[float] = []
+    steps_this_session = 0
     progress.start("training the toy-world base model", total=config.steps, completed=trainer.step)
     try:
         while trainer.step < config.steps:
-            losses.append(trainer.train_step())
-            progress.advance(1, loss=f"{np.mean(losses[-50:]):.4f}")
+            trainer.train_step()
+            steps_this_session += 1
+            progress.advance(1, loss=f"{np.mean(trainer.recent_losses):.4f}")
             if trainer.step % config.checkpoint_every == 0:
                 trainer.save_checkpoint()
-                logger.info("step %d loss %.4f (%.2f s/step)", trainer.step, np.mean(losses[-50:]),
-                            (time.monotonic() - start) / max(1, len(losses)))
+                logger.info("step %d loss %.4f (%.2f s/step)", trainer.step, np.mean(trainer.recent_losses),
+                            (time.monotonic() - start) / steps_this_session)
             if deadline is not None and time.monotonic() > deadline:
                 break
     except KeyboardInterrupt:
@@ -186,12 +194,12 @@ def build(config: BuildConfig, work_dir: Path, out_dir: Path | None, max_minutes
         raise
     finally:
         progress.stop()
-    if losses:
+    if steps_this_session:
         trainer.save_checkpoint()
     finished = trainer.step >= config.steps
     if out_dir is not None:
         meta = {"build": asdict(config), "steps_done": trainer.step, "finished": finished,
-                "final_loss_50": float(np.mean(losses[-50:])) if losses else None,
+                "final_loss_50": float(np.mean(trainer.recent_losses)) if trainer.recent_losses else None,
                 "torch": torch.__version__}
         wm.save_weights(trainer.ema_components(), out_dir, meta)
     return trainer.step, finished
