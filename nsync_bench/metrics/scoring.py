@@ -31,7 +31,6 @@ from nsync_bench.progress import NullProgress, Progress
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class MetricResult:
     name: str

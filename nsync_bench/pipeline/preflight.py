@@ -11,8 +11,8 @@ fix: on ``sd15`` training takes hours. Checked here:
   up to ``eval.max_prompts``.
 
 Fewer than a metric's ``reliable_images`` (FID and KID: 50) per set is allowed but flagged: FID and
-KID from so few images are dominated by estimator bias and noise (the smoke profile always is). The run logs the
-warning as the tag ``metric.<name>.warning``; the report repeats it.
+KID from so few images are dominated by estimator bias and noise (the smoke profile always is). The
+run logs the warning as the tag ``metric.<name>.warning``; the report repeats it.
 """
 
 from __future__ import annotations

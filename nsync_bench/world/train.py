@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,7 @@ class BaseTrainer:
         self.step = 0
         # The last LOSS_WINDOW losses travel in the checkpoint, so a build resumed at its last step
         # still exports the final loss.
-        self.recent_losses: list[float] = []
+        self.recent_losses: deque[float] = deque(maxlen=LOSS_WINDOW)
         latest = ckpt.latest_checkpoint(self.work_dir / "checkpoints")
         if latest is not None:
             state = ckpt.load_checkpoint(latest)
@@ -99,7 +100,7 @@ class BaseTrainer:
             self.ema = dict(state["ema"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.step = int(state["step"])
-            self.recent_losses = [float(x) for x in state.get("recent_losses", torch.zeros(0)).tolist()]
+            self.recent_losses.extend(state.get("recent_losses", torch.zeros(0)).tolist())
             logger.info("resuming the base-model build at step %d from %s", self.step, latest)
         self._data: tuple[torch.Tensor, list[wr.Content], list[wr.WorldStyle]] | None = None
 
@@ -143,13 +144,13 @@ class BaseTrainer:
         self.optimizer.step()
         _ema_update(self.ema, self.params, self.step, cfg.ema_decay)
         self.step += 1
-        self.recent_losses = [*self.recent_losses, float(loss.detach())][-LOSS_WINDOW:]
+        self.recent_losses.append(float(loss.detach()))
         return self.recent_losses[-1]
 
     def save_checkpoint(self) -> None:
         state = {"unet": self.unet.state_dict(), "text": self.text.state_dict(), "ema": self.ema,
                  "optimizer": self.optimizer.state_dict(),
-                 "recent_losses": torch.tensor(self.recent_losses, dtype=torch.float64)}
+                 "recent_losses": torch.tensor(list(self.recent_losses), dtype=torch.float64)}
         ckpt.save_checkpoint(self.work_dir / "checkpoints", self.step, state, {"config": asdict(self.config)}, keep=1)
 
     def ema_components(self) -> Any:
