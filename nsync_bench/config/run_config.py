@@ -32,6 +32,9 @@ CLIP_MODEL = "openai/clip-vit-large-patch14-336"
 
 # Bump when a change of code changes results for an unchanged config: old run keys then miss.
 RUN_KEY_VERSION = 1
+# Fields added since, with the value that reproduces the code from before them: at that value they
+# stay out of the run key, so a run made before the field existed keeps its key (and is not redone).
+KEY_NEUTRAL_DEFAULTS: dict[tuple[str, str], Any] = {("eval", "cpu_precision"): "fp32"}
 
 
 class _Section(BaseModel):
@@ -167,8 +170,13 @@ class EvalConfig(_Section):
     max_prompts: int | None = Field(None, ge=1)
     grid_images: int = Field(8, ge=1)
     # Prompts per pipeline call. Image i's initial latent is fixed whatever the batch; batching
-    # changes its pixels only at floating-point level.
+    # changes its pixels only at floating-point level (on the toy world's CPU path not at all: tested).
     batch_size: int = Field(8, ge=1)
+    # Sampling precision on a CPU. "bf16": the text encoder and UNet run under bf16 autocast, about
+    # 1.7x faster where the CPU has native bf16 (avx512_bf16, AMX) and a different image (pixels move
+    # by a few levels; the metric deltas are measured in docs/toy-world.md). Ignored on CUDA, where
+    # model.mixed_precision applies. NSYNC's negative sets always sample in fp32 on a CPU.
+    cpu_precision: Literal["fp32", "bf16"] = "fp32"
     # Learning curve: also evaluate and score at these optimizer steps (the release saves the
     # embedding every 1000 steps); [] = at the end only. Steps >= train.max_steps are covered by the
     # final evaluation. Logged as curve/<metric> against step (nsync_bench.pipeline.learning_curve).
@@ -328,7 +336,11 @@ def run_key(config: RunConfig, data: dict[str, Any] | None = None) -> str:
     ``data`` is :func:`nsync_bench.data.identity.run_data_identity` (content digests of the images,
     captions and captioner a run consumes); without it the key covers the config alone.
     """
-    record: dict[str, Any] = {"v": RUN_KEY_VERSION, "config": config.model_dump(mode="json")}
+    dumped = config.model_dump(mode="json")
+    for (section, name), neutral in KEY_NEUTRAL_DEFAULTS.items():
+        if dumped[section].get(name) == neutral:
+            del dumped[section][name]
+    record: dict[str, Any] = {"v": RUN_KEY_VERSION, "config": dumped}
     if data is not None:
         from nsync_bench.data.identity import identity_for_key
 
