@@ -1,0 +1,89 @@
+"""The MLflow helper process: a run's MLflow calls, answered in a process of their own.
+
+``nsync-bench run`` starts it first thing (:func:`nsync_bench.tracking.remote.start`): it imports MLflow
+on another core while the run imports torch and diffusers, then performs the run's MLflow calls, one
+JSON line per call on stdin, one answer per line on stdout (the protocol of
+:class:`nsync_bench.tracking.remote.Sidecar`). It ignores Ctrl-C (the run ends its MLflow run as KILLED
+through it) and exits when its stdin closes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+from nsync_bench.errors import NsyncBenchError
+
+
+def _serve(tracking_uri: str, requests: IO[str], replies: IO[str]) -> None:
+    """Answer one JSON line per request until end of input (the helper's main loop)."""
+    from nsync_bench.tracking.tracker import MlflowTracker, find_finished_run
+
+    deferred: str | None = None  # an error nobody has heard of yet, reported with the next answer
+    try:
+        _warm_up(tracking_uri)
+    except Exception as err:  # a bad store: the run learns it (with MLflow's message) from its first call
+        deferred = f"{type(err).__name__}: {err}"
+    tracker: MlflowTracker | None = None
+    for line in requests:
+        request = json.loads(line)
+        op, args = request["op"], request["args"]
+        try:
+            if op == "find_finished_run":
+                found = find_finished_run(tracking_uri, *args)
+                result = None if found is None else {"run_id": found.info.run_id, "metrics": dict(found.data.metrics)}
+            elif op == "open":
+                experiment, run_name, tags, run_id, system_metrics = args
+                tracker = MlflowTracker(tracking_uri, experiment, run_name, tags, run_id, system_metrics)
+                result = tracker.run_id
+            else:
+                if tracker is None:
+                    raise RuntimeError(f"{op} before the run was opened")
+                if op == "log_artifact":
+                    args = [Path(args[0]), args[1]]
+                result = getattr(tracker, op)(*args)
+            reply: dict[str, Any] = {"result": result}
+        except NsyncBenchError as err:
+            reply = {"error": str(err), "teaching": True}
+        except Exception as err:  # every failure goes back to the run, which decides
+            reply = {"error": f"{type(err).__name__}: {err}"}
+        if deferred is not None and request["wait"] and "error" not in reply:
+            reply, deferred = {"error": deferred}, None
+        if not request["wait"]:
+            deferred = deferred or reply.get("error")
+            continue
+        replies.write(json.dumps(reply, default=str) + "\n")
+        replies.flush()
+
+
+def _warm_up(tracking_uri: str) -> None:
+    """Import MLflow's client and its SQL store now, while the run imports torch; touch no file (a run
+    refused later, for a bad style say, must not leave a new store behind)."""
+    from nsync_bench.tracking.tracker import _client
+
+    _client(tracking_uri)
+    if tracking_uri.startswith("sqlite:"):
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401 - imported for its cost: SQLAlchemy, Alembic
+
+
+def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle; it then ends the MLflow run
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # anything MLflow prints goes to stderr, not into answers
+    code = 1
+    try:
+        _serve(sys.argv[1], sys.stdin, replies)
+        code = 0
+    finally:
+        replies.close()
+        sys.stderr.flush()
+        os._exit(code)  # everything is written; skip tearing down MLflow's imports
+
+
+if __name__ == "__main__":
+    main()
