@@ -47,7 +47,8 @@ class Sidecar:
         self._lock = threading.Lock()
         self._process = subprocess.Popen(  # our own module, with this interpreter
             [sys.executable, "-m", HELPER, tracking_uri],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8", bufsize=1)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8", bufsize=1,
+            start_new_session=True)  # a terminal's Ctrl-C is the run's to handle, not the helper's
 
     def call(self, op: str, *args: Any, wait: bool = True) -> Any:
         """Run ``op`` in the helper; with ``wait``, return its result or raise its error."""

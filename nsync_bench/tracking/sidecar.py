@@ -18,43 +18,52 @@ from typing import IO, Any
 from nsync_bench.errors import NsyncBenchError
 
 
+class _Helper:
+    """The run's MLflow state in the helper: its tracker, once opened."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.tracker: Any = None
+
+    def handle(self, op: str, args: list[Any]) -> Any:
+        from nsync_bench.tracking.tracker import MlflowTracker, find_finished_run
+
+        if op == "find_finished_run":
+            found = find_finished_run(self.tracking_uri, *args)
+            return None if found is None else {"run_id": found.info.run_id, "metrics": dict(found.data.metrics)}
+        if op == "open":
+            experiment, run_name, tags, run_id, system_metrics = args
+            self.tracker = MlflowTracker(self.tracking_uri, experiment, run_name, tags, run_id, system_metrics)
+            return self.tracker.run_id
+        if self.tracker is None:
+            raise RuntimeError(f"{op} before the run was opened")
+        if op == "log_artifact":
+            args = [Path(args[0]), args[1]]
+        return getattr(self.tracker, op)(*args)
+
+
 def _serve(tracking_uri: str, requests: IO[str], replies: IO[str]) -> None:
     """Answer one JSON line per request until end of input (the helper's main loop)."""
-    from nsync_bench.tracking.tracker import MlflowTracker, find_finished_run
-
     deferred: str | None = None  # an error nobody has heard of yet, reported with the next answer
     try:
         _warm_up(tracking_uri)
     except Exception as err:  # a bad store: the run learns it (with MLflow's message) from its first call
         deferred = f"{type(err).__name__}: {err}"
-    tracker: MlflowTracker | None = None
+    helper = _Helper(tracking_uri)
     for line in requests:
         request = json.loads(line)
-        op, args = request["op"], request["args"]
+        reply: dict[str, Any]
         try:
-            if op == "find_finished_run":
-                found = find_finished_run(tracking_uri, *args)
-                result = None if found is None else {"run_id": found.info.run_id, "metrics": dict(found.data.metrics)}
-            elif op == "open":
-                experiment, run_name, tags, run_id, system_metrics = args
-                tracker = MlflowTracker(tracking_uri, experiment, run_name, tags, run_id, system_metrics)
-                result = tracker.run_id
-            else:
-                if tracker is None:
-                    raise RuntimeError(f"{op} before the run was opened")
-                if op == "log_artifact":
-                    args = [Path(args[0]), args[1]]
-                result = getattr(tracker, op)(*args)
-            reply: dict[str, Any] = {"result": result}
+            reply = {"result": helper.handle(request["op"], request["args"])}
         except NsyncBenchError as err:
             reply = {"error": str(err), "teaching": True}
         except Exception as err:  # every failure goes back to the run, which decides
             reply = {"error": f"{type(err).__name__}: {err}"}
-        if deferred is not None and request["wait"] and "error" not in reply:
-            reply, deferred = {"error": deferred}, None
         if not request["wait"]:
             deferred = deferred or reply.get("error")
             continue
+        if deferred is not None and "error" not in reply:
+            reply, deferred = {"error": deferred}, None
         replies.write(json.dumps(reply, default=str) + "\n")
         replies.flush()
 
