@@ -79,7 +79,7 @@ def test_the_published_example_parses(example):
     assert claims.rule.test == "both" and claims.rule.alpha == 0.05 and claims.rule.power == 0.8
     assert claims.rule.declared and claims.plan == "README.md" and claims.arms == ("untrained",)
     assert claims.endpoints["leakage"].direction == "lower" and claims.endpoints["leakage"].label == "Leakage"
-    first, second, third = claims.claims
+    first, _, third = claims.claims
     assert first.metrics == ("csd", "fid", "leakage") and first.styles == ("world-dusk",)
     assert first.effects["csd"].kind == "raw" and first.effects["csd"].value == 0.056
     assert first.effects["leakage"].kind == "d_z" and first.effects["fid"].reason == "a 10 % ratio"
@@ -168,7 +168,7 @@ def test_names_and_paths_resolve(tmp_path):
     assert claims_path(None).name == "claims.toml"
     assert claims_path("toy-control") == shipped_dir("baselines") / "claims" / "toy-control.toml"
     assert load_claims("toy-control").arms == ("untrained", "floor")
-    with pytest.raises(ConfigError, match="no claims file 'nope'.*toy-control"):
+    with pytest.raises(ConfigError, match=r"no claims file 'nope'.*toy-control"):
         claims_path("nope")
     bad = tmp_path / "bad.toml"
     bad.write_text("claims = [")
