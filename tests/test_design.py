@@ -78,6 +78,6 @@ def test_sd_interval_formula_and_coverage():
     samples = np.random.default_rng(0).standard_normal((20_000, 5))
     sds = samples.std(axis=1, ddof=1)
     bounds = np.array([sd_interval(s, 5) for s in sds])
-    coverage = np.mean((bounds[:, 0] <= 1.0) & (1.0 <= bounds[:, 1]))
+    coverage = np.mean((bounds[:, 0] <= 1.0) & (bounds[:, 1] >= 1.0))
     assert coverage == pytest.approx(0.95, abs=3.5 * math.sqrt(0.95 * 0.05 / 20_000))
     assert all(math.isnan(v) for v in sd_interval(1.0, 1))

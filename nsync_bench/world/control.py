@@ -70,8 +70,8 @@ class ControlResult:
         lines += ["", f"Rule (baselines/claims/{CLAIMS}.toml): {self.rule}", *(f"- {note}" for note in self.notes)]
         for pair, verdicts in self.comparisons.items():
             lines += ["", f"**{pair}** (positive difference = first is better; Holm within the pair's family of "
-                      "metrics):", "", "| metric | mean diff | d_z | p t | Holm p t | p exact | Holm p exact | better in "
-                      "| verdict |", "|---|---|---|---|---|---|---|---|---|"]
+                      "metrics):", "", "| metric | mean diff | d_z | p t | Holm p t | p exact | Holm p exact "
+                      "| better in | verdict |", "|---|---|---|---|---|---|---|---|---|"]
             for metric, c in verdicts.items():
                 lines.append(f"| {metric} | {c['mean_diff']:.4g} | {c['d_z']:.2f} | {c['p_t']:.2g} | "
                              f"{c['p_holm']:.2g} | {c['p_perm']:.2g} | {c['p_perm_holm']:.2g} | "
