@@ -536,6 +536,8 @@ def test_paired_plot_shows_the_per_seed_differences_the_test_sees(report, store)
     csd = seed_differences(results, "nsync-lora", "lora", "csd")
     assert csd.to_list() == pytest.approx([0.05, 0.06, 0.055, 0.052, 0.058])
     assert seed_differences(results, "nsync", "ldm", "fid").empty
+    log_fid = seed_differences(results, "nsync", "ti", "fid", "log")  # on a declared log scale: the log ratio
+    assert log_fid.to_list() == pytest.approx(list(np.log(TI["fid"]) - np.log(VALUES["nsync"]["fid"])), rel=1e-12)
     comparisons = pd.read_csv(report.comparisons_csv)
     png = paired_figure(results, comparisons, "t")
     assert png is not None and png.startswith(b"\x89PNG")
@@ -543,3 +545,22 @@ def test_paired_plot_shows_the_per_seed_differences_the_test_sees(report, store)
     paired = [p for p in report.figures if p.name.startswith("paired-")]
     assert [p.name for p in paired] == ["paired-toy-pastel-smoke-matched.png"]
     assert "Paired differences per seed" in report.markdown.read_text(encoding="utf-8")
+
+
+def test_paired_plot_draws_the_per_seed_distribution():
+    """A bimodal outcome (6 of 10 seeds near +2,500, 4 near +600) is drawn as a violin with every seed as a
+    point, and the tick label says how many seeds improved; 3 seeds get points only (no shape to show)."""
+    from matplotlib.collections import PolyCollection
+    from matplotlib.figure import Figure
+
+    from nsync_bench.report.paired_plot import _distribution
+
+    axis = Figure().add_subplot()
+    bimodal = np.array([2285, 2616, 736, 517, 2701, 656, 2507, 2334, 513, 2656], dtype=float)
+    assert _distribution(axis, 0, bimodal, "#d62728", first=True) == "10/10 better"
+    assert sum(isinstance(c, PolyCollection) for c in axis.collections) == 1
+    (points,) = axis.lines
+    assert sorted(points.get_ydata()) == sorted(bimodal)
+    axis = Figure().add_subplot()
+    assert _distribution(axis, 0, np.array([1.0, -2.0, 3.0]), "#1f77b4", first=True) == "2/3 better"
+    assert not axis.collections

@@ -159,8 +159,10 @@ def _paired_plots(data: ReportData, analysis: Analysis, out_dir: Path, colors: d
             pictures.append(_write_figure(
                 out_dir, _safe(f"paired-{style}-{profile}-{protocol}"), png, title,
                 "Dots: one seed's difference between candidate and baseline trained with that seed, oriented so "
-                "that + means the candidate is better (baseline − candidate for ↓ metrics); diamond and bar: the "
-                "mean difference and its 95% CI from the comparisons table; line: no difference."))
+                "that + means the candidate is better (baseline − candidate for ↓ metrics), on the scale the claim "
+                "declares; shaded: their distribution (from 4 seeds), so clusters show; under each pair, the seeds "
+                "in which the candidate was better; diamond and bar: the mean difference and its 95% CI from the "
+                "comparisons table; line: no difference."))
     return pictures
 
 
