@@ -16,8 +16,8 @@ from nsync_bench.stats.paired import (
     describe,
     holm_bonferroni,
     paired_comparison,
-    verdict,
 )
+from nsync_bench.stats.rule import rule_verdict
 
 # ---------------------------------------------------------------- describe
 
@@ -374,12 +374,13 @@ def test_paired_ci_is_bca_of_the_mean_difference():
     ],
 )
 def test_verdict_truth_table(mean_diff, p, expected):
-    assert verdict(mean_diff, p, 0.05) == expected
+    """The verdict when the t-test alone decides (rule test = "t"; tests/test_exact_tests.py has the rest)."""
+    assert rule_verdict(mean_diff, p, float("nan"), 0.05, "t") == expected
 
 
 def test_verdict_rejects_bad_alpha():
     with pytest.raises(ValueError, match="alpha"):
-        verdict(1.0, 0.01, 5)
+        rule_verdict(1.0, 0.01, 0.01, 5, "t")
 
 
 def test_no_bootstrap_ci_below_minimum_n():

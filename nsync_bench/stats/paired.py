@@ -25,10 +25,9 @@ from nsync_bench.stats.bootstrap import _as_1d, _check_confidence, bootstrap_ci,
 from nsync_bench.stats.exact import ExactTest, probability_of_improvement, sign_flip_test, signed_rank_test
 
 __all__ = ["BOOTSTRAP_MIN_N", "TRANSFORMS", "PairedComparison", "Summary", "bootstrap_ci", "describe",
-           "holm_bonferroni", "paired_comparison", "transform_values", "verdict"]
+           "holm_bonferroni", "paired_comparison", "transform_values"]
 
 Direction = Literal["lower", "higher"]
-Verdict = Literal["supported", "contradicted", "inconclusive"]
 TRANSFORMS = ("none", "log")
 
 # Below this many pairs the comparison CI is the paired t-interval, not a BCa bootstrap one: the
@@ -237,20 +236,3 @@ def holm_bonferroni(p_values: object) -> np.ndarray:
         scaled = (m - np.arange(m)) * flat[idx][order]
         out[idx[order]] = np.minimum(1.0, np.maximum.accumulate(scaled))
     return out.reshape(p.shape)
-
-
-def verdict(comparison_mean_diff: float, adjusted_p: float, alpha: float) -> Verdict:
-    """Verdict on the claim "the candidate improves on the baseline" (``E[d] > 0``, oriented diffs).
-
-    ``"supported"`` when ``adjusted_p < alpha`` and ``mean_diff > 0``; ``"contradicted"`` when
-    ``adjusted_p < alpha`` and ``mean_diff < 0`` (significantly worse); ``"inconclusive"`` otherwise,
-    including a nan p-value or mean difference. ``adjusted_p`` should be family-wise adjusted
-    (e.g. by :func:`holm_bonferroni`) within its family. The declared rule of a claims file, which
-    also weighs the exact test, is :func:`nsync_bench.stats.rule.rule_verdict`.
-    """
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must lie strictly between 0 and 1 (e.g. 0.05); got {alpha!r}.")
-    mean_diff, p = float(comparison_mean_diff), float(adjusted_p)
-    if math.isnan(p) or math.isnan(mean_diff) or not p < alpha:
-        return "inconclusive"
-    return "supported" if mean_diff > 0.0 else "contradicted" if mean_diff < 0.0 else "inconclusive"
