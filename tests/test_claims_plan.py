@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from typer.testing import CliRunner
 
 from nsync_bench.config.claims import load_claims
@@ -22,9 +24,13 @@ def test_family_sizes_follow_styles_and_methods():
     assert seeds_to_reach(0.05, 16) == 10
     # A sweep without ldm runs does not test the claim against it.
     assert "nsync-beats-ldm" not in {p.family for p in plan_claims(paper, 5, PAPER_STYLES, ["nsync", "ti", "lora"])}
-    # Enough seeds: nothing to say; the t-test from 20 seeds on (default rule) never needs the exact test.
+    # Enough seeds: nothing to say. The file declares `both`; without a declared test (auto) the t-test
+    # decides from 20 seeds on.
+    assert paper.rule.test == "both" and paper.rule.declared
     assert reach_notes(paper, 10, PAPER_STYLES, ["nsync", "ti"]) == []
-    assert plan_claims(paper, 25, PAPER_STYLES)[0].test == "t"
+    assert plan_claims(paper, 25, PAPER_STYLES)[0].test == "both"
+    auto = dataclasses.replace(paper, rule=dataclasses.replace(paper.rule, test="auto", declared=False))
+    assert plan_claims(auto, 25, PAPER_STYLES)[0].test == "t" and plan_claims(auto, 19, PAPER_STYLES)[0].test == "both"
 
 
 def test_toy_control_notes_and_effects():
@@ -40,7 +46,7 @@ def test_toy_control_notes_and_effects():
 def test_declared_d_z_effects_get_their_seeds_needed():
     paper = load_claims()
     plan = plan_claims(paper, None, PAPER_STYLES)[0]
-    assert plan.effects[0].seeds_needed == seeds_needed_for(1.0, 0.05 / 16, "auto")
+    assert plan.effects[0].seeds_needed == seeds_needed_for(1.0, 0.05 / 16, "both")
 
 
 def test_cli_claims_prints_rule_families_and_notes():
@@ -50,7 +56,7 @@ def test_cli_claims_prints_rule_families_and_notes():
                                 env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    assert "rule: test not declared, so the default" in text
+    assert "rule: test = both: both the paired t-test and the exact paired sign-flip permutation test" in text
     assert "family ti-beats-untrained: 5 seeds cannot reach 0.05 with an exact test" in text
     assert "314 (raw)" in text
     bad = CliRunner().invoke(app, ["claims", "nope"])

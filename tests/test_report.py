@@ -62,8 +62,8 @@ VALUES = {
 PAIRS = [("nsync", "ti"), ("nsync-lora", "lora"), ("nsync", "lora")]
 CLAIM_OF = {("nsync", "ti"): "nsync-beats-ti", ("nsync-lora", "lora"): "nsync-lora-beats-lora",
             ("nsync", "lora"): "nsync-beats-lora"}
-# The default rule at 5 seeds is `both`, and no exact test can go below 2/2^5 = 0.0625: every verdict the
-# t-test reaches is "(t only)".
+# baselines/claims.toml declares the rule `both`, and at 5 seeds no exact test can go below 2/2^5 = 0.0625:
+# every verdict the t-test reaches is "(t only)".
 EXPECTED_VERDICTS = {
     ("nsync-beats-ti", "fid"): "supported (t only)",  # raw p 0.0132, Holm over 3 tests: 0.0265; exact p 0.0625
     ("nsync-beats-ti", "kid"): "supported (t only)",
@@ -289,7 +289,8 @@ def test_markdown_and_html_show_the_numbers_verdicts_and_escaped_text(report):
     for text in ("0.0132", fmt_p(fid["p_t_adj"]), "+3 ", "52.2 ± ", "(5)", "★", "FID ↓", "CSD ↑", "supported",
                  "contradicted", "inconclusive", "Verdicts: supported 0, supported (t only) 5, contradicted 0, "
                  "contradicted (t only) 3, inconclusive 4, not tested 4", "alpha = 0.05", "## Provenance",
-                 "## Methods note", "abc1234", "figures/grid-", "Holm", "Rule: test not declared",
+                 "## Methods note", "abc1234", "figures/grid-", "Holm",
+                 "Rule: test = both: both the paired t-test and the exact",
                  "5 seeds cannot reach 0.05 with an exact test", "better in 5/5 seeds (48–100%)",
                  "| nsync-beats-ti | FID | d\\_z 1 | no published spread"):
         assert text in markdown, text
@@ -378,7 +379,7 @@ def test_cli_report_prints_verdicts_comparisons_and_paths(store, tmp_path):
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "supported (t only) 5" in text and "contradicted (t only) 3" in text and "inconclusive 4" in text
-    assert "rule: test not declared" in text
+    assert "rule: test = both" in text
     assert "nsync-lora vs ti" in text and str(out / "index.html") in "".join(result.output.split())
     assert (out / "index.html").is_file()
 
@@ -401,7 +402,7 @@ def test_report_help_imports_nothing_heavy():
 
 
 def test_power_columns_under_the_default_rule_at_five_seeds(report):
-    """At 5 seeds the default rule needs the exact test, which cannot go below 2/2^5 > alpha/m: the MDE is
+    """At 5 seeds the declared rule needs the exact test, which cannot go below 2/2^5 > alpha/m: the MDE is
     infinite, the power 0, and the declared d_z = 1 needs the seeds the simulation finds (>= the t-test's)."""
     comparisons = pd.read_csv(report.comparisons_csv).set_index(["candidate", "baseline", "metric"])
     fid = comparisons.loc[("nsync", "ti", "fid")]
@@ -495,7 +496,7 @@ def test_declared_families_scales_and_endpoints(custom_report):
     for key, verdict in ((("a", "fid"), "supported"), (("a", "leakage"), "supported"), (("b", "csd"), "supported")):
         assert claims.loc[key, "verdict"] == verdict and claims.loc[key, "test"] == "t"
     markdown = custom_report.markdown.read_text(encoding="utf-8")
-    for text in ("log FID", "Leakage", "test = t: the paired t-test", "exploratory (exploratory: adjusted among "
+    for text in ("log FID", "Leakage ↓ |", "test = t: the paired t-test", "exploratory (exploratory: adjusted among "
                  "themselves, no verdicts)", "| a | log FID | 0.05 | a 5 % ratio |"):
         assert text in markdown, text
 

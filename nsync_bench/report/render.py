@@ -57,15 +57,16 @@ class ReportContent:
     warnings: list[str] = field(default_factory=list)
 
 
-def metric_header(metric: str, direction: str) -> str:
-    return f"{METRIC_LABELS.get(metric, metric.upper())} {'↑' if direction == 'higher' else '↓'}"
+def metric_header(metric: str, direction: str, labels: dict[str, str] | None = None) -> str:
+    return f"{(labels or METRIC_LABELS).get(metric, metric.upper())} {'↑' if direction == 'higher' else '↓'}"
 
 
 def _settings(frame: pd.DataFrame) -> int:
     return len(frame[["profile", "protocol"]].drop_duplicates()) if len(frame) else 0
 
 
-def summary_sections(summary: pd.DataFrame, reference: pd.DataFrame | None = None) -> list[Section]:
+def summary_sections(summary: pd.DataFrame, reference: pd.DataFrame | None = None,
+                     labels: dict[str, str] | None = None) -> list[Section]:
     """Per (profile, protocol, style): methods as rows, metrics as columns, "mean ± half-CI (n)";
     then the real-data floor as a reference row (never starred, never compared)."""
     sections = []
@@ -90,7 +91,7 @@ def summary_sections(summary: pd.DataFrame, reference: pd.DataFrame | None = Non
         floor = _floor_row(reference, profile, style, metrics)
         if floor is not None:
             rows.append(floor)
-        headers = ["method", *(metric_header(m, directions[m]) for m in metrics)]
+        headers = ["method", *(metric_header(m, directions[m], {**METRIC_LABELS, **(labels or {})}) for m in metrics)]
         sections.append(Section(f"{style} — {profile} / {protocol}", [Table(headers, rows)], level=3))
     return sections
 
@@ -204,10 +205,10 @@ def sections(content: ReportContent) -> list[Section]:
     if mode_note:
         summary_intro.append(mode_note)
     result.append(Section("Summary", summary_intro))
-    result += summary_sections(analysis.summary, analysis.reference)
+    labels = {n: e.label for n, e in analysis.claims_file.endpoints.items()} if analysis.claims_file else {}
+    result += summary_sections(analysis.summary, analysis.reference, labels)
     comparisons: list[Block] = ["Unit: seed (paired by run seed). Positive differences favour the candidate. "
                                 "p-values: raw (Holm-adjusted within the family); bold: adjusted below alpha."]
-    labels = {n: e.label for n, e in analysis.claims_file.endpoints.items()} if analysis.claims_file else {}
     comparisons.append(comparison_table(analysis.comparisons, analysis.alpha, labels) if len(analysis.comparisons)
                        else "No pair of methods shares a seed: nothing to compare.")
     result.append(Section("Comparisons", comparisons))
