@@ -291,6 +291,7 @@ def test_markdown_and_html_show_the_numbers_verdicts_and_escaped_text(report):
                  "contradicted (t only) 3, inconclusive 4, not tested 4", "alpha = 0.05", "## Provenance",
                  "## Methods note", "abc1234", "figures/grid-", "Holm",
                  "Rule: test = both: both the paired t-test and the exact",
+                 "Claims file: baselines/claims.toml; it names no plan",
                  "5 seeds cannot reach 0.05 with an exact test", "better in 5/5 seeds (48–100%)",
                  "| nsync-beats-ti | FID | d\\_z 1 | no published spread"):
         assert text in markdown, text

@@ -8,9 +8,12 @@ and what the comparison could have detected.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from nsync_bench.config.claims import EXPLORATORY
+from nsync_bench.paths import shipped_dir
 from nsync_bench.report.analysis import Analysis
 from nsync_bench.report.document import Block, Cell, Table
 from nsync_bench.report.interpretation import (
@@ -38,6 +41,16 @@ def _several(frame: pd.DataFrame) -> bool:
     return len(frame[["profile", "protocol"]].drop_duplicates()) > 1 if len(frame) else False
 
 
+def _shown_path(path: Path | None) -> str:
+    """The claims file relative to the repository root when it lives there (baselines/claims.toml)."""
+    if path is None:
+        return "(given in code)"
+    try:
+        return path.resolve().relative_to(shipped_dir("baselines").parent.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def header_blocks(analysis: Analysis) -> list[Block]:
     """The description, the file and the plan it answers, the rule."""
     claims = analysis.claims_file
@@ -45,7 +58,7 @@ def header_blocks(analysis: Analysis) -> list[Block]:
     if analysis.claims_description:
         blocks.append(f"The claims under test: {analysis.claims_description}")
     if claims is not None:
-        where = str(claims.path) if claims.path else "(given in code)"
+        where = _shown_path(claims.path)
         plan = f"it answers the plan {claims.plan}" if claims.plan else "it names no plan (declare plan = \"...\")"
         blocks.append(f"Claims file: {where}; {plan}.")
     blocks.append(f"Rule: {analysis.rule}")
