@@ -90,7 +90,7 @@ def test_report_from_smoke_runs_renders(smoke_report):
     markdown = report.markdown.read_text(encoding="utf-8")
     for style in STYLES:
         assert f"### {style} — smoke / matched" in markdown
-    assert markdown.count("| real data (floor) |") == len(STYLES) and "MDE (seeds to detect)" in markdown
+    assert markdown.count("| real data (floor) |") == len(STYLES) and "| better in | MDE |" in markdown
     assert "| ldm |" in markdown
     # Equal seeds, one implementation per metric, one library set: the only warnings are the claims' families
     # that 3 seeds cannot decide.
