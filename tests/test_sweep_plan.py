@@ -87,4 +87,8 @@ def test_cli_dry_run_prints_count_and_estimate(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "60 runs: 60 to start" in result.output
     assert "GPU-hours" in result.output
+    # Before anything runs: the paper's claims (4 styles x 4 metrics per family) at the sweep's 3 seeds.
+    text = " ".join(result.output.split())
+    assert ("family nsync-beats-ti: 3 seeds cannot reach 0.05 with an exact test (smallest two-sided p 2/2^3 = "
+            "0.25); need >= 6, or >= 10 with Holm over 16") in text
     assert not (tmp_path / "runs").exists()

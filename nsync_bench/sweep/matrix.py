@@ -7,7 +7,9 @@ skips itself when a finished run with its key exists (on disk or in MLflow); an 
 resumes from its checkpoint. Executors (nsync_bench.sweep.executors) decide where tasks run.
 
 Sweep files live in ``baselines/sweeps/<name>.toml`` with keys ``styles``, ``methods``,
-``seeds``, ``profile``, ``protocol``, ``experiment`` and ``set`` (a list of overrides).
+``seeds``, ``profile``, ``protocol``, ``experiment``, ``set`` (a list of overrides) and ``claims``
+(the claims file the sweep answers: a name in baselines/claims/ or a path; default
+baselines/claims.toml).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class SweepSpec:
     overrides: list[str] = field(default_factory=list)
     experiment: str | None = None
     description: str = ""
+    claims: str | None = None  # the claims file it answers (None: baselines/claims.toml)
 
     def experiment_name(self) -> str:
         return self.experiment or paths.default_experiment(self.profile)
@@ -109,14 +112,14 @@ def load_sweep_file(name_or_path: str) -> SweepSpec:
             raise unknown_name("sweep file", name_or_path, sweep_names(), "Or pass a path to a TOML file.")
     with path.open("rb") as handle:
         data = tomllib.load(handle)
-    allowed = {"styles", "methods", "seeds", "profile", "protocol", "experiment", "set", "description"}
+    allowed = {"styles", "methods", "seeds", "profile", "protocol", "experiment", "set", "description", "claims"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ConfigError(f"unknown keys {unknown} in sweep file {path}; allowed: {', '.join(sorted(allowed))}.")
     return SweepSpec(styles=list(data["styles"]), methods=list(data["methods"]), seeds=[int(s) for s in data["seeds"]],
                      profile=data.get("profile", "smoke"), protocol=data.get("protocol"),
                      overrides=list(data.get("set", [])), experiment=data.get("experiment"),
-                     description=data.get("description", ""))
+                     description=data.get("description", ""), claims=data.get("claims"))
 
 
 def expand(spec: SweepSpec, options: SweepOptions) -> list[Task]:
