@@ -48,6 +48,21 @@ def tests_fast(session: nox.Session) -> None:
                 env=OFFLINE)
 
 
+@nox.session(venv_backend="uv")
+def tests_lowest(session: nox.Session) -> None:
+    """The fast tier at the lowest versions pyproject.toml allows (uv's lowest-direct resolution: every direct
+    dependency at its floor, the rest as new as those allow), so a floor is a tested claim, not a guess.
+    Needs uv (``pip install nox uv``); about 7 minutes on 2 cores with a fresh virtualenv (docs/running.md)."""
+    session.install("--resolution", "lowest-direct", "-e", ".[dev]")
+    session.run("python", "-c", _VERSIONS)
+    session.run("pytest", "-m", "not slow", "-n", "auto", "--maxprocesses", "4", "-p", "no:cacheprovider",
+                *(session.posargs or ["-q"]), env=OFFLINE)
+
+
+_VERSIONS = ("from importlib.metadata import version as v; print('lowest allowed versions:', ', '.join(f'{n} {v(n)}' "
+             "for n in ('torch', 'torchvision', 'diffusers', 'transformers', 'peft', 'mlflow', 'numpy', 'pydantic')))")
+
+
 @nox.session
 def smoke(session: nox.Session) -> None:
     """The README's main job on the smoke default, end to end in a scratch directory: the untrained base
