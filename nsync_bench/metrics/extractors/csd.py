@@ -79,10 +79,7 @@ def checkpoint_globals() -> list:
     """
     import numpy as np
 
-    try:
-        from numpy._core.multiarray import scalar  # NumPy >= 2
-    except ImportError:  # pragma: no cover - NumPy 1.x
-        from numpy.core.multiarray import scalar
+    scalar = np.float64(0).__reduce__()[0]  # NumPy's scalar-from-bytes constructor (numpy[._]core.multiarray)
     return [argparse.Namespace,
             (scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar"),
             np.dtype, np.dtypes.Float64DType, np.dtypes.Int64DType]
