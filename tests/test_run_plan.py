@@ -49,7 +49,9 @@ def test_on_a_bare_machine_the_dry_run_prints_the_whole_plan_and_exits_2(bare):
                     "nsync-bench weights fetch inception-clean", "nsync-bench weights fetch clip-vit-l-14-336",
                     "nsync-bench weights fetch csd-vit-l"):
         assert command in out, command
-    assert "not ready: 6 need(s)" in out and "Traceback" not in out
+    assert "hf download Salesforce/blip-image-captioning-large --revision 353689b8" in out  # the captioner
+    assert out.index("hf download Salesforce") < out.index("$ nsync-bench data captions monet")
+    assert "not ready: 7 need(s)" in out and "Traceback" not in out
     assert not (bare / "runs").exists() and not (bare / "weights").exists()  # nothing written or fetched
 
 

@@ -74,6 +74,15 @@ def _dtype_kwargs(torch_dtype: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return {key: torch_dtype}, {"torch_dtype": torch_dtype}
 
 
+def _load_tokenizer(cls: Any, target: str, kwargs: dict[str, Any]) -> Any:
+    """The tokenizer of ``target``; transformers 4 without vocabulary files fails in the constructor (a
+    TypeError), which is the same "files missing" as transformers 5's silent 2-token tokenizer."""
+    try:
+        return cls.from_pretrained(target, subfolder="tokenizer", **kwargs)
+    except (TypeError, ValueError) as err:
+        raise OSError(f"tokenizer/ has no vocabulary files (vocab.json, merges.txt): {first_line(err)}") from err
+
+
 def source_label(name_or_path: str, revision: str | None = None) -> str:
     """How a loaded base model is named (``components.source``; negative sets are keyed by it): a local
     directory's absolute path, else the hub id with ``@revision`` when one is given."""
@@ -118,7 +127,7 @@ def load_pretrained_components(
             # The scheduler config is tiny and fails fast, so a missing model is reported before
             # any weights are read.
             config = DDPMScheduler.load_config(target, subfolder="scheduler", **kwargs)
-            tokenizer = CLIPTokenizer.from_pretrained(target, subfolder="tokenizer", **kwargs)
+            tokenizer = _load_tokenizer(CLIPTokenizer, target, kwargs)
             check_tokenizer(tokenizer, f"{source} (tokenizer/)", expected_size=None)
             text_encoder = CLIPTextModel.from_pretrained(
                 target, subfolder="text_encoder", **kwargs, **tf_dtype

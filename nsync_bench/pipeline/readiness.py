@@ -33,6 +33,7 @@ NOMINAL = {
     "sd-image-50-steps": {"gpu": 0.4, "cpu": 60.0},  # SD 1.5/2 at 512 px, 50 steps with CFG
 }
 CAPTIONER = "blip"  # what a missing caption's command suggests (InternVL runs remote code; see data/internvl.py)
+HUB_HASHES = "by the revision"  # a hub commit pins every file's sha256 (huggingface_hub verifies downloads)
 STATUSES = ("present", "download", "automatic", "missing", "blocked")
 
 
@@ -126,8 +127,20 @@ def base_model_need(config: RunConfig) -> Need | None:
     status = "present" if present else ("download" if not is_offline() and pinned else "missing")
     note = "" if pinned else "revision not pinned: the key records the commit it resolves to"
     return Need("base model", model.pretrained, status, size=known.size if known else None,
-                approx=bool(known and known.approx), revision=revision, command=None if present else command,
-                note=note)
+                approx=bool(known and known.approx), revision=revision, sha256=HUB_HASHES if pinned else None,
+                command=None if present else command, note=note)
+
+
+def captioner_need(captioner: str = CAPTIONER) -> Need:
+    """The captioning model the suggested caption command downloads (pinned)."""
+    from nsync_bench.models.hub_models import BLIP_LARGE, INTERNVL2_2B
+
+    model = BLIP_LARGE if captioner == "blip" else INTERNVL2_2B
+    present = _hub_files_cached(model.repo_id, model.revision, list(model.files))
+    status = "present" if present else ("download" if not is_offline() else "missing")
+    return Need(f"captioner model ({captioner})", model.repo_id, status, size=model.size, approx=model.approx,
+                revision=model.revision, sha256=HUB_HASHES, command=None if present else model.download_command(),
+                note="" if present else "fetched by the captions command when online")
 
 
 # ------------------------------------------------------------------------------------ data
@@ -159,6 +172,7 @@ def style_needs(config: RunConfig, data_root: Path) -> list[Need]:
                           command=caption_command(style.name),
                           note=f"after the data step, if its images carry no captions; ~{NOMINAL['blip']['gpu']} s "
                                f"per image on a GPU, ~{NOMINAL['blip']['cpu']} s on a CPU (nominal)"))
+        needs.insert(-1, captioner_need())  # before the captions step that uses it
         return needs
     if not present:  # procedural: rendered now (seconds, as the run would), so its images can be checked too
         from nsync_bench.data.styles import ensure_style_data
@@ -177,6 +191,7 @@ def style_needs(config: RunConfig, data_root: Path) -> list[Need]:
         needs.append(Need("captions", f"{style.name}: {len(uncaptioned)} of {len(train) + len(test)} images",
                           "missing", command=caption_command(style.name),
                           note=caption_estimate(len(uncaptioned))))
+        needs.insert(-1, captioner_need())  # before the captions step that uses it
     else:
         needs.append(Need("captions", f"{style.name}: {len(train) + len(test)} images", "present"))
     smallest = min(_short_side(img.path) for img in [*train, *test])
@@ -236,6 +251,8 @@ def weight_needs(config: RunConfig, weights_dir: Path | None) -> list[Need]:
         sha = entry.sha256 or (f"{entry.sha256_prefix}… (prefix)" if entry.sha256_prefix else None)
         if not present and not entry.checksum_known:
             note = note or "no registered checksum: fetch it knowingly (the fetch records its sha256)"
+        if entry.kind == "hub" and entry.revision:
+            sha = HUB_HASHES
         needs.append(Need(f"metric weights {name}", entry.repo_id or entry.url, status, size=entry.size,
                           approx=entry.kind == "hub", revision=entry.revision, sha256=sha,
                           command=None if present else f"nsync-bench weights fetch {name}",
@@ -264,7 +281,8 @@ def negative_set_need(config: RunConfig, data_root: Path) -> Need | None:
         count = len(list_images(data_root / style.name, style.train_split))
     except Exception:  # no data yet: counted once it is fetched
         return Need("negative set", "rendered by the base model before training", "automatic",
-                    note="one image per training image")
+                    note=f"one image per training image: ~{NOMINAL['sd-image-50-steps']['gpu']} s each on a GPU "
+                         "(nominal)")
     rendered = _rendered_negatives(config, data_root, style)
     if rendered:
         return Need("negative set", str(rendered), "present")
