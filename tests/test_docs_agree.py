@@ -28,6 +28,9 @@ def _example_block() -> list[str]:
 
 
 def test_the_dry_run_example_is_what_the_code_prints(tmp_path, monkeypatch):
+    from nsync_bench.cli.app import console
+
+    monkeypatch.setattr(console, "width", 400)  # made once per process: no line of the summary may wrap
     monkeypatch.setenv("NSYNC_BENCH_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("NSYNC_BENCH_DATA_ROOT", str(tmp_path / "data"))  # no data: the documented assumption
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'm.db'}")

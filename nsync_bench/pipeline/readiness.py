@@ -307,7 +307,8 @@ def _rendered_negatives(config: RunConfig, data_root: Path, style: Any) -> Path 
 
 # ------------------------------------------------------------------------------------ the plan
 def plan_run(config: RunConfig, data_root: Path, weights_dir: Path | None = None) -> RunPlan:
-    """Every need of a run with ``config``, checked on this machine; nothing is downloaded or written."""
+    """Every need of a run with ``config``, checked on this machine. Nothing is downloaded, trained or logged;
+    a procedural style is rendered into the data root (seconds, as the run itself would)."""
     spec = config.run
     plan = RunPlan(f"{spec.style}/{spec.method}/seed{spec.seed} ({spec.profile}, {spec.protocol})", is_offline())
     for need in (base_model_need(config), *style_needs(config, data_root), *weight_needs(config, weights_dir),
