@@ -69,6 +69,8 @@ def sweep(
     slurm_logs: SlurmLogsOption = Path("slurm-logs"),
     slurm_cluster: Annotated[Optional[str], typer.Option(help="submitit cluster: slurm (default) or local.",
                                                          rich_help_panel="Slurm")] = None,
+    allow_sqlite: Annotated[bool, typer.Option("--allow-sqlite", help="Use an SQLite store with Slurm anyway (all "
+                                               "jobs on one node).", rich_help_panel="Slurm")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs it would start, resume, retry or "
                                           "skip and estimate GPU-hours; run nothing.")] = False,
     step_time: Annotated[Optional[str], typer.Option(help="For --dry-run: seconds per TI step at batch 4, or the "
@@ -102,6 +104,10 @@ def sweep(
     options = SweepOptions(runs_dir=str(runs_dir) if runs_dir else None,
                            data_root=str(data_root) if data_root else None, tracking_uri=tracking_uri,
                            weights_dir=str(weights_dir) if weights_dir else None)
+    from nsync_bench import paths
+    from nsync_bench.sweep.executors import check_store_for_executor
+
+    check_store_for_executor(executor, paths.tracking_uri(tracking_uri), slurm_cluster, allow_sqlite)
     if dry_run:
         from nsync_bench.cli.sweep_dry_run import print_plan
         from nsync_bench.sweep.plan import parse_step_time, plan_sweep

@@ -61,6 +61,7 @@ class SweepOptions:
     data_root: str | None = None
     tracking_uri: str | None = None
     weights_dir: str | None = None
+    lock_wait_s: float = 0.0  # how long a task waits for its run key's lock held elsewhere
 
     def run_options(self, experiment: str) -> Any:
         from nsync_bench.pipeline.runner import RunOptions
@@ -71,6 +72,7 @@ class SweepOptions:
             tracking_uri=self.tracking_uri,
             experiment=experiment,
             weights_dir=Path(self.weights_dir) if self.weights_dir else None,
+            lock_wait_s=self.lock_wait_s,
         )
 
 
@@ -272,19 +274,16 @@ def run_sweep(spec: SweepSpec, executor: Executor, options: SweepOptions, *, ret
     tasks = select_tasks(expand(spec, options), spec, options, retry_failed)
     for task in tasks:
         on_event(task, "queued", None)
-    failed_styles: dict[str, str] = {}
     results: list[TaskResult] = []
-    for style in dict.fromkeys(t.style for t in tasks):
-        configs = [t.config for t in tasks if t.style == style]
-        try:
-            executor.prepare(PrepareStyle(style, configs, options))
-        except Exception as err:  # the style's runs cannot start; the other styles go on
-            failed_styles[style] = f"{type(err).__name__}: {err}"
-            log.error("preparing style %s failed: %s", style, err)
-            for task in [t for t in tasks if t.style == style]:
-                result = TaskResult(task.run_key, task.label, "failed", error=f"preparation failed: {err}")
-                results.append(result)
-                on_event(task, "failed", result)
+    jobs = [PrepareStyle(style, [t.config for t in tasks if t.style == style], options)
+            for style in dict.fromkeys(t.style for t in tasks)]
+    failed_styles = executor.prepare(jobs)  # every style at once where the executor can (Slurm)
+    for style, err in failed_styles.items():  # the style's runs cannot start; the other styles go on
+        log.error("preparing style %s failed: %s", style, err)
+        for task in [t for t in tasks if t.style == style]:
+            result = TaskResult(task.run_key, task.label, "failed", error=f"preparation failed: {err}")
+            results.append(result)
+            on_event(task, "failed", result)
     runnable = [t for t in tasks if t.style not in failed_styles]
     if runnable:
         from nsync_bench.tracking.tracker import ensure_experiment
