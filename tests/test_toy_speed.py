@@ -67,18 +67,14 @@ def test_bf16_sampling_is_declared_and_close(toy_pipe):
 
 
 def test_cpu_precision_enters_the_key_only_when_it_changes_something():
+    # At fp32 (what every run did before the field existed) it stays out of the hashed config, so no
+    # finished run's key changes (tests/test_run_key_frozen.py holds the smoke keys); bf16 changes the key.
+    from nsync_bench.config.run_config import key_config
+
     config = resolve_config(style="toy-pastel", method="ti", profile="smoke")
-    assert config.eval.cpu_precision == "fp32"
-    dumped = config.model_dump(mode="json")
-    del dumped["eval"]["cpu_precision"]
-    # The key of a config made before the field existed (same hashing as run_key) is unchanged.
-    import hashlib
-
-    from nsync_bench.config.run_config import RUN_KEY_VERSION
-
-    before = hashlib.sha256(json.dumps({"v": RUN_KEY_VERSION, "config": dumped}, sort_keys=True).encode())
-    assert run_key(config) == before.hexdigest()[:16]
+    assert config.eval.cpu_precision == "fp32" and "cpu_precision" not in key_config(config)["eval"]
     bf16 = resolve_config(style="toy-pastel", method="ti", profile="smoke", overrides=["eval.cpu_precision=bf16"])
+    assert key_config(bf16)["eval"]["cpu_precision"] == "bf16"
     assert run_key(bf16) != run_key(config)
 
 
