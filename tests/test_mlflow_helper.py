@@ -92,3 +92,17 @@ def test_the_helper_ignores_ctrl_c_and_ends_with_its_input(helper):
         time.sleep(0.1)
     assert process.returncode == 0
     assert remote.current(helper.tracking_uri) is None
+
+
+def test_a_failed_tag_write_stops_the_run_at_its_next_waiting_call(helper, tmp_path):
+    # Tags go without waiting; MLflow refuses a key of 300 characters, and the artifact call after it (in a
+    # run: before its result is written) reports that, with MLflow's message.
+    tracker = remote.RemoteTracker(helper, "deferred", "r", {"style": "s"})
+    assert tracker.run_id
+    tracker.set_tags({"k" * 300: "v"})
+    note = tmp_path / "note.txt"
+    note.write_text("x")
+    with pytest.raises(remote.SidecarError, match="MLflow"):
+        tracker.log_artifact(note)
+    tracker.log_artifact(note)  # reported once; the helper goes on
+    tracker.finish("FAILED")

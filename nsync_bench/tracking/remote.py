@@ -7,9 +7,11 @@ run can log anything, twice the 10-step smoke run's training (docs/scale.md, "St
 another core while the run imports torch and diffusers and builds its model, then does the run's
 MLflow calls. The run talks to it through :class:`RemoteTracker` (the
 :class:`~nsync_bench.tracking.tracker.Tracker` protocol) and :func:`find_finished_run`, one JSON line
-per call over the helper's stdin/stdout. Step metrics go without waiting for an answer (the helper
-buffers and sends them in batches, as in-process); every other call waits, so an error (an unreachable
-store, a failed write) reaches the run where it happened, with MLflow's message.
+per call over the helper's stdin/stdout. Params, tags, dataset inputs and step metrics go without
+waiting for an answer (the run builds its model and trains meanwhile); the finished-run lookup,
+opening the run, artifacts, the logged model and finishing wait, and report any earlier error too, so
+an error (an unreachable store, a failed write) stops the run before its result is written, with
+MLflow's message.
 
 Library callers and sweep workers (which import MLflow once for many runs) track in-process:
 :func:`open_tracker` and :func:`find_finished_run` use the helper only where one was started.
@@ -121,11 +123,14 @@ class RemoteTracker:
         self.sidecar = sidecar
         self.run_id: str | None = sidecar.call("open", experiment, run_name, tags, run_id, system_metrics)
 
+    # Params, tags, dataset inputs and step metrics go without waiting for the store's answer (the run
+    # builds its model meanwhile); an error of theirs is reported by the next call that waits: the
+    # artifacts after training (before the result is written), or finishing the run.
     def log_params(self, params: dict[str, Any]) -> None:
-        self.sidecar.call("log_params", params)
+        self.sidecar.call("log_params", params, wait=False)
 
     def set_tags(self, tags: dict[str, Any]) -> None:
-        self.sidecar.call("set_tags", tags)
+        self.sidecar.call("set_tags", tags, wait=False)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         self.sidecar.call("log_metrics", metrics, step, wait=False)
@@ -134,7 +139,7 @@ class RemoteTracker:
         self.sidecar.call("log_artifact", str(path), artifact_path)
 
     def log_inputs(self, identity: dict[str, dict[str, str]]) -> None:
-        self.sidecar.call("log_inputs", identity)
+        self.sidecar.call("log_inputs", identity, wait=False)
 
     def log_model(self, name: str, metrics: dict[str, float], dataset: dict[str, str] | None,
                   tags: dict[str, Any]) -> None:
