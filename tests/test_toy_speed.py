@@ -9,8 +9,6 @@ phase marks of a run.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
