@@ -185,3 +185,24 @@ def test_the_spelled_out_mlflow_tag_names_are_mlflows():
 
     for name in ("MLFLOW_SOURCE_NAME", "MLFLOW_SOURCE_TYPE", "MLFLOW_GIT_COMMIT", "MLFLOW_RUN_NOTE"):
         assert getattr(inputs, name) == getattr(mlflow_tags, name)
+
+
+@pytest.mark.slow
+def test_the_toy_bench_compares_both_paths_in_one_run(monkeypatch, tmp_path, data_root):
+    # Shrunk (4 images of 2 sampling steps, a 3-step TI run); the ratios then mean nothing, the shape does.
+    from nsync_bench.perf.toy import LEGACY, bench_toy
+
+    monkeypatch.setenv("NSYNC_BENCH_DATA_ROOT", str(data_root))
+    result = bench_toy(repeats=1, workers=2, overrides=["eval.max_prompts=4", "eval.num_inference_steps=2",
+                                                        "train.max_steps=3"])
+    generation, seed = result["generation"], result["seed"]
+    assert result["legacy_overrides"] == LEGACY and len(result["load"]) == 2
+    assert generation["images"] == 4 and generation["ratio"] > 0
+    assert generation["variants"]["today"]["settings"]["cpu_precision"] == "fp32"
+    assert generation["variants"]["new"]["settings"]["cpu_precision"] == "bf16"
+    assert generation["pixels_today_vs_new"]["changed_fraction"] > 0  # bf16 changes pixels ...
+    assert generation["parallel"]["pixels_vs_new"]["max_abs"] <= 1  # ... a split between processes does not
+    assert set(generation["metric_delta"]) == {"fid", "kid", "cmmd", "csd"}
+    phases = seed["variants"]["new"]["phases_s"]
+    assert {"to_first_step", "training", "after_training", "images", "scoring", "exit"} <= set(phases)
+    assert seed["ratio"] > 0 and set(seed["metric_delta"]) == {"fid", "kid", "cmmd", "csd"}

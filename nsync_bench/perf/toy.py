@@ -41,11 +41,12 @@ def _result_metrics(runs_dir: Path) -> dict[str, float]:
             if k.startswith("metrics/") and not k.endswith("_std")}
 
 
-def bench_seed(work: Path, *, seed: int, repeats: int, steps: int | None = None) -> dict[str, Any]:
-    """One toy seed (a TI run end to end in a fresh process), today's settings against the new ones."""
+def bench_seed(work: Path, *, seed: int, repeats: int, overrides: list[str] | None = None) -> dict[str, Any]:
+    """One toy seed (a TI run end to end in a fresh process), today's settings against the new ones;
+    ``overrides`` (both variants) shrink it for a quick look, e.g. ``train.max_steps=50``."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "NSYNC_BENCH_CACHE_DIR": str(work / "cache"),
            "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
-    budget = [f"train.max_steps={steps}"] if steps else []
+    budget = list(overrides or [])
     base = ["run", "--style", STYLE, "--method", "ti", "--profile", "toy", "--seed", str(seed)]
 
     def sets(overrides: list[str]) -> list[str]:
@@ -63,8 +64,7 @@ def bench_seed(work: Path, *, seed: int, repeats: int, steps: int | None = None)
             runs[name].append(timed_run([*base, "--experiment", f"bench-{name}-{r}", *sets(overrides)],
                                         {**env, "NSYNC_BENCH_RUNS_DIR": str(runs_dir)}, work / "marks.jsonl"))
             metrics[name] = _result_metrics(runs_dir)
-    result: dict[str, Any] = {"style": STYLE, "method": "ti", "seed": seed, "train_steps": steps or "profile",
-                              "variants": {}}
+    result: dict[str, Any] = {"style": STYLE, "method": "ti", "seed": seed, "overrides": budget, "variants": {}}
     for name, overrides in variants.items():
         phases = {k: statistics.median(r[k] for r in runs[name]) for k in runs[name][0]
                   if all(k in r for r in runs[name])}
@@ -76,8 +76,9 @@ def bench_seed(work: Path, *, seed: int, repeats: int, steps: int | None = None)
 
 
 def bench_toy(*, repeats: int = 1, seed: int = SEED, sections: tuple[str, ...] = ("generation", "seed"),
-              workers: int | None = None, seed_steps: int | None = None) -> dict[str, Any]:
-    """Both measurements, the machine's load before and after, and the targets."""
+              workers: int | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Both measurements, the machine's load before and after, and the targets; ``overrides`` apply to both
+    variants (the reported ratios are then not the toy budget's)."""
     from nsync_bench.config.recipes import resolve_config
     from nsync_bench.models.cpu import native_bf16, usable_cores
 
@@ -88,11 +89,12 @@ def bench_toy(*, repeats: int = 1, seed: int = SEED, sections: tuple[str, ...] =
         if "generation" in sections:
             from nsync_bench.perf.toy_generation import bench_generation
 
-            legacy = resolve_config(style=STYLE, method="ldm", seed=seed, profile="toy", overrides=LEGACY)
-            new = resolve_config(style=STYLE, method="ldm", seed=seed, profile="toy")
+            extra = list(overrides or [])
+            legacy = resolve_config(style=STYLE, method="ldm", seed=seed, profile="toy", overrides=[*LEGACY, *extra])
+            new = resolve_config(style=STYLE, method="ldm", seed=seed, profile="toy", overrides=extra)
             results["generation"] = bench_generation(legacy, new, work / "generation", repeats=repeats,
                                                      workers=workers or usable_cores())
         if "seed" in sections:
-            results["seed"] = bench_seed(work / "seed", seed=seed, repeats=repeats, steps=seed_steps)
+            results["seed"] = bench_seed(work / "seed", seed=seed, repeats=repeats, overrides=overrides)
     results["load"].append(load_note())
     return results
