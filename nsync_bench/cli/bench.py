@@ -14,7 +14,9 @@ from nsync_bench.cli.app import app, console
 def bench(
     profile: Annotated[str, typer.Option(help="Profile to benchmark (its model and metric extractors); sd15-arch or "
                                          "sd2-arch: the GPU check (full-size, random weights, 512 px).")] = "smoke",
-    only: Annotated[str, typer.Option(help="Sections: all, metrics, training, extractors, startup.")] = "all",
+    only: Annotated[str, typer.Option(help="Sections: all, metrics, training, extractors, startup, toy (today's "
+                                      "toy path against the new one: minutes to an hour on 2 cores).")] = "all",
+    repeats: Annotated[int, typer.Option(min=1, help="startup, toy: repetitions of each variant (alternating).")] = 2,
     n_images: Annotated[int, typer.Option(help="Images per set for the metric benchmark.")] = 64,
     device: Annotated[str, typer.Option(help="sd15-arch / sd2-arch (the GPU check): cuda.")] = "cuda",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
@@ -41,7 +43,7 @@ def bench(
     # "extractors": the reference architectures with random weights (their real CPU cost; slow).
     # "startup": a 10-step smoke run in a fresh process against importing diffusers' pipeline.
     sections = {"all": ("training", "metrics", "startup"), "metrics": ("metrics",), "training": ("training",),
-                "extractors": ("extractors",), "startup": ("startup",)}
+                "extractors": ("extractors",), "startup": ("startup",), "toy": ("toy",)}
     if only not in sections:
         raise ConfigError(f"unknown --only {only!r}; choose one of: {', '.join(sections)}.")
     results: dict = {"profile": profile}
@@ -59,7 +61,11 @@ def bench(
     if "startup" in sections[only]:
         from nsync_bench.perf.startup import bench_startup
 
-        results["startup"] = bench_startup()
+        results["startup"] = bench_startup(repeats=repeats)
+    if "toy" in sections[only]:
+        from nsync_bench.perf.toy import bench_toy
+
+        results["toy"] = bench_toy(repeats=repeats)
     if as_json:
         typer.echo(json.dumps(results, indent=2))
         return

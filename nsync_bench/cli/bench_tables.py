@@ -11,6 +11,8 @@ from rich.table import Table
 def print_tables(console: Console, results: dict[str, Any]) -> None:
     if results.get("startup"):
         print_startup(console, results["startup"])
+    if results.get("toy"):
+        print_toy(console, results["toy"])
     training = results.get("training")
     if training:
         table = Table("variant", "protocol", "batch", "median step (s)", "÷ TI", "memory (MB)", "host syncs/step",
@@ -43,6 +45,44 @@ def print_startup(console: Console, startup: dict[str, Any]) -> None:
     console.print(f"start-up: `{startup['run']}` {startup['run_s']:.1f} s vs `python -c \"{startup['baseline']}\"` "
                   f"{startup['baseline_s']:.1f} s -> ratio {startup['ratio']:.2f} "
                   f"(target <= {startup['target_ratio']})")
+    phases = startup.get("phases_s", {})
+    if phases:
+        console.print("  phases: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items()))
+    for note in startup.get("load", []):
+        console.print(f"  {note}")
+
+
+def print_toy(console: Console, toy: dict[str, Any]) -> None:
+    """Today's toy path against the new one: generation of one seed's images, and one whole seed."""
+    console.print(f"toy path, today ({' '.join(toy['legacy_overrides'])}) vs new, {toy['repeats']} alternating "
+                  f"repetition(s); {toy['cores']} cores, native bf16: {toy['native_bf16']}")
+    generation = toy.get("generation")
+    if generation:
+        variants = generation["variants"]
+        console.print(f"  {generation['images']} evaluation images: today {variants['today']['wall_s']:.1f} s, new "
+                      f"{variants['new']['wall_s']:.1f} s -> x{generation['ratio']:.2f} (CPU time "
+                      f"x{generation['cpu_ratio']:.2f}; target x{toy['targets']['generation_ratio']:.0f})")
+        parallel = generation.get("parallel")
+        if parallel:
+            console.print(f"  new, in {parallel['processes']} one-thread processes: {parallel['wall_s']:.1f} s -> "
+                          f"x{parallel['ratio']:.2f}")
+        console.print("  metric change: " + _deltas(generation["metric_delta"]))
+    seed = toy.get("seed")
+    if seed:
+        today, new = seed["variants"]["today"]["phases_s"], seed["variants"]["new"]["phases_s"]
+        table = Table("phase", "today (s)", "new (s)", title=f"one toy seed: {seed['method']} on {seed['style']}, "
+                      f"seed {seed['seed']}")
+        for name in today:
+            table.add_row(name, f"{today[name]:.1f}", f"{new.get(name, float('nan')):.1f}")
+        console.print(table)
+        console.print(f"  one seed x{seed['ratio']:.2f} (target x{toy['targets']['seed_ratio']:.0f}); metric change: "
+                      + _deltas(seed["metric_delta"]))
+    for note in toy.get("load", []):
+        console.print(f"  {note}")
+
+
+def _deltas(deltas: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:+.4g}" for name, value in deltas.items())
 
 
 def print_gpu_check(console: Console, report: dict[str, Any]) -> None:

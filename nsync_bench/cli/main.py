@@ -14,6 +14,7 @@ from nsync_bench.cli import (  # noqa: F401  (imported for their registrations)
     profiles,
     report,
     run,
+    startup,
     sweep,
     ui,
     weights,
@@ -25,4 +26,8 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
-    app(prog_name="nsync-bench")
+    startup.begin()
+    try:
+        app(prog_name="nsync-bench")
+    finally:
+        startup.end()

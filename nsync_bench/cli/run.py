@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
+from collections.abc import Iterator
 from typing import Annotated
 
 import typer
@@ -20,6 +22,13 @@ from nsync_bench.cli.options import (
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _settle_after_first_step(step: int) -> None:
+    if step == 1:  # imports and model building are done: let the collector skip what they made
+        from nsync_bench.cli.startup import settle
+
+        settle()
 
 
 def _dry_run(config: object, data_root: object) -> None:
@@ -67,36 +76,61 @@ def run(
                                           "start, 2 when something must be done first.")] = False,
 ) -> None:
     """Train one method on one style, generate evaluation images, and log everything to MLflow."""
-    from nsync_bench.cli.progress import RichProgress
-    from nsync_bench.config.recipes import resolve_config
+    with _mlflow_helper(track and not dry_run, tracking_uri):
+        from nsync_bench.cli.progress import RichProgress
+        from nsync_bench.config.recipes import resolve_config
 
-    config = resolve_config(style=style, method=method, seed=seed, profile=profile, protocol=protocol,
-                            overrides=overrides)
-    if dry_run:
-        _dry_run(config, data_root)
-    from nsync_bench.pipeline.runner import RunOptions, execute
+        config = resolve_config(style=style, method=method, seed=seed, profile=profile, protocol=protocol,
+                                overrides=overrides)
+        if dry_run:
+            _dry_run(config, data_root)
+        from nsync_bench import timeline
+        from nsync_bench.pipeline.runner import RunOptions, execute
 
-    options = RunOptions(runs_dir=runs_dir, data_root=data_root, tracking_uri=tracking_uri, experiment=experiment,
-                         track=track, resume="auto" if resume else "never", progress=RichProgress())
-    # SIGTERM (a scheduler's preemption, `timeout`, `kill`) is handled like Ctrl-C: the trainer saves
-    # a checkpoint at the last completed step, and the same command resumes from it.
-    signal.signal(signal.SIGTERM, _interrupt)
+        options = RunOptions(runs_dir=runs_dir, data_root=data_root, tracking_uri=tracking_uri, experiment=experiment,
+                             track=track, resume="auto" if resume else "never", progress=RichProgress(),
+                             callbacks=[timeline.step_marker(config.train.max_steps), _settle_after_first_step])
+        # SIGTERM (a scheduler's preemption, `timeout`, `kill`) is handled like Ctrl-C: the trainer saves
+        # a checkpoint at the last completed step, and the same command resumes from it.
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            result = execute(config, options)
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/]; run the same command again to resume from the last checkpoint.")
+            raise typer.Exit(130) from None
+        timeline.mark(timeline.RUN_DONE)
+        from rich.table import Table
+
+        verb = "already finished (same run key); not recomputed" if result.skipped else "finished"
+        console.print(f"[bold green]run {result.run_key} {verb}[/]")
+        table = Table.grid(padding=(0, 2))
+        table.add_column(no_wrap=True)
+        table.add_column(overflow="fold")
+        table.add_row("run dir", str(result.run_dir))
+        table.add_row("adapter", str(result.run_dir / result.adapter))
+        if result.mlflow_run_id:
+            table.add_row("mlflow run", f"{result.mlflow_run_id} (browse: nsync-bench ui)")
+        for name, value in sorted(result.metrics.items()):
+            table.add_row(name, f"{value:.6g}")
+        console.print(table, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def _mlflow_helper(track: bool, tracking_uri: str | None) -> Iterator[None]:
+    """MLflow's imports start now, in a helper process, beside the run's own (nsync_bench.tracking.remote);
+    the helper is told to finish when the run is over."""
+    from nsync_bench import paths
+    from nsync_bench.paths import PathError
+    from nsync_bench.tracking.remote import start, stop_all
+
+    uri = paths.tracking_uri(tracking_uri)
     try:
-        result = execute(config, options)
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]; run the same command again to resume from the last checkpoint.")
-        raise typer.Exit(130) from None
-    from rich.table import Table
-
-    verb = "already finished (same run key); not recomputed" if result.skipped else "finished"
-    console.print(f"[bold green]run {result.run_key} {verb}[/]")
-    table = Table.grid(padding=(0, 2))
-    table.add_column(no_wrap=True)
-    table.add_column(overflow="fold")
-    table.add_row("run dir", str(result.run_dir))
-    table.add_row("adapter", str(result.run_dir / result.adapter))
-    if result.mlflow_run_id:
-        table.add_row("mlflow run", f"{result.mlflow_run_id} (browse: nsync-bench ui)")
-    for name, value in sorted(result.metrics.items()):
-        table.add_row(name, f"{value:.6g}")
-    console.print(table, soft_wrap=True)
+        if track:
+            paths.check_tracking_uri(uri)
+            start(uri)
+    except PathError:
+        pass  # the run refuses this URI itself, with the same message, before it logs anything
+    try:
+        yield
+    finally:
+        stop_all()

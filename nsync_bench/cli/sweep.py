@@ -52,7 +52,9 @@ def sweep(
     overrides: SetOption = None,
     experiment: ExperimentOption = None,
     executor: Annotated[str, typer.Option(help="local or slurm.")] = "local",
-    max_parallel: Annotated[int, typer.Option(help="Local worker processes (1: in this process).")] = 1,
+    max_parallel: Annotated[Optional[int], typer.Option(
+        min=1, help="Local worker processes (1: in this process). Default: one per core on CPU profiles whose runs "
+                    "use one thread (smoke, toy), else 1.")] = None,
     devices: Annotated[Optional[str], typer.Option(help="GPUs for local workers, one each, e.g. 0,1,2,3.")] = None,
     retry_failed: Annotated[bool, typer.Option(help="Rerun only the runs that failed last time.")] = False,
     tracking_uri: TrackingUriOption = None,
@@ -118,11 +120,19 @@ def sweep(
     slurm = SlurmSettings(partition=partition, gpus_per_node=gpus, cpus_per_task=cpus, mem_gb=mem_gb,
                           timeout_min=time_min, array_parallelism=array_parallelism, folder=str(slurm_logs),
                           cluster=slurm_cluster)
+    if max_parallel is None:
+        from nsync_bench.config.recipes import resolve_config
+        from nsync_bench.sweep.executors import default_parallel
+
+        first = resolve_config(style=spec.styles[0], method=spec.methods[0], seed=spec.seeds[0], profile=spec.profile,
+                               protocol=spec.protocol, overrides=spec.overrides)
+        max_parallel = default_parallel(first)
     try:
         runner = make_executor(executor, max_parallel=max_parallel, slurm=slurm, devices=_csv(devices) or None)
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    with SweepView(console) as view:
+    workers = getattr(runner, "max_parallel", 1) if executor == "local" else array_parallelism
+    with SweepView(console, workers) as view:
         summary = run_sweep(spec, runner, options, retry_failed=retry_failed, on_event=view.update)
     view.print_summary(summary, tracking_uri)
     if summary.counts().get("failed"):

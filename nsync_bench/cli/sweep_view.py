@@ -15,10 +15,13 @@ COLOURS = {"queued": "white", "running": "cyan", "finished": "green", "skipped":
 
 
 class SweepView:
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, parallel: int = 1) -> None:
+        from nsync_bench.sweep.progress import SweepProgress
+
         self.console = console
         self.status: dict[str, str] = {}
         self.started: dict[str, float] = {}
+        self.progress = SweepProgress(parallel)
         self.live = Live(self._render(), console=console, refresh_per_second=2, transient=False)
 
     def __enter__(self) -> SweepView:
@@ -33,10 +36,21 @@ class SweepView:
         self.status[task.label] = status
         if status == "running":
             self.started[task.label] = time.monotonic()
+        self.progress.update(task.label, task.method, status, getattr(result, "seconds", None))
         self.live.update(self._render())
 
+    def headline(self) -> str:
+        """``12/50 runs done, 2 running, 36 queued; about 14 min 20 s left (2 workers)``."""
+        from nsync_bench.sweep.progress import format_duration
+
+        c = self.progress.counts()
+        eta = self.progress.eta()
+        left = "time left: known after the first run finishes" if eta is None else f"about {format_duration(eta)} left"
+        return (f"{c['done']}/{c['total']} runs done, {c['running']} running, {c['queued']} queued; {left} "
+                f"({self.progress.parallel} worker{'s' if self.progress.parallel != 1 else ''})")
+
     def _render(self) -> Group:
-        counts = Table(*[f"[{COLOURS[s]}]{s}[/]" for s in STATUSES], title="sweep")
+        counts = Table(*[f"[{COLOURS[s]}]{s}[/]" for s in STATUSES], title="sweep", caption=self.headline())
         counts.add_row(*[str(sum(1 for v in self.status.values() if v == s)) for s in STATUSES])
         running = Table("running", "for", box=None)
         for label, status in self.status.items():

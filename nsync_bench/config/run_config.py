@@ -34,7 +34,7 @@ CLIP_MODEL = "openai/clip-vit-large-patch14-336"
 RUN_KEY_VERSION = 1
 # Settings added after run keys were published, at the default that reproduces what runs did before
 # the setting existed: at that value they stay out of the key, so no finished run is recomputed for them.
-KEY_NEUTRAL_DEFAULTS: dict[str, Any] = {"eval.curve_prompts": None}
+KEY_NEUTRAL_DEFAULTS: dict[str, Any] = {"eval.curve_prompts": None, "eval.cpu_precision": "fp32"}
 
 
 class _Section(BaseModel):
@@ -170,8 +170,13 @@ class EvalConfig(_Section):
     max_prompts: int | None = Field(None, ge=1)
     grid_images: int = Field(8, ge=1)
     # Prompts per pipeline call. Image i's initial latent is fixed whatever the batch; batching
-    # changes its pixels only at floating-point level.
+    # changes its pixels only at floating-point level (on the toy world's CPU path not at all: tested).
     batch_size: int = Field(8, ge=1)
+    # Sampling precision on a CPU. "bf16": the text encoder and UNet run under bf16 autocast, about
+    # 1.7x faster where the CPU has native bf16 (avx512_bf16, AMX) and a different image (pixels move
+    # by a few levels; the metric deltas are measured in docs/toy-world.md). Ignored on CUDA, where
+    # model.mixed_precision applies. NSYNC's negative sets always sample in fp32 on a CPU.
+    cpu_precision: Literal["fp32", "bf16"] = "fp32"
     # Learning curve: also evaluate and score at these optimizer steps (the release saves the
     # embedding every 1000 steps); [] = at the end only. Steps >= train.max_steps are covered by the
     # final evaluation. Logged as curve/<metric> against step (nsync_bench.pipeline.learning_curve).

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nsync_bench import paths
+from nsync_bench import paths, timeline
 from nsync_bench.data.styles import StyleInfo, list_images, require_captions
 from nsync_bench.pipeline.generation import GeneratedImage, evaluation_prompts, generate_images, image_grid
 from nsync_bench.progress import Progress
@@ -41,10 +41,12 @@ def evaluate(config: RunConfig, method: Method, style_dir: Path, style: StyleInf
         pipe.text_encoder.to(dtype=pipe.unet.dtype)
     image_dir = out_dir / "images"
     generated = generate_images(pipe, prompts, config.eval, config.model.resolution, image_dir, progress)
+    timeline.mark(timeline.IMAGES_DONE)
     image_grid([image_dir / g.file for g in generated[: config.eval.grid_images]]).save(out_dir / "grid.png")
     metrics: dict[str, float] = {"eval/num_images": float(len(generated))}
     if config.metrics.names:
         report = score(config, generated, image_dir, [img.path for img in test_images], progress, weights_dir)
+        timeline.mark(timeline.SCORING_DONE)
         metrics.update(log_scores(report, tracker))
         write_per_image(out_dir / PER_IMAGE_FILE, generated, report.per_image_csd)
         tracker.log_artifact(out_dir / PER_IMAGE_FILE, "eval")

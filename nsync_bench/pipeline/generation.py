@@ -72,7 +72,7 @@ def generate_batch(pipe: Any, prompts: list[EvalPrompt], config: EvalConfig, res
     """
     latents = torch.cat([initial_latents(pipe, p.seed, resolution) for p in prompts])
     generators = [torch.Generator("cpu").manual_seed(p.seed) for p in prompts]  # for stochastic samplers
-    with torch.inference_mode(), _mixed_dtypes(pipe):
+    with torch.inference_mode(), _autocast(pipe, config):
         images = pipe(
             [p.prompt for p in prompts],
             height=resolution,
@@ -87,14 +87,19 @@ def generate_batch(pipe: Any, prompts: list[EvalPrompt], config: EvalConfig, res
     return [img if img.size == size else img.resize(size, resample=Image.Resampling.BICUBIC) for img in images]
 
 
-def _mixed_dtypes(pipe: Any) -> Any:
-    """Autocast to the UNet's half precision when the text encoder is fp32 (TI's negative set is
-    rendered before training, by the fp32 encoder TI trains): the UNet's cross-attention would
-    otherwise get fp32 inputs for fp16 weights. Evaluation casts the encoder instead (run is over)."""
+def _autocast(pipe: Any, config: EvalConfig) -> Any:
+    """The sampling precision. On CUDA: autocast to the UNet's half precision when the text encoder is
+    fp32 (TI's negative set is rendered before training, by the fp32 encoder TI trains), else the
+    cross-attention would get fp32 inputs for fp16 weights; evaluation casts the encoder instead. On a
+    CPU: bf16 autocast when ``eval.cpu_precision`` asks for it (nsync_bench.models.cpu)."""
     import contextlib
 
     if pipe.device.type == "cuda" and pipe.text_encoder.dtype != pipe.unet.dtype:
         return torch.autocast("cuda", dtype=pipe.unet.dtype)
+    if pipe.device.type == "cpu" and config.cpu_precision == "bf16":
+        from nsync_bench.models.cpu import bf16_autocast
+
+        return bf16_autocast()
     return contextlib.nullcontext()
 
 

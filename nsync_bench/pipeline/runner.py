@@ -29,7 +29,8 @@ from nsync_bench.config.run_config import RunConfig, run_key
 from nsync_bench.errors import NsyncBenchError
 from nsync_bench.progress import NullProgress, Progress
 from nsync_bench.tracking import provenance
-from nsync_bench.tracking.tracker import MlflowTracker, NullTracker, Tracker
+from nsync_bench.tracking.remote import open_tracker
+from nsync_bench.tracking.tracker import NullTracker, Tracker
 
 if TYPE_CHECKING:  # types only: importing these pulls in torch, which the CLI loads only when a run starts
     from nsync_bench.data.styles import StyleInfo
@@ -210,7 +211,7 @@ def finished_result(config: RunConfig, options: RunOptions, key: str | None = No
         return RunResult(key, run_dir, result.get("mlflow_run_id"), result.get("metrics", {}),
                          result.get("adapter", ""), skipped=True)
     if options.track:
-        from nsync_bench.tracking.tracker import find_finished_run
+        from nsync_bench.tracking.remote import find_finished_run
 
         found = find_finished_run(paths.tracking_uri(options.tracking_uri), experiment_name(config, options), key)
         if found is not None:
@@ -255,7 +256,7 @@ def _start_tracker(config: RunConfig, key: str, run_dir: Path, options: RunOptio
             "protocol": spec.protocol, "run_key": key, "git_sha": provenance.git_sha(), "run_dir": str(run_dir),
             **tracking_inputs.source_tags(provenance.git_sha(),
                                           tracking_inputs.reproduce_command(config, options.experiment))}
-    tracker = MlflowTracker(
+    tracker = open_tracker(  # in this process, or in the MLflow helper `nsync-bench run` started
         paths.tracking_uri(options.tracking_uri),
         experiment_name(config, options),
         run_name=f"{spec.style}/{spec.method}/seed{spec.seed}",

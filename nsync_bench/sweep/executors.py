@@ -18,6 +18,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Protocol
 
+from nsync_bench.config.run_config import RunConfig
 from nsync_bench.errors import unknown_name
 from nsync_bench.sweep.matrix import PrepareStyle, SweepOptions, Task, TaskResult, run_task
 
@@ -263,6 +264,18 @@ def check_store_for_executor(executor: str, tracking_uri: str, cluster: str | No
     raise ConfigError(f"--executor slurm with the SQLite store {tracking_uri}: jobs on many nodes writing one SQLite "
                       f"file over a shared filesystem fail or lose runs. {advice}; or pass --allow-sqlite for jobs "
                       "that all run on one node.")
+
+
+def default_parallel(config: RunConfig) -> int:
+    """Local workers when ``--max-parallel`` is not given, from a run's resolved config: one per usable core
+    for CPU runs of one thread each (smoke, toy: tiny models gain nothing from threads, and a second
+    process per core beats a second thread), else 1 (a GPU run wants the device to itself; more GPUs
+    through ``--devices``)."""
+    from nsync_bench.models.cpu import usable_cores
+
+    if config.device == "cpu" and config.cpu_threads == 1:
+        return usable_cores()
+    return 1
 
 
 def make_executor(name: str, *, max_parallel: int = 1, slurm: SlurmSettings | None = None,

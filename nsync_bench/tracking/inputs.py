@@ -119,10 +119,16 @@ def _parses_as_toml(text: str) -> bool:
     return True
 
 
+# MLflow's reserved tag names (mlflow.utils.mlflow_tags; a test checks they still match). Spelled out
+# here because importing that module imports all of MLflow, which a run leaves to its helper process.
+MLFLOW_SOURCE_NAME = "mlflow.source.name"
+MLFLOW_SOURCE_TYPE = "mlflow.source.type"
+MLFLOW_GIT_COMMIT = "mlflow.source.git.commit"
+MLFLOW_RUN_NOTE = "mlflow.note.content"
+
+
 def source_tags(git_sha: str, command: str) -> dict[str, str]:
     """The tags MLflow's UI reads for Source, git commit, user and the run description."""
-    from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_RUN_NOTE, MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE
-
     tags = {MLFLOW_SOURCE_NAME: "nsync-bench", MLFLOW_SOURCE_TYPE: "LOCAL",
             MLFLOW_RUN_NOTE: f"Reproduce this run:\n\n```\n{command}\n```\n"}
     if git_sha not in ("", "unknown"):

@@ -27,6 +27,12 @@ def git_sha() -> str:
 
 
 def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries results depend on (read once per process: ~0.1 s)."""
+    return dict(_library_versions())
+
+
+@cache
+def _library_versions() -> dict[str, str]:
     versions = {}
     for name in _LIBRARIES:
         try:

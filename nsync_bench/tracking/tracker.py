@@ -9,6 +9,7 @@ or HTTP round trip per step would cost more than a smoke training step.
 from __future__ import annotations
 
 import logging
+from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -75,7 +76,9 @@ class NullTracker:
         pass
 
 
+@cache
 def _client(tracking_uri: str) -> Any:
+    """One MLflow client per store and process (a run looks up, creates and logs through the same one)."""
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri)
@@ -177,8 +180,11 @@ class MlflowTracker:
             self.client.log_batch(self.run_id, params=items[start : start + _PARAM_BATCH])
 
     def set_tags(self, tags: dict[str, Any]) -> None:
-        for key, value in tags.items():
-            self.client.set_tag(self.run_id, key, str(value))
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        for start in range(0, len(items), _PARAM_BATCH):  # one store transaction per 100 tags, not one per tag
+            self.client.log_batch(self.run_id, tags=items[start : start + _PARAM_BATCH])
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         import time

@@ -3,7 +3,8 @@
 For each seed, on one target style:
 
 * ``untrained``: the base model prompted "{caption} in the style of {display name}" (the name is
-  a word the base model never saw in a caption: what an untrained user would type);
+  a word the base model never saw in a caption: what an untrained user would type): the ``ldm``
+  method's run of the benchmark;
 * ``ti``: a Textual Inversion run of the benchmark (``nsync-bench run``'s code path, toy profile);
 * ``floor``: a fresh draw of real renders of the style (the best any method can do).
 
@@ -24,10 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from nsync_bench import paths
-from nsync_bench.compat import tomllib
 from nsync_bench.config.claims import ClaimsFile, load_claims
 from nsync_bench.config.run_config import RunConfig
-from nsync_bench.paths import shipped_dir
 from nsync_bench.progress import NullProgress, Progress
 from nsync_bench.stats.rule import rule_text
 
@@ -36,13 +35,6 @@ logger = logging.getLogger(__name__)
 ARMS = ("untrained", "ti", "floor")
 CLAIMS = "toy-control"  # baselines/claims/toy-control.toml
 PAIRS = (("ti", "untrained"), ("floor", "ti"), ("floor", "untrained"))
-
-
-def display_name(style: str) -> str:
-    """The style manifest's human name (``display_name``), else its name."""
-    path = shipped_dir("datasets") / f"{style}.toml"
-    with path.open("rb") as handle:
-        return str(tomllib.load(handle).get("display_name", style))
 
 
 @dataclass
@@ -86,21 +78,10 @@ def _score(files: list[Path], real: list[Path], config: RunConfig) -> dict[str, 
     return {name: r.value for name, r in report.results.items()}
 
 
-def _untrained_arm(config: RunConfig, style: str, style_dir: Path, out_dir: Path) -> dict[str, float]:
-    from nsync_bench.data.styles import get_style, list_images, require_captions
-    from nsync_bench.models.loading import components_for
-    from nsync_bench.models.pipeline import build_pipeline
-    from nsync_bench.pipeline.generation import evaluation_prompts, generate_images
-
-    info = get_style(style)
-    test = list_images(style_dir, info.test_split)
-    name = display_name(style)
-    prompts = evaluation_prompts(config.run.seed, require_captions(test), [t.path.name for t in test],
-                                 lambda c: f"{c} in the style of {name}", config.eval.max_prompts)
-    _, _, components = components_for(config)
-    pipe = build_pipeline(components)
-    generated = generate_images(pipe, prompts, config.eval, config.model.resolution, out_dir)
-    return _score([out_dir / g.file for g in generated], [t.path for t in test], config)
+def _run_scores(metrics: dict[str, float]) -> dict[str, float]:
+    """A run's metric values by metric name (its ``metrics/<name>`` entries, without the ``_std``)."""
+    return {k.removeprefix("metrics/"): v for k, v in metrics.items()
+            if k.startswith("metrics/") and not k.endswith("_std")}
 
 
 def _floor_arm(config: RunConfig, style: str, style_dir: Path, out_dir: Path, seed: int) -> dict[str, float]:
@@ -175,15 +156,17 @@ def positive_control(style: str = "world-dusk", seeds: tuple[int, ...] = (0, 1, 
         config = resolve_config(style=style, method="ti", seed=seed, profile="toy", overrides=overrides)
         arm_dir = work_dir / style
         options = RunOptions(runs_dir=work_dir / "runs", data_root=data_root, track=False, progress=progress)
+        # The untrained arm is the `ldm` method's run: a run like any other, so it is computed once per
+        # (seed, prompt set, settings) and reused by its run key, like the TI run.
+        untrained = run(style=style, method="ldm", seed=seed, profile="toy", overrides=overrides, options=options)
         ti = run(style=style, method="ti", seed=seed, profile="toy", overrides=overrides, options=options)
         arms = {
-            "untrained": _untrained_arm(config, style, style_dir, arm_dir / "untrained" / f"seed{seed}"),
-            "ti": {k.removeprefix("metrics/"): v for k, v in ti.metrics.items()
-                   if k.startswith("metrics/") and not k.endswith("_std")},
+            "untrained": _run_scores(untrained.metrics),
+            "ti": _run_scores(ti.metrics),
             "floor": _floor_arm(config, style, style_dir, arm_dir / "floor" / f"seed{seed}", seed),
         }
         if not result.image_dirs:
-            result.image_dirs = {"untrained": str(arm_dir / "untrained" / f"seed{seed}"),
+            result.image_dirs = {"untrained": str(untrained.run_dir / "eval" / "images"),
                                  "ti": str(ti.run_dir / "eval" / "images"),
                                  "real (test)": str(style_dir / "test")}
         for arm, scores in arms.items():
