@@ -144,6 +144,11 @@ def _cosine(u: torch.Tensor, w: torch.Tensor) -> float:
     return float(torch.dot(u, w) / denominator) if denominator > 0 else 0.0
 
 
+def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> float:
+    """numerator / denominator, 0 for a zero denominator (a zero positive gradient: nothing to compare)."""
+    return float(numerator / denominator) if denominator > 0 else 0.0
+
+
 class NsyncMixin(Method):
     """Adds NSYNC's negative (and anchor) branch and gradient rule to a base method (listed first:
     ``class NsyncLora(NsyncMixin, Lora)``; Method comes after the base method in the MRO).
@@ -287,6 +292,8 @@ class NsyncMixin(Method):
             "grad/norm_pos": float(flat_a.norm()),
             "grad/norm_neg": float(flat_b.norm()),
             "grad/cos_pos_neg": _cosine(flat_a, flat_b),
+            # |b|/|a|: how strongly the negative branch pulls compared with the positive one.
+            "grad/norm_ratio_neg_pos": _ratio(flat_b.norm(), flat_a.norm()),
             "grad/norm_update": float(flat_u.norm()),
             "nsync/degenerate_steps": float(self.degenerate_steps),
             "nsync/overflow_skips": float(self.overflow_skips),

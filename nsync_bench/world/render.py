@@ -68,18 +68,47 @@ class WorldStyle:
         return "-".join(self.words)
 
 
-# The held-out targets (world styles in the data root). Their display names are words the base
-# model never saw in a caption: an untrained model prompted with them gets no style information.
-TARGETS: dict[str, tuple[WorldStyle, str, str]] = {
-    # name: (attributes, kind, display name)
-    "world-dusk": (WorldStyle("pastel", "striped", "black", "soft"), "in-span", "dusk poster"),
-    "world-etching": (WorldStyle("muted", "hatched", "white", "inked"), "novel", "etching"),
+@dataclass(frozen=True)
+class WorldTarget:
+    """A target style of the data root (``datasets/<name>.toml``).
+
+    ``kind``: *in-span* (an unseen combination of known values, held out of base training), *novel*
+    (a value the base model never saw, held out too) or *nuisance* (a combination base training
+    knows, whose training images all share one value of ``nuisance``, an attribute that is not part
+    of the style: the test split spreads it over all its values, and every caption names it the way
+    a captioner names content, "a red circle on the left on a white background"). ``style`` holds
+    the training images' values; for a nuisance target its ``nuisance`` attribute is the shared one.
+    """
+
+    style: WorldStyle
+    kind: str
+    display_name: str
+    nuisance: str | None = None
+
+    @property
+    def style_attributes(self) -> tuple[str, ...]:
+        """The attributes that make the style: all four, less the nuisance."""
+        return tuple(a for a in ATTRIBUTES if a != self.nuisance)
+
+
+ATTRIBUTES = ("palette", "texture", "background", "edge")
+# How a caption names a nuisance value (the only nuisance the base model renders reliably from a
+# caption is the background: docs/toy-world.md, "A target built for NSYNC's mechanism").
+NUISANCE_PHRASES = {"background": "on a {value} background"}
+
+# The targets. Their display names are words the base model never saw in a caption: an untrained
+# model prompted with them gets no style information.
+TARGETS: dict[str, WorldTarget] = {
+    "world-dusk": WorldTarget(WorldStyle("pastel", "striped", "black", "soft"), "in-span", "dusk poster"),
+    "world-etching": WorldTarget(WorldStyle("muted", "hatched", "white", "inked"), "novel", "etching"),
+    "world-linen": WorldTarget(WorldStyle("muted", "striped", "white", "soft"), "nuisance", "linen print",
+                               nuisance="background"),
 }
 
 
 def base_styles() -> list[WorldStyle]:
     """Every combination of known values except the in-span target's (81 - 1 = 80 styles)."""
-    held_out = {style for style, _, _ in TARGETS.values()}
+    held_out = {t.style for t in TARGETS.values() if t.kind in ("in-span", "novel")}
     return [
         WorldStyle(p, t, b, e)
         for p in PALETTES
@@ -90,10 +119,14 @@ def base_styles() -> list[WorldStyle]:
     ]
 
 
-def target_style(name: str) -> WorldStyle:
+def target(name: str) -> WorldTarget:
     if name not in TARGETS:
         raise unknown_name("toy-world target style", name, TARGETS)
-    return TARGETS[name][0]
+    return TARGETS[name]
+
+
+def target_style(name: str) -> WorldStyle:
+    return target(name).style
 
 
 @dataclass(frozen=True)
@@ -105,6 +138,11 @@ class Content:
     @property
     def caption(self) -> str:
         return f"a {self.colour} {self.shape} {self.position}"
+
+
+def nuisance_caption(content: Content, attribute: str, value: str) -> str:
+    """The content caption naming a nuisance value: "a red circle on the left on a white background"."""
+    return f"{content.caption} {NUISANCE_PHRASES[attribute].format(value=value)}"
 
 
 def style_phrase(style: WorldStyle, keep: tuple[bool, ...] = (True,) * 4) -> str:
