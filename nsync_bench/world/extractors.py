@@ -41,6 +41,7 @@ class ToyWorldExtractor(FeatureExtractor):
 
         self.kind = kind  # type: ignore[misc]  # one class serves the three kinds
         self.network, digest = _probe(str(directory or WEIGHTS_DIR))
+        self.probe_sha256 = digest
         self._id = f"{PREFIX}{kind}:{_LAYERS[kind]}@sha256={digest[:12]}:pil-bicubic-{RESOLUTION},[0,1]"
 
     @property

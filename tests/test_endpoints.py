@@ -1,0 +1,189 @@
+"""Plug-in endpoints: the registry's rules, the toy world's probe endpoints in closed form, on real
+renders, and logged by a run."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from nsync_bench.metrics import endpoints as ep
+from nsync_bench.world import render as wr
+from nsync_bench.world.endpoints import endpoint_values, requested_values
+
+LINEN = wr.target("world-linen")
+DUSK = wr.target("world-dusk")
+
+
+def _linen_captions(backgrounds: list[str]) -> list[str]:
+    return [f"a red circle on the left on a {b} background" for b in backgrounds]
+
+
+def _predicted(n: int, **overrides: list[str]) -> dict[str, list[str]]:
+    """Every image predicted with the linen style's values, except the heads given."""
+    base = {a: [getattr(LINEN.style, a)] * n for a in wr.ATTRIBUTES}
+    return {**base, **overrides}
+
+
+def test_linen_is_a_nuisance_target_whose_style_leaves_the_background_out():
+    assert LINEN.kind == "nuisance" and LINEN.nuisance == "background" and LINEN.style.background == "white"
+    assert LINEN.style_attributes == ("palette", "texture", "edge")
+    assert DUSK.style_attributes == wr.ATTRIBUTES
+    # a combination base training knows: it is not held out (the base model stays the shipped one)
+    assert LINEN.style in set(wr.base_styles()) and len(wr.base_styles()) == 80
+
+
+def test_leakage_and_nuisance_fidelity_in_closed_form():
+    asked = ["white", "black", "gray", "black", "gray", "white"]
+    got = ["white", "white", "gray", "black", "white", "black"]
+    values = endpoint_values(LINEN, _predicted(6, background=got), _linen_captions(asked))
+    # asked for another value: images 1-4; of those, 1 and 4 carry white -> 2/4
+    assert values["leakage"] == (0.5, 4)
+    # the asked value rendered: images 0, 2, 3 -> 3/6
+    assert values["nuisance_fidelity"] == (0.5, 6)
+    # the background is not part of linen's style: a wrong background costs no style fidelity
+    assert values["style_fidelity"] == (1.0, 6)
+    assert "style_match_background" not in values
+
+
+def test_style_fidelity_needs_every_style_attribute():
+    palette = ["muted", "muted", "vivid", "muted"]
+    texture = ["striped", "plain", "striped", "striped"]
+    edge = ["soft", "soft", "soft", "sharp"]
+    values = endpoint_values(LINEN, _predicted(4, palette=palette, texture=texture, edge=edge),
+                             _linen_captions(["white"] * 4))
+    assert values["style_match_palette"] == (0.75, 4)
+    assert values["style_match_texture"] == (0.75, 4)
+    assert values["style_match_edge"] == (0.75, 4)
+    assert values["style_fidelity"] == (0.25, 4)  # only image 0 matches all three
+
+
+def test_leakage_is_undefined_when_every_prompt_asks_for_the_shared_value():
+    values = endpoint_values(LINEN, _predicted(3), _linen_captions(["white"] * 3))
+    assert "leakage" not in values and values["nuisance_fidelity"] == (1.0, 3)
+
+
+def test_a_target_without_nuisance_has_style_endpoints_only():
+    predicted = {a: [getattr(DUSK.style, a)] * 2 for a in wr.ATTRIBUTES}
+    predicted["background"] = ["black", "white"]
+    values = endpoint_values(DUSK, predicted, ["a red circle on the left", "a blue ring at the top"])
+    assert values["style_match_background"] == (0.5, 2) and values["style_fidelity"] == (0.5, 2)
+    assert "leakage" not in values and "nuisance_fidelity" not in values
+
+
+def test_captions_must_name_exactly_one_nuisance_value():
+    assert requested_values(LINEN, _linen_captions(["gray", "black"])) == ["gray", "black"]
+    with pytest.raises(ValueError, match="names 0 background values"):
+        requested_values(LINEN, ["a red circle on the left"])
+    with pytest.raises(ValueError, match="names 2 background values"):
+        requested_values(LINEN, ["a red circle on a white background on a black background"])
+    with pytest.raises(ValueError, match="3 palette predictions for 2 images"):
+        endpoint_values(LINEN, _predicted(2, palette=["muted"] * 3), _linen_captions(["white"] * 2))
+
+
+class _Dummy:
+    name = "dummy-endpoints"
+    specs = (ep.EndpointSpec("dummy_share", "higher", "a test endpoint"),)
+
+    def __init__(self, value: float = 0.25, name: str = "dummy_share", direction: ep.Direction = "higher") -> None:
+        self.value, self.result_name, self.direction = value, name, direction
+
+    def applies(self, style: str) -> bool:
+        return style == "toy-pastel"
+
+    def compute(self, generated: ep.GeneratedSet) -> list[ep.EndpointResult]:
+        return [ep.EndpointResult(self.result_name, self.value, self.direction, "dummy", len(generated.images))]
+
+
+@pytest.fixture
+def dummy():
+    provider = _Dummy()
+    ep.register(provider)
+    yield provider
+    ep.unregister(provider.name)
+
+
+def _set(style: str = "toy-pastel") -> ep.GeneratedSet:
+    return ep.GeneratedSet(style, (Path("a.png"), Path("b.png")), ("a", "b"))
+
+
+def test_registry_computes_applicable_providers_only(dummy):
+    results = ep.compute_endpoints(_set(), only=[dummy])
+    assert [(r.name, r.value, r.n_images) for r in results] == [("dummy_share", 0.25, 2)]
+    assert ep.compute_endpoints(_set("toy-ink"), only=[dummy]) == []
+    assert "dummy_share" in ep.declared()
+    ep.register(dummy)  # the same object again: fine
+    with pytest.raises(ValueError, match="already registered"):
+        ep.register(_Dummy())
+
+
+@pytest.mark.parametrize(("provider", "message"), [
+    (_Dummy(name="undeclared"), "does not declare"),
+    (_Dummy(direction="lower"), "declared 'higher'"),
+    (_Dummy(value=math.nan), "non-finite"),
+])
+def test_registry_refuses_what_a_provider_did_not_promise(provider, message):
+    with pytest.raises(ValueError, match=message):
+        ep.compute_endpoints(_set(), only=[provider])
+
+
+def test_an_endpoint_may_not_shadow_a_metric():
+    class Shadow(_Dummy):
+        name = "shadow"
+        specs = (ep.EndpointSpec("fid", "lower", "not allowed"),)
+
+    with pytest.raises(ValueError, match="metric names"):
+        ep.register(Shadow())
+    assert ep.GeneratedSet("s", (), ())  # empty is a valid set; mismatched lengths are not
+    with pytest.raises(ValueError, match="one caption per image"):
+        ep.GeneratedSet("s", (Path("a.png"),), ())
+
+
+@pytest.mark.parametrize("name", ["world-linen", "world-dusk"])
+def test_real_renders_score_full_style_and_no_leakage(tmp_path, name):
+    """The probe on the targets' own test renders: S = 1, and L at its base rate (0: the probe reads
+    backgrounds without error)."""
+    from nsync_bench.world.endpoints import PROBE_ENDPOINTS
+    from nsync_bench.world.targets import draw
+
+    drawn = draw(name, "test", 48)
+    files = []
+    for i, image in enumerate(drawn.images):
+        files.append(tmp_path / f"{i}.png")
+        image.save(files[-1])
+    results = {r.name: r for r in PROBE_ENDPOINTS.compute(ep.GeneratedSet(name, tuple(files), tuple(drawn.captions)))}
+    assert results["style_fidelity"].value == 1.0
+    assert results["style_fidelity"].implementation.startswith("toy-world-probe:")
+    if name == "world-linen":
+        assert results["leakage"].value == 0.0 and results["nuisance_fidelity"].value == 1.0
+        assert results["leakage"].n_images == sum(c.split()[-2] != "white" for c in drawn.captions)
+    # a set of other-style renders is not mistaken for the target
+    other = wr.WorldStyle("vivid", "plain", "white", "sharp")
+    wrong = wr.to_uint8(wr.render([wr.Content("circle", "red", "on the left")] * 4, [other] * 4, seed=0))
+    from PIL import Image
+
+    for i, pixels in enumerate(wrong):
+        Image.fromarray(pixels, "RGB").save(tmp_path / f"w{i}.png")
+    wrong_set = ep.GeneratedSet(name, tuple(tmp_path / f"w{i}.png" for i in range(4)),
+                                tuple(drawn.captions[:4]))
+    assert {r.name: r.value for r in PROBE_ENDPOINTS.compute(wrong_set)}["style_fidelity"] == 0.0
+
+
+@pytest.mark.slow
+def test_a_toy_world_run_logs_the_probe_endpoints(run_options):
+    """ldm on world-linen (nothing to train): the world registers its endpoints when its model loads, and
+    the evaluation stage logs them as metrics with direction tags."""
+    import mlflow
+
+    from nsync_bench.pipeline.runner import run
+
+    result = run(style="world-linen", method="ldm", seed=0, profile="toy",
+                 overrides=["eval.max_prompts=6", "eval.num_inference_steps=4"], options=run_options)
+    for name in ("style_fidelity", "leakage", "nuisance_fidelity", "style_match_texture"):
+        assert 0.0 <= result.metrics[f"metrics/{name}"] <= 1.0
+    mlflow.set_tracking_uri(run_options.tracking_uri)
+    row = mlflow.search_runs(experiment_names=["test"]).iloc[0]
+    assert row["tags.metric.leakage.direction"] == "lower is better"
+    assert row["tags.metric.style_fidelity.direction"] == "higher is better"
+    assert row["tags.metric.leakage.implementation"].startswith("toy-world-probe:")
