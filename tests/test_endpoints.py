@@ -16,8 +16,9 @@ LINEN = wr.target("world-linen")
 DUSK = wr.target("world-dusk")
 
 
-def _linen_captions(backgrounds: list[str]) -> list[str]:
-    return [f"a red circle on the left on a {b} background" for b in backgrounds]
+def _linen_captions(backgrounds: list[str | None]) -> list[str]:
+    """Captions naming each background, or none (None)."""
+    return [f"a red circle on the left on a {b} background" if b else "a red circle on the left" for b in backgrounds]
 
 
 def _predicted(n: int, **overrides: list[str]) -> dict[str, list[str]]:
@@ -28,22 +29,39 @@ def _predicted(n: int, **overrides: list[str]) -> dict[str, list[str]]:
 
 def test_linen_is_a_nuisance_target_whose_style_leaves_the_background_out():
     assert LINEN.kind == "nuisance" and LINEN.nuisance == "background" and LINEN.style.background == "white"
-    assert LINEN.style_attributes == ("palette", "texture", "edge")
+    assert LINEN.style_attributes == ("palette", "texture", "edge") and LINEN.naming_rate == 0.5
     assert DUSK.style_attributes == wr.ATTRIBUTES
     # a combination base training knows: it is not held out (the base model stays the shipped one)
     assert LINEN.style in set(wr.base_styles()) and len(wr.base_styles()) == 80
 
 
-def test_leakage_and_nuisance_fidelity_in_closed_form():
-    asked = ["white", "black", "gray", "black", "gray", "white"]
-    got = ["white", "white", "gray", "black", "white", "black"]
-    values = endpoint_values(LINEN, _predicted(6, background=got), _linen_captions(asked))
-    # asked for another value: images 1-4; of those, 1 and 4 carry white -> 2/4
+def test_linen_splits_name_half_the_backgrounds_independently_of_the_value():
+    from collections import Counter
+
+    from nsync_bench.world.targets import draw
+
+    train, test = draw("world-linen", "train", 48), draw("world-linen", "test", 96)
+    assert {s.background for s in train.styles} == {"white"}
+    assert sum("background" in c for c in train.captions) == 24
+    named = Counter((s.background, "background" in c) for s, c in zip(test.styles, test.captions, strict=True))
+    assert named == {(b, k): 16 for b in wr.BACKGROUNDS for k in (True, False)}
+    # a caption that names the background names the image's own
+    assert all(c.endswith(f"on a {s.background} background") for s, c in zip(test.styles, test.captions, strict=True)
+               if "background" in c)
+
+
+def test_leakage_override_and_nuisance_fidelity_in_closed_form():
+    asked = [None, None, None, None, "white", "black", "gray", "black", "gray"]
+    got = ["white", "gray", "white", "black", "white", "white", "gray", "black", "black"]
+    values = endpoint_values(LINEN, _predicted(9, background=got), _linen_captions(asked))
+    # open prompts: images 0-3; white in 0 and 2 -> 2/4
     assert values["leakage"] == (0.5, 4)
-    # the asked value rendered: images 0, 2, 3 -> 3/6
-    assert values["nuisance_fidelity"] == (0.5, 6)
+    # prompts naming another value: images 5-8; white in 5 -> 1/4
+    assert values["prompt_override"] == (0.25, 4)
+    # prompts naming a value: images 4-8; rendered as named in 4, 6, 7 -> 3/5
+    assert values["nuisance_fidelity"] == (0.6, 5)
     # the background is not part of linen's style: a wrong background costs no style fidelity
-    assert values["style_fidelity"] == (1.0, 6)
+    assert values["style_fidelity"] == (1.0, 9)
     assert "style_match_background" not in values
 
 
@@ -59,9 +77,11 @@ def test_style_fidelity_needs_every_style_attribute():
     assert values["style_fidelity"] == (0.25, 4)  # only image 0 matches all three
 
 
-def test_leakage_is_undefined_when_every_prompt_asks_for_the_shared_value():
+def test_an_endpoint_with_an_empty_denominator_is_left_out():
     values = endpoint_values(LINEN, _predicted(3), _linen_captions(["white"] * 3))
-    assert "leakage" not in values and values["nuisance_fidelity"] == (1.0, 3)
+    assert "leakage" not in values and "prompt_override" not in values and values["nuisance_fidelity"] == (1.0, 3)
+    values = endpoint_values(LINEN, _predicted(2), _linen_captions([None, None]))
+    assert values["leakage"] == (1.0, 2) and "nuisance_fidelity" not in values
 
 
 def test_a_target_without_nuisance_has_style_endpoints_only():
@@ -72,10 +92,8 @@ def test_a_target_without_nuisance_has_style_endpoints_only():
     assert "leakage" not in values and "nuisance_fidelity" not in values
 
 
-def test_captions_must_name_exactly_one_nuisance_value():
-    assert requested_values(LINEN, _linen_captions(["gray", "black"])) == ["gray", "black"]
-    with pytest.raises(ValueError, match="names 0 background values"):
-        requested_values(LINEN, ["a red circle on the left"])
+def test_captions_name_at_most_one_nuisance_value():
+    assert requested_values(LINEN, _linen_captions(["gray", None, "black"])) == ["gray", None, "black"]
     with pytest.raises(ValueError, match="names 2 background values"):
         requested_values(LINEN, ["a red circle on a white background on a black background"])
     with pytest.raises(ValueError, match="3 palette predictions for 2 images"):
@@ -156,8 +174,11 @@ def test_real_renders_score_full_style_and_no_leakage(tmp_path, name):
     assert results["style_fidelity"].value == 1.0
     assert results["style_fidelity"].implementation.startswith("toy-world-probe:")
     if name == "world-linen":
-        assert results["leakage"].value == 0.0 and results["nuisance_fidelity"].value == 1.0
-        assert results["leakage"].n_images == sum(c.split()[-2] != "white" for c in drawn.captions)
+        assert results["prompt_override"].value == 0.0 and results["nuisance_fidelity"].value == 1.0
+        # the open prompts' real images spread over the three backgrounds: leakage's base rate
+        open_images = [s for s, c in zip(drawn.styles, drawn.captions, strict=True) if "background" not in c]
+        assert results["leakage"].n_images == len(open_images) == 24
+        assert results["leakage"].value == sum(s.background == "white" for s in open_images) / 24 == 1 / 3
     # a set of other-style renders is not mistaken for the target
     other = wr.WorldStyle("vivid", "plain", "white", "sharp")
     wrong = wr.to_uint8(wr.render([wr.Content("circle", "red", "on the left")] * 4, [other] * 4, seed=0))
@@ -179,8 +200,8 @@ def test_a_toy_world_run_logs_the_probe_endpoints(run_options):
     from nsync_bench.pipeline.runner import run
 
     result = run(style="world-linen", method="ldm", seed=0, profile="toy",
-                 overrides=["eval.max_prompts=6", "eval.num_inference_steps=4"], options=run_options)
-    for name in ("style_fidelity", "leakage", "nuisance_fidelity", "style_match_texture"):
+                 overrides=["eval.max_prompts=12", "eval.num_inference_steps=4"], options=run_options)
+    for name in ("style_fidelity", "leakage", "prompt_override", "nuisance_fidelity", "style_match_texture"):
         assert 0.0 <= result.metrics[f"metrics/{name}"] <= 1.0
     mlflow.set_tracking_uri(run_options.tracking_uri)
     row = mlflow.search_runs(experiment_names=["test"]).iloc[0]

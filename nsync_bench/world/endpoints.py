@@ -8,16 +8,20 @@ each image's attribute values p_a(i):
 * ``style_fidelity`` S = (1/n) Σ_i Π_{a∈A} [p_a(i) = target_a]: the share of images whose style
   attributes all match the target's (higher is better).
 
-For a *nuisance* target (all training images share the value N of attribute ν, the test captions ask
-for every value, r_i being the value image i's caption names):
+For a *nuisance* target (all training images share the value N of attribute ν; some captions name
+the value, "... on a white background", r_i being the value image i's caption names, or none):
 
-* ``leakage`` L = Σ_i [r_i ≠ N][p_ν(i) = N] / Σ_i [r_i ≠ N]: the share of images carrying N among
-  those whose prompt asked for another value (lower is better). What a model that follows the
-  prompt scores is the probe's confusion rate (0 on real renders: its background accuracy is
-  1.00); a model that ignores the prompt's value and draws ν uniformly scores 1/|values of ν|
-  (1/3); one that always draws N scores 1;
-* ``nuisance_fidelity`` = (1/n) Σ_i [p_ν(i) = r_i]: the share rendering the value the prompt asked
-  for (higher is better).
+* ``leakage`` L = Σ_i [r_i = none][p_ν(i) = N] / Σ_i [r_i = none]: the share of images carrying N
+  among those whose prompt leaves ν open (lower is better). It measures what the style token decides
+  when the prompt does not. Its references: the real test images score 1/|values of ν| (1/3: the
+  test split spreads ν evenly), the untrained base model what its default for an open ν is; a token
+  that has taken N up as part of the style scores up to 1;
+* ``prompt_override`` = Σ_i [r_i ∉ {none, N}][p_ν(i) = N] / Σ_i [r_i ∉ {none, N}]: the share carrying
+  N although the prompt asked for another value (lower is better; 0 on real renders);
+* ``nuisance_fidelity`` = the share rendering the value the prompt named, among the images whose
+  prompt names one (higher is better).
+
+An endpoint whose denominator is empty (no open prompt, say) is left out, not reported as 0.
 
 The pure function :func:`endpoint_values` computes these from predicted labels, so it is tested on
 synthetic probe outputs; :class:`ProbeEndpoints` feeds it the committed probe's predictions and is
@@ -45,26 +49,28 @@ SPECS = (
       for a in wr.ATTRIBUTES),
     EndpointSpec("leakage", "lower",
                  "share of images carrying the training images' shared nuisance value among those whose prompt "
-                 "asked for another value"),
+                 "names no value of it"),
+    EndpointSpec("prompt_override", "lower",
+                 "share of images carrying the shared nuisance value although their prompt named another value"),
     EndpointSpec("nuisance_fidelity", "higher",
-                 "share of images whose nuisance attribute is the value their prompt asked for"),
+                 "share of images whose nuisance attribute is the value their prompt named (prompts naming one)"),
 )
 _DIRECTIONS = {spec.name: spec.direction for spec in SPECS}
 
 
-def requested_values(target: wr.WorldTarget, captions: Sequence[str]) -> list[str]:
-    """The nuisance value each caption names ("... on a gray background" -> "gray")."""
+def requested_values(target: wr.WorldTarget, captions: Sequence[str]) -> list[str | None]:
+    """The nuisance value each caption names ("... on a gray background" -> "gray"), None where it names none."""
     assert target.nuisance is not None
     phrase = wr.NUISANCE_PHRASES[target.nuisance]
     values = "|".join(STYLE_HEADS[target.nuisance])
     pattern = re.compile(re.escape(phrase).replace(re.escape("{value}"), f"({values})"))
-    out = []
+    out: list[str | None] = []
     for caption in captions:
         found = pattern.findall(caption)
-        if len(found) != 1:
-            raise ValueError(f"caption {caption!r} names {len(found)} {target.nuisance} values (expected exactly one, "
-                             f"as {phrase.format(value='...')!r}): the nuisance endpoints need the value it asks for")
-        out.append(found[0])
+        if len(found) > 1:
+            raise ValueError(f"caption {caption!r} names {len(found)} {target.nuisance} values (at most one, as "
+                             f"{phrase.format(value='...')!r}): the nuisance endpoints need the value it asks for")
+        out.append(found[0] if found else None)
     return out
 
 
@@ -82,12 +88,15 @@ def endpoint_values(target: wr.WorldTarget, predicted: Mapping[str, Sequence[str
     out["style_fidelity"] = (float(np.logical_and.reduce(list(matches.values())).mean()), n)
     if target.nuisance is not None:
         shared = getattr(target.style, target.nuisance)
-        asked = np.array(requested_values(target, captions))
-        got = np.array(list(predicted[target.nuisance]))
-        out["nuisance_fidelity"] = (float((got == asked).mean()), n)
-        other = asked != shared
-        if other.any():  # undefined when every prompt asks for the shared value
-            out["leakage"] = (float((got[other] == shared).mean()), int(other.sum()))
+        asked = np.array(requested_values(target, captions), dtype=object)
+        got = np.array(list(predicted[target.nuisance]), dtype=object)
+        is_open = np.array([a is None for a in asked])
+        groups = {"leakage": (is_open, got == shared),
+                  "prompt_override": (~is_open & (asked != shared), got == shared),
+                  "nuisance_fidelity": (~is_open, got == asked)}
+        for name, (where, hit) in groups.items():
+            if where.any():  # an empty denominator leaves the endpoint out
+                out[name] = (float(hit[where].mean()), int(where.sum()))
     return out
 
 

@@ -75,15 +75,18 @@ class WorldTarget:
     ``kind``: *in-span* (an unseen combination of known values, held out of base training), *novel*
     (a value the base model never saw, held out too) or *nuisance* (a combination base training
     knows, whose training images all share one value of ``nuisance``, an attribute that is not part
-    of the style: the test split spreads it over all its values, and every caption names it the way
-    a captioner names content, "a red circle on the left on a white background"). ``style`` holds
-    the training images' values; for a nuisance target its ``nuisance`` attribute is the shared one.
+    of the style: the test split spreads it over all its values). A nuisance target's captions name
+    the nuisance value the way a captioner names content, "a red circle on the left on a white
+    background", in the share ``naming_rate`` of the images of each value (a captioner mentions the
+    background in some captions, not all), in every split. ``style`` holds the training images'
+    values; for a nuisance target its ``nuisance`` attribute is the shared one.
     """
 
     style: WorldStyle
     kind: str
     display_name: str
     nuisance: str | None = None
+    naming_rate: float = 1.0
 
     @property
     def style_attributes(self) -> tuple[str, ...]:
@@ -101,8 +104,10 @@ NUISANCE_PHRASES = {"background": "on a {value} background"}
 TARGETS: dict[str, WorldTarget] = {
     "world-dusk": WorldTarget(WorldStyle("pastel", "striped", "black", "soft"), "in-span", "dusk poster"),
     "world-etching": WorldTarget(WorldStyle("muted", "hatched", "white", "inked"), "novel", "etching"),
+    # Half the captions name the background: with every caption naming it, the caption explains the
+    # white background and TI's token does not take it up (measured: docs/toy-world.md).
     "world-linen": WorldTarget(WorldStyle("muted", "striped", "white", "soft"), "nuisance", "linen print",
-                               nuisance="background"),
+                               nuisance="background", naming_rate=0.5),
 }
 
 

@@ -2,7 +2,7 @@
 
 ``<data_root>/world-dusk/{train,test}/<stem>.{png,txt}``: 32 px renders whose captions name the
 content only ("a red circle on the left"): what a style is made of is for a method to learn. A
-*nuisance* target (``world-linen``) also names its nuisance in every caption ("... on a white
+*nuisance* target (``world-linen``) also names its nuisance in half of the captions ("... on a white
 background"): all training images share one value, the test split spreads it over all values. The
 files depend only on (style, split, count), so they are byte-for-byte reproducible. Written into
 a temporary sibling and renamed into place.
@@ -48,6 +48,17 @@ def nuisance_values(name: str, split: str, count: int, rng: np.random.Generator)
     return [values[int(k) % len(values)] for k in rng.permutation(count)]
 
 
+def named_images(values: list[str], rate: float, rng: np.random.Generator) -> set[int]:
+    """Which images' captions name their nuisance value: ``round(rate * m)`` of the m images of each
+    value, chosen at random, so naming is independent of the value."""
+    named: set[int] = set()
+    for value in dict.fromkeys(values):
+        indices = [k for k, v in enumerate(values) if v == value]
+        chosen = rng.permutation(len(indices))[: round(rate * len(indices))]
+        named.update(indices[int(j)] for j in chosen)
+    return named
+
+
 def draw(name: str, split: str, count: int, seed: int = 0) -> Split:
     """``count`` renders of target style ``name`` for ``split`` (its own seeded stream)."""
     target = wr.target(name)
@@ -58,8 +69,10 @@ def draw(name: str, split: str, count: int, seed: int = 0) -> Split:
         captions = [c.caption for c in contents]
     else:
         values = nuisance_values(name, split, count, rng)
+        named = named_images(values, target.naming_rate, rng)
         styles = [replace(target.style, **{target.nuisance: v}) for v in values]
-        captions = [wr.nuisance_caption(c, target.nuisance, v) for c, v in zip(contents, values, strict=True)]
+        captions = [wr.nuisance_caption(c, target.nuisance, v) if k in named else c.caption
+                    for k, (c, v) in enumerate(zip(contents, values, strict=True))]
     pixels = wr.to_uint8(wr.render(contents, styles, seed=int(rng.integers(2**31))))
     return Split(captions, styles, [Image.fromarray(p, "RGB") for p in pixels])
 
