@@ -162,15 +162,18 @@ def test_an_endpoint_may_not_shadow_a_metric():
 def test_real_renders_score_full_style_and_no_leakage(tmp_path, name):
     """The probe on the targets' own test renders: S = 1, and L at its base rate (0: the probe reads
     backgrounds without error)."""
-    from nsync_bench.world.endpoints import PROBE_ENDPOINTS
+    from nsync_bench.world.endpoints import ProbeEndpoints
+    from nsync_bench.world.model import WEIGHTS_DIR
     from nsync_bench.world.targets import draw
+
+    probe_endpoints = ProbeEndpoints(WEIGHTS_DIR)
 
     drawn = draw(name, "test", 48)
     files = []
     for i, image in enumerate(drawn.images):
         files.append(tmp_path / f"{i}.png")
         image.save(files[-1])
-    results = {r.name: r for r in PROBE_ENDPOINTS.compute(ep.GeneratedSet(name, tuple(files), tuple(drawn.captions)))}
+    results = {r.name: r for r in probe_endpoints.compute(ep.GeneratedSet(name, tuple(files), tuple(drawn.captions)))}
     assert results["style_fidelity"].value == 1.0
     assert results["style_fidelity"].implementation.startswith("toy-world-probe:")
     if name == "world-linen":
@@ -188,7 +191,7 @@ def test_real_renders_score_full_style_and_no_leakage(tmp_path, name):
         Image.fromarray(pixels, "RGB").save(tmp_path / f"w{i}.png")
     wrong_set = ep.GeneratedSet(name, tuple(tmp_path / f"w{i}.png" for i in range(4)),
                                 tuple(drawn.captions[:4]))
-    assert {r.name: r.value for r in PROBE_ENDPOINTS.compute(wrong_set)}["style_fidelity"] == 0.0
+    assert {r.name: r.value for r in probe_endpoints.compute(wrong_set)}["style_fidelity"] == 0.0
 
 
 @pytest.mark.slow

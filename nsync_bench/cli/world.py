@@ -131,8 +131,10 @@ def endpoints_command(
     from nsync_bench.errors import DataError
     from nsync_bench.metrics.endpoints import GeneratedSet
     from nsync_bench.pipeline.generation import read_manifest
-    from nsync_bench.world.endpoints import PROBE_ENDPOINTS
+    from nsync_bench.world.endpoints import ProbeEndpoints
+    from nsync_bench.world.model import WEIGHTS_DIR
 
+    probe_endpoints = ProbeEndpoints(WEIGHTS_DIR)
     rows = []
     for run_dir in run_dirs:
         config_file, image_dir = run_dir / "config.json", run_dir / "eval" / "images"
@@ -142,11 +144,11 @@ def endpoints_command(
                             "<runs dir>/<experiment>/<style>/<method>/.")
         config = json.loads(config_file.read_text())["config"]
         style = config["run"]["style"]
-        if not PROBE_ENDPOINTS.applies(style):
+        if not probe_endpoints.applies(style):
             raise DataError(f"{run_dir} is a run of style {style!r}, not a toy-world target: the probe's endpoints "
                             "exist only for the world's targets (world-dusk, world-etching, world-linen).")
         generated = read_manifest(image_dir)
-        results = PROBE_ENDPOINTS.compute(GeneratedSet(style, tuple(image_dir / g.file for g in generated),
+        results = probe_endpoints.compute(GeneratedSet(style, tuple(image_dir / g.file for g in generated),
                                                        tuple(g.caption for g in generated)))
         rows.append({"run_dir": str(run_dir), "style": style, "method": config["run"]["method"],
                      "seed": config["run"]["seed"], "rule": config["nsync"]["rule"],

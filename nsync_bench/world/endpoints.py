@@ -37,9 +37,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nsync_bench.metrics.endpoints import EndpointResult, EndpointSpec, GeneratedSet, register
+from nsync_bench.metrics.endpoints import EndpointResult, EndpointSpec, GeneratedSet, register, unregister
 from nsync_bench.world import render as wr
-from nsync_bench.world.probe import STYLE_HEADS
+from nsync_bench.world.probe import STYLE_HEADS, cached_probe, probe_input
 
 PROVIDER = "toy-world-probe"
 SPECS = (
@@ -100,44 +100,46 @@ def endpoint_values(target: wr.WorldTarget, predicted: Mapping[str, Sequence[str
     return out
 
 
-def predict_attributes(files: Sequence[Path], probe_dir: Path | None = None,
+def predict_attributes(files: Sequence[Path], probe_dir: Path,
                        batch_size: int = 64) -> tuple[dict[str, list[str]], str]:
     """The probe's style-attribute predictions per image file, and the probe's sha256."""
-    from nsync_bench.world.extractors import ToyWorldExtractor
-
-    extractor = ToyWorldExtractor("csd", probe_dir)  # only for its probe and preprocessing
     from nsync_bench.data.pixels import load_rgb
 
+    probe, digest = cached_probe(str(probe_dir))
     labels: dict[str, list[str]] = {head: [] for head in STYLE_HEADS}
     for start in range(0, len(files), batch_size):
-        batch = torch.stack([extractor.preprocess(load_rgb(f)) for f in files[start:start + batch_size]])
+        batch = torch.stack([probe_input(load_rgb(f)) for f in files[start:start + batch_size]])
         with torch.no_grad():
-            logits = extractor.network(batch.float())
+            logits = probe(batch)
         for head, values in STYLE_HEADS.items():
             labels[head] += [values[int(k)] for k in logits[head].argmax(1)]
-    return labels, extractor.probe_sha256
+    return labels, digest
 
 
 class ProbeEndpoints:
-    """The probe's endpoints for the toy world's targets."""
+    """The probe's endpoints for the toy world's targets (the probe in ``probe_dir``)."""
 
     name = PROVIDER
     specs = SPECS
+
+    def __init__(self, probe_dir: Path) -> None:
+        self.probe_dir = Path(probe_dir)
 
     def applies(self, style: str) -> bool:
         return style in wr.TARGETS
 
     def compute(self, generated: GeneratedSet) -> list[EndpointResult]:
         target = wr.target(generated.style)
-        predicted, digest = predict_attributes(list(generated.images))
+        predicted, digest = predict_attributes(list(generated.images), self.probe_dir)
         implementation = f"{PROVIDER}:style-heads,argmax@sha256={digest[:12]}"
         return [EndpointResult(name, value, _DIRECTIONS[name], implementation, count)
                 for name, (value, count) in endpoint_values(target, predicted, generated.captions).items()]
 
 
-PROBE_ENDPOINTS = ProbeEndpoints()
+def register_endpoints(probe_dir: Path) -> None:
+    """Make the probe's endpoints part of every run's evaluation (idempotent for one folder)."""
+    from nsync_bench.metrics.endpoints import providers
 
-
-def register_endpoints() -> None:
-    """Make the probe's endpoints part of every run's evaluation (idempotent)."""
-    register(PROBE_ENDPOINTS)
+    if not any(isinstance(p, ProbeEndpoints) and p.probe_dir == Path(probe_dir) for p in providers()):
+        unregister(PROVIDER)
+        register(ProbeEndpoints(probe_dir))

@@ -185,5 +185,5 @@ def load_world_components(directory: str | Path | None = None) -> DiffusionCompo
     # leakage): the world plugs them into the metrics layer's registry, which never names the world.
     from nsync_bench.world.endpoints import register_endpoints
 
-    register_endpoints()
+    register_endpoints(WEIGHTS_DIR)  # the committed probe, whichever base model was loaded
     return components

@@ -7,7 +7,9 @@ and, for base-training images, the style's attribute words:
     "a red circle on the left in the style of pastel striped black soft painting"
 
 Held-out target styles never appear in base training: an *in-span* one (an unseen combination of
-known attribute values) and a *novel* one (a texture value the base model never saw). Rendering
+known attribute values) and a *novel* one (a texture value the base model never saw). A third,
+*nuisance* target is a known combination whose training images all share one background, named in
+half of its captions like content, so that NSYNC's negatives can carry it (WorldTarget). Rendering
 is batched in torch on the CPU at 64 px and area-downsampled to 32 px; every random draw comes
 from a seeded generator, so the same seed gives bit-identical images.
 """
