@@ -211,3 +211,46 @@ def test_a_toy_world_run_logs_the_probe_endpoints(run_options):
     assert row["tags.metric.leakage.direction"] == "lower is better"
     assert row["tags.metric.style_fidelity.direction"] == "higher is better"
     assert row["tags.metric.leakage.implementation"].startswith("toy-world-probe:")
+
+
+def _fake_run(tmp_path: Path, style: str, count: int) -> Path:
+    """A finished run's folder as `world endpoints` reads it: config.json and eval/images with a manifest,
+    the "generated" images being real test renders (so the expected values are known)."""
+    import json
+
+    from nsync_bench.world.targets import draw
+
+    run_dir = tmp_path / style / "ti" / "seed3-abc"
+    images = run_dir / "eval" / "images"
+    images.mkdir(parents=True)
+    drawn = draw(style, "test", count)
+    with (images / "manifest.jsonl").open("w") as handle:
+        for i, (caption, image) in enumerate(zip(drawn.captions, drawn.images, strict=True)):
+            image.save(images / f"{i:05d}.png")
+            handle.write(json.dumps({"index": i, "caption": caption, "prompt": f"{caption} in the style of x",
+                                     "seed": i, "source": f"s{i}.png", "file": f"{i:05d}.png"}) + "\n")
+    config = {"run": {"style": style, "method": "ti", "seed": 3}, "nsync": {"rule": "paper"}}
+    (run_dir / "config.json").write_text(json.dumps({"config": config}))
+    return run_dir
+
+
+def test_world_endpoints_command_reads_finished_runs(tmp_path):
+    import csv
+
+    from typer.testing import CliRunner
+
+    from nsync_bench.cli.main import app
+
+    run_dir = _fake_run(tmp_path, "world-linen", 24)
+    out = tmp_path / "endpoints.csv"
+    result = CliRunner().invoke(app, ["world", "endpoints", str(run_dir), "--csv", str(out)])
+    assert result.exit_code == 0, result.output
+    row = next(csv.DictReader(out.open()))
+    assert (row["style"], row["method"], row["seed"], row["rule"]) == ("world-linen", "ti", "3", "paper")
+    assert float(row["style_fidelity"]) == 1.0 and float(row["prompt_override"]) == 0.0
+    # a folder that is not a run, and a run of a style that is not the world's: one-line refusals
+    bad = CliRunner().invoke(app, ["world", "endpoints", str(tmp_path)])
+    assert bad.exit_code == 2 and "not a finished run folder" in bad.output
+    (run_dir / "config.json").write_text('{"config": {"run": {"style": "monet", "method": "ti", "seed": 0}}}')
+    other = CliRunner().invoke(app, ["world", "endpoints", str(run_dir)])
+    assert other.exit_code == 2 and "not a toy-world target" in other.output
