@@ -66,6 +66,7 @@ class RunOptions:
     resume: str = "auto"  # auto: skip if finished, else continue from a checkpoint; never: start over
     progress: Progress = field(default_factory=NullProgress)
     callbacks: list[Callable[[int], None]] = field(default_factory=list)
+    lock_wait_s: float = 0.0  # how long to wait for a key held elsewhere (a sweep's Slurm jobs: one stale window)
 
 
 class RunBusyError(NsyncBenchError):
@@ -120,13 +121,13 @@ def execute(config: RunConfig, options: RunOptions) -> RunResult:
     identity = data_identity(config, options)
     key = run_key(config, identity)
     run_dir = run_directory(config, options, key)
-    with _run_lock(run_dir, key):
+    with _run_lock(run_dir, key, options.lock_wait_s):
         finished = finished_result(config, options, key) if options.resume != "never" else None
         if finished is not None:
             return finished
-        from nsync_bench.pipeline.preflight import check_before_training
+        from nsync_bench.pipeline.preflight import check_before_training  # seconds, not after hours of training
 
-        check_before_training(config, paths.data_root(options.data_root))  # seconds, not after hours of training
+        check_before_training(config, paths.data_root(options.data_root), options.weights_dir, options.progress)
         if options.resume == "never" and run_dir.exists():
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -146,13 +147,13 @@ def _check_locations(options: RunOptions) -> None:
 
 
 @contextlib.contextmanager
-def _run_lock(run_dir: Path, key: str) -> Iterator[None]:
+def _run_lock(run_dir: Path, key: str, wait_s: float = 0.0) -> Iterator[None]:
     """One process per run key (the sweep's lock): a second one refuses, naming the holder."""
     from nsync_bench.sweep.locking import LockHeld, RunLock
 
     lock = RunLock(run_dir.parent / f".{run_dir.name}.lock")
     try:
-        lock.acquire()
+        lock.acquire(wait_s)
     except LockHeld:
         owner = lock.owner() or {}
         since = owner.get("since")
