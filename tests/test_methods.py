@@ -57,6 +57,7 @@ def test_nsync_writes_the_rules_update_into_the_gradient(data_root, tmp_path):
     assert logs["grad/norm_neg"] == pytest.approx(float(neg.norm()), rel=1e-12)
     assert logs["grad/norm_update"] == pytest.approx(float(update.norm()), rel=1e-12)
     assert logs["grad/cos_pos_neg"] == pytest.approx(float(pos @ neg / (pos.norm() * neg.norm())), rel=1e-12)
+    assert logs["grad/norm_ratio_neg_pos"] == pytest.approx(float(neg.norm() / pos.norm()), rel=1e-12)
     assert 0 < logs["grad/norm_update"] < logs["grad/norm_pos"]  # removing a component shortens the vector
 
 

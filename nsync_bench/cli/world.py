@@ -116,3 +116,49 @@ def samples_command(
     console.print("probe accuracy on samples (prompted value): "
                   + ", ".join(f"{k} {v:.2f}" for k, v in accuracy.items()))
     console.print(f"grid: {out}")
+
+
+@world_app.command("endpoints")
+def endpoints_command(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Finished run folders (with config.json and eval/images).")],
+    csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Also write one row per run here.")] = None,
+) -> None:
+    """The probe's endpoints (style fidelity, leakage, ...) of finished toy-world runs, read off their
+    evaluation images: for runs made before the endpoints were logged, or to check the logged values."""
+    import csv
+    import json
+
+    from nsync_bench.errors import DataError
+    from nsync_bench.metrics.endpoints import GeneratedSet
+    from nsync_bench.pipeline.generation import read_manifest
+    from nsync_bench.world.endpoints import ProbeEndpoints
+    from nsync_bench.world.model import WEIGHTS_DIR
+
+    probe_endpoints = ProbeEndpoints(WEIGHTS_DIR)
+    rows = []
+    for run_dir in run_dirs:
+        config_file, image_dir = run_dir / "config.json", run_dir / "eval" / "images"
+        if not config_file.is_file() or not (image_dir / "manifest.jsonl").is_file():
+            raise DataError(f"{run_dir} is not a finished run folder (needs config.json and "
+                            "eval/images/manifest.jsonl). Fix: pass folders under "
+                            "<runs dir>/<experiment>/<style>/<method>/.")
+        config = json.loads(config_file.read_text())["config"]
+        style = config["run"]["style"]
+        if not probe_endpoints.applies(style):
+            raise DataError(f"{run_dir} is a run of style {style!r}, not a toy-world target: the probe's endpoints "
+                            "exist only for the world's targets (world-dusk, world-etching, world-linen).")
+        generated = read_manifest(image_dir)
+        results = probe_endpoints.compute(GeneratedSet(style, tuple(image_dir / g.file for g in generated),
+                                                       tuple(g.caption for g in generated)))
+        rows.append({"run_dir": str(run_dir), "style": style, "method": config["run"]["method"],
+                     "seed": config["run"]["seed"], "rule": config["nsync"]["rule"],
+                     **{r.name: r.value for r in results}})
+        console.print(f"{style} {config['run']['method']} seed {config['run']['seed']}: "
+                      + ", ".join(f"{r.name} {r.value:.3f}" for r in results))
+    if csv_out is not None:
+        names = list(dict.fromkeys(k for row in rows for k in row))
+        with csv_out.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=names)
+            writer.writeheader()
+            writer.writerows(rows)
+        console.print(f"written to {csv_out}")

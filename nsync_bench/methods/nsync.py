@@ -162,6 +162,12 @@ def _cosine(u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return torch.where(denominator > 0, torch.dot(u, w) / torch.where(denominator > 0, denominator, 1.0), 0.0)
 
 
+def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
+    """numerator / denominator, 0 for a zero denominator (a zero positive gradient: nothing to compare): a
+    device scalar."""
+    return torch.where(denominator > 0, numerator / torch.where(denominator > 0, denominator, 1.0), 0.0)
+
+
 def _all_finite(vectors: list[torch.Tensor]) -> torch.Tensor:
     """A 0-dim bool tensor: every vector finite (one fused reduction, no host transfer)."""
     return torch.isfinite(torch.stack([v.detach().abs().amax().float() for v in vectors])).all()
@@ -330,6 +336,8 @@ class NsyncMixin(Method):
             "grad/norm_pos": flat_a.norm(),
             "grad/norm_neg": flat_b.norm(),
             "grad/cos_pos_neg": _cosine(flat_a, flat_b),
+            # |b|/|a|: how strongly the negative branch pulls compared with the positive one.
+            "grad/norm_ratio_neg_pos": _ratio(flat_b.norm(), flat_a.norm()),
             "grad/norm_update": flat_u.norm(),
             "nsync/degenerate_steps": self._degenerate.double(),
             "nsync/overflow_skips": overflow_skips.double(),

@@ -2,7 +2,9 @@
 
 Scores compare the generated images with the style's real test images (FID, KID, CMMD, CSD;
 nsync_bench.metrics.scoring). The real set's features are cached, so every run of a style
-reuses them. Per-image CSD scores go to ``per_image_scores.csv`` for paired analysis.
+reuses them. Per-image CSD scores go to ``per_image_scores.csv`` for paired analysis. Plug-ins' endpoints
+(``nsync_bench.metrics.endpoints``, e.g. the toy world's style fidelity and leakage) are logged
+beside the metrics.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def evaluate(config: RunConfig, method: Method, style_dir: Path, style: StyleInf
         metrics.update(log_scores(report, tracker))
         write_per_image(out_dir / PER_IMAGE_FILE, generated, report.per_image_csd)
         tracker.log_artifact(out_dir / PER_IMAGE_FILE, "eval")
+    metrics.update(log_endpoints(style.name, generated, image_dir, tracker))
     tracker.log_metrics(metrics)
     tracker.log_artifact(image_dir / "manifest.jsonl", "eval")
     tracker.log_artifact(out_dir / "grid.png", "eval")
@@ -89,6 +92,23 @@ def log_scores(report: ScoreReport, tracker: Tracker) -> dict[str, float]:
     tags["metric.real_images"] = report.real.note()
     tracker.set_tags(tags)
     return metrics
+
+
+def log_endpoints(style: str, generated: list[GeneratedImage], image_dir: Path, tracker: Tracker) -> dict[str, float]:
+    """The registered plug-ins' endpoints (nsync_bench.metrics.endpoints) as ``metrics/<name>``, with the
+    same direction, implementation and count tags as the metrics."""
+    from nsync_bench.metrics.endpoints import GeneratedSet, compute_endpoints
+
+    results = compute_endpoints(GeneratedSet(style, tuple(image_dir / g.file for g in generated),
+                                             tuple(g.caption for g in generated)))
+    tags: dict[str, str] = {}
+    for result in results:
+        tags[f"metric.{result.name}.direction"] = f"{result.direction} is better"
+        tags[f"metric.{result.name}.implementation"] = result.implementation
+        tags[f"metric.{result.name}.n_generated"] = str(result.n_images)
+    if tags:
+        tracker.set_tags(tags)
+    return {f"metrics/{result.name}": result.value for result in results}
 
 
 def write_per_image(path: Path, generated: list[GeneratedImage], csd: list[float]) -> None:

@@ -13,25 +13,18 @@ a cache entry or a report column with real or smoke ones.
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
 from nsync_bench.metrics.extractors.base import FeatureExtractor
-from nsync_bench.world.probe import WorldProbe, load_probe
+from nsync_bench.world.probe import cached_probe, probe_input
 from nsync_bench.world.render import RESOLUTION
 
 PREFIX = "toy-world-probe:"
 _LAYERS = {"inception": "features-64d", "clip": "style+content-64d,l2", "csd": "style-32d,l2"}
-
-
-@cache
-def _probe(directory: str) -> tuple[WorldProbe, str]:
-    return load_probe(Path(directory))
 
 
 class ToyWorldExtractor(FeatureExtractor):
@@ -40,7 +33,7 @@ class ToyWorldExtractor(FeatureExtractor):
         from nsync_bench.world.model import WEIGHTS_DIR
 
         self.kind = kind  # type: ignore[misc]  # one class serves the three kinds
-        self.network, digest = _probe(str(directory or WEIGHTS_DIR))
+        self.network, digest = cached_probe(str(directory or WEIGHTS_DIR))
         self._id = f"{PREFIX}{kind}:{_LAYERS[kind]}@sha256={digest[:12]}:pil-bicubic-{RESOLUTION},[0,1]"
 
     @property
@@ -52,11 +45,7 @@ class ToyWorldExtractor(FeatureExtractor):
         return {"inception": 64, "clip": 64, "csd": 32}[self.kind]
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
-        image = image.convert("RGB")
-        if image.size != (RESOLUTION, RESOLUTION):
-            image = image.resize((RESOLUTION, RESOLUTION), resample=Image.Resampling.BICUBIC)
-        array = np.asarray(image, dtype=np.float32) / 255.0
-        return torch.from_numpy(array.transpose(2, 0, 1).copy())
+        return probe_input(image)
 
     def embed(self, batch: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

@@ -195,4 +195,9 @@ def load_world_components(directory: str | Path | None = None) -> DiffusionCompo
         module.requires_grad_(False)
         module.eval()
     components.source = f"toy-world:{manifest['sha256']['unet.safetensors'][:12]}"
+    # A run on the world's model is evaluated with the world's probe endpoints too (style fidelity,
+    # leakage): the world plugs them into the metrics layer's registry, which never names the world.
+    from nsync_bench.world.endpoints import register_endpoints
+
+    register_endpoints(WEIGHTS_DIR)  # the committed probe, whichever base model was loaded
     return components

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import cache
 from pathlib import Path
 from typing import cast
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 from nsync_bench import seeding
@@ -146,3 +149,18 @@ def load_probe(directory: Path) -> tuple[WorldProbe, str]:
     probe = WorldProbe()
     probe.load_state_dict(load_file(str(path)), strict=True)
     return probe.eval(), actual
+
+
+@cache
+def cached_probe(directory: str) -> tuple[WorldProbe, str]:
+    """:func:`load_probe`, once per process and folder."""
+    return load_probe(Path(directory))
+
+
+def probe_input(image: Image.Image) -> torch.Tensor:
+    """An image as the probe reads it: RGB, 32 px (bicubic if resized), (3, 32, 32) float in [0, 1]."""
+    image = image.convert("RGB")
+    if image.size != (wr.RESOLUTION, wr.RESOLUTION):
+        image = image.resize((wr.RESOLUTION, wr.RESOLUTION), resample=Image.Resampling.BICUBIC)
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    return torch.from_numpy(array.transpose(2, 0, 1).copy())

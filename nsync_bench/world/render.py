@@ -7,7 +7,9 @@ and, for base-training images, the style's attribute words:
     "a red circle on the left in the style of pastel striped black soft painting"
 
 Held-out target styles never appear in base training: an *in-span* one (an unseen combination of
-known attribute values) and a *novel* one (a texture value the base model never saw). Rendering
+known attribute values) and a *novel* one (a texture value the base model never saw). A third,
+*nuisance* target is a known combination whose training images all share one background, named in
+half of its captions like content, so that NSYNC's negatives can carry it (WorldTarget). Rendering
 is batched in torch on the CPU at 64 px and area-downsampled to 32 px; every random draw comes
 from a seeded generator, so the same seed gives bit-identical images.
 """
@@ -68,18 +70,52 @@ class WorldStyle:
         return "-".join(self.words)
 
 
-# The held-out targets (world styles in the data root). Their display names are words the base
-# model never saw in a caption: an untrained model prompted with them gets no style information.
-TARGETS: dict[str, tuple[WorldStyle, str, str]] = {
-    # name: (attributes, kind, display name)
-    "world-dusk": (WorldStyle("pastel", "striped", "black", "soft"), "in-span", "dusk poster"),
-    "world-etching": (WorldStyle("muted", "hatched", "white", "inked"), "novel", "etching"),
+@dataclass(frozen=True)
+class WorldTarget:
+    """A target style of the data root (``datasets/<name>.toml``).
+
+    ``kind``: *in-span* (an unseen combination of known values, held out of base training), *novel*
+    (a value the base model never saw, held out too) or *nuisance* (a combination base training
+    knows, whose training images all share one value of ``nuisance``, an attribute that is not part
+    of the style: the test split spreads it over all its values). A nuisance target's captions name
+    the nuisance value the way a captioner names content, "a red circle on the left on a white
+    background", in the share ``naming_rate`` of the images of each value (a captioner mentions the
+    background in some captions, not all), in every split. ``style`` holds the training images'
+    values; for a nuisance target its ``nuisance`` attribute is the shared one.
+    """
+
+    style: WorldStyle
+    kind: str
+    display_name: str
+    nuisance: str | None = None
+    naming_rate: float = 1.0
+
+    @property
+    def style_attributes(self) -> tuple[str, ...]:
+        """The attributes that make the style: all four, less the nuisance."""
+        return tuple(a for a in ATTRIBUTES if a != self.nuisance)
+
+
+ATTRIBUTES = ("palette", "texture", "background", "edge")
+# How a caption names a nuisance value (the only nuisance the base model renders reliably from a
+# caption is the background: docs/toy-world.md, "A target built for NSYNC's mechanism").
+NUISANCE_PHRASES = {"background": "on a {value} background"}
+
+# The targets. Their display names are words the base model never saw in a caption: an untrained
+# model prompted with them gets no style information.
+TARGETS: dict[str, WorldTarget] = {
+    "world-dusk": WorldTarget(WorldStyle("pastel", "striped", "black", "soft"), "in-span", "dusk poster"),
+    "world-etching": WorldTarget(WorldStyle("muted", "hatched", "white", "inked"), "novel", "etching"),
+    # Half the captions name the background: with every caption naming it, the caption explains the
+    # white background and TI's token does not take it up (measured: docs/toy-world.md).
+    "world-linen": WorldTarget(WorldStyle("muted", "striped", "white", "soft"), "nuisance", "linen print",
+                               nuisance="background", naming_rate=0.5),
 }
 
 
 def base_styles() -> list[WorldStyle]:
     """Every combination of known values except the in-span target's (81 - 1 = 80 styles)."""
-    held_out = {style for style, _, _ in TARGETS.values()}
+    held_out = {t.style for t in TARGETS.values() if t.kind in ("in-span", "novel")}
     return [
         WorldStyle(p, t, b, e)
         for p in PALETTES
@@ -90,10 +126,14 @@ def base_styles() -> list[WorldStyle]:
     ]
 
 
-def target_style(name: str) -> WorldStyle:
+def target(name: str) -> WorldTarget:
     if name not in TARGETS:
         raise unknown_name("toy-world target style", name, TARGETS)
-    return TARGETS[name][0]
+    return TARGETS[name]
+
+
+def target_style(name: str) -> WorldStyle:
+    return target(name).style
 
 
 @dataclass(frozen=True)
@@ -105,6 +145,11 @@ class Content:
     @property
     def caption(self) -> str:
         return f"a {self.colour} {self.shape} {self.position}"
+
+
+def nuisance_caption(content: Content, attribute: str, value: str) -> str:
+    """The content caption naming a nuisance value: "a red circle on the left on a white background"."""
+    return f"{content.caption} {NUISANCE_PHRASES[attribute].format(value=value)}"
 
 
 def style_phrase(style: WorldStyle, keep: tuple[bool, ...] = (True,) * 4) -> str:

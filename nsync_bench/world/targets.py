@@ -1,9 +1,11 @@
 """The toy world's held-out target styles as ordinary styles in the data root.
 
 ``<data_root>/world-dusk/{train,test}/<stem>.{png,txt}``: 32 px renders whose captions name the
-content only ("a red circle on the left"): what a style is made of is for a method to learn. The
-content of image *i* and its pixels depend only on (style, split, i), so the files are
-byte-for-byte reproducible. Written into a temporary sibling and renamed into place.
+content only ("a red circle on the left"): what a style is made of is for a method to learn. A
+*nuisance* target (``world-linen``) also names its nuisance in half of the captions ("... on a white
+background"): all training images share one value, the test split spreads it over all values. The
+files depend only on (style, split, count), so they are byte-for-byte reproducible. Written into
+a temporary sibling and renamed into place.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from nsync_bench import seeding
@@ -20,15 +24,63 @@ from nsync_bench.world import render as wr
 
 N_TRAIN = 48
 N_TEST = 96
+NUISANCE_VALUES = {"background": wr.BACKGROUNDS}
 
 
-def draw_split(name: str, split: str, count: int, seed: int = 0) -> tuple[list[wr.Content], list[Image.Image]]:
+@dataclass(frozen=True)
+class Split:
+    """``count`` renders of a target: each image's caption and attribute values."""
+
+    captions: list[str]
+    styles: list[wr.WorldStyle]
+    images: list[Image.Image]
+
+
+def nuisance_values(name: str, split: str, count: int, rng: np.random.Generator) -> list[str]:
+    """The nuisance value of each image: the shared one in ``train``; in every other split each value
+    equally often (as far as ``count`` allows), in a seeded order."""
+    target = wr.target(name)
+    assert target.nuisance is not None
+    shared = getattr(target.style, target.nuisance)
+    if split == "train":
+        return [shared] * count
+    values = NUISANCE_VALUES[target.nuisance]
+    return [values[int(k) % len(values)] for k in rng.permutation(count)]
+
+
+def named_images(values: list[str], rate: float, rng: np.random.Generator) -> set[int]:
+    """Which images' captions name their nuisance value: ``round(rate * m)`` of the m images of each
+    value, chosen at random, so naming is independent of the value."""
+    named: set[int] = set()
+    for value in dict.fromkeys(values):
+        indices = [k for k, v in enumerate(values) if v == value]
+        chosen = rng.permutation(len(indices))[: round(rate * len(indices))]
+        named.update(indices[int(j)] for j in chosen)
+    return named
+
+
+def draw(name: str, split: str, count: int, seed: int = 0) -> Split:
     """``count`` renders of target style ``name`` for ``split`` (its own seeded stream)."""
-    style = wr.target_style(name)
+    target = wr.target(name)
     rng = seeding.numpy_rng(seed, "world-style", name, split)
     contents = wr.sample_contents(rng, count)
-    pixels = wr.to_uint8(wr.render(contents, [style] * count, seed=int(rng.integers(2**31))))
-    return contents, [Image.fromarray(p, "RGB") for p in pixels]
+    if target.nuisance is None:
+        styles = [target.style] * count
+        captions = [c.caption for c in contents]
+    else:
+        values = nuisance_values(name, split, count, rng)
+        named = named_images(values, target.naming_rate, rng)
+        styles = [replace(target.style, **{target.nuisance: v}) for v in values]
+        captions = [wr.nuisance_caption(c, target.nuisance, v) if k in named else c.caption
+                    for k, (c, v) in enumerate(zip(contents, values, strict=True))]
+    pixels = wr.to_uint8(wr.render(contents, styles, seed=int(rng.integers(2**31))))
+    return Split(captions, styles, [Image.fromarray(p, "RGB") for p in pixels])
+
+
+def draw_split(name: str, split: str, count: int, seed: int = 0) -> tuple[list[str], list[Image.Image]]:
+    """(captions, images) of :func:`draw`."""
+    drawn = draw(name, split, count, seed)
+    return drawn.captions, drawn.images
 
 
 def render_world_style(name: str, out_dir: Path, n_train: int = N_TRAIN, n_test: int = N_TEST) -> None:
@@ -42,11 +94,11 @@ def render_world_style(name: str, out_dir: Path, n_train: int = N_TRAIN, n_test:
     try:
         for split, count in (("train", n_train), ("test", n_test)):
             (tmp / split).mkdir()
-            contents, images = draw_split(name, split, count)
-            for i, (content, image) in enumerate(zip(contents, images, strict=True)):
+            captions, images = draw_split(name, split, count)
+            for i, (caption, image) in enumerate(zip(captions, images, strict=True)):
                 stem = f"{name}_{split}_{i:03d}"
                 image.save(tmp / split / f"{stem}.png", format="PNG")
-                (tmp / split / f"{stem}.txt").write_text(content.caption + "\n", encoding="utf-8")
+                (tmp / split / f"{stem}.txt").write_text(caption + "\n", encoding="utf-8")
         try:
             os.replace(tmp, out_dir)
         except OSError:
