@@ -35,7 +35,9 @@ RUN_KEY_VERSION = 1
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: no float option of a run means anything at infinity (eval.guidance_scale=inf made
+    # the sampler produce NaN); inf is refused like nan, for every float here.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class RunSpec(_Section):
