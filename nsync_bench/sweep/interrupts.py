@@ -51,10 +51,15 @@ def interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    """A Python-level no-op, not ``SIG_IGN``: a signal already pending when the handler changes would
+    otherwise be reported as "Signal N ignored due to race condition" with a traceback."""
+
+
 @contextlib.contextmanager
 def signals_ignored() -> Iterator[None]:
     """While the sweep stops its workers, a second Ctrl-C or SIGTERM must not abandon them half-stopped."""
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _STOP_SIGNALS}
+    previous = {sig: signal.signal(sig, _ignore) for sig in _STOP_SIGNALS}
     try:
         yield
     finally:
@@ -63,7 +68,7 @@ def signals_ignored() -> Iterator[None]:
 
 
 # -- in a worker process ---------------------------------------------------------------------------
-_WORKER: dict[str, Any] = {"in_task": False, "parent": None}
+_WORKER: dict[str, Any] = {"in_task": False, "parent": None, "interrupted": False}
 
 
 def _parent_gone() -> bool:
@@ -72,9 +77,10 @@ def _parent_gone() -> bool:
 
 def _worker_signal(signum: int, frame: FrameType | None) -> None:
     if _WORKER["in_task"]:
-        for sig in _STOP_SIGNALS:  # once: the run's checkpoint and MLflow status must not be cut short
-            signal.signal(sig, signal.SIG_IGN)
-        raise KeyboardInterrupt
+        if not _WORKER["interrupted"]:
+            _WORKER["interrupted"] = True
+            raise KeyboardInterrupt
+        return  # once: the run's checkpoint and MLflow status must not be cut short
     if _parent_gone():
         os._exit(128 + signum)
     # idle, with the sweep alive: the pool's shutdown ends this process
