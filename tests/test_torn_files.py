@@ -134,6 +134,7 @@ def test_a_torn_checkpoint_falls_back_to_the_previous_one(run_options, caplog):
     assert result.metrics["eval/num_images"] == 2 and not result.skipped
     assert "checkpoint-0000004/state.pt does not match the sha256" in caplog.text
     assert "resumed from" in caplog.text and "checkpoint-0000003 (step 3)" in caplog.text
+    assert "set the damaged checkpoint-0000004 aside as .bad-checkpoint-0000004" in caplog.text
 
 
 @pytest.mark.slow  # end-to-end run(s): kept out of the fast tier
@@ -150,6 +151,7 @@ def test_a_torn_only_checkpoint_names_the_file_and_restart(run_options):
     message = " ".join(out.output.split())
     assert out.exit_code == 2, out.output
     assert "checkpoint-0000004/state.pt" in message and "--restart" in message and "unexpected" not in message
+    assert CliRunner().invoke(app, argv).exit_code == 2  # never a silent start from step 0
     restarted = CliRunner().invoke(app, [*argv, "--restart"])
     assert restarted.exit_code == 0, restarted.output
 

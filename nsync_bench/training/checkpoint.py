@@ -102,19 +102,25 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 def load_latest(directory: Path, restart_hint: str) -> tuple[Path, dict[str, Any]] | None:
     """The newest checkpoint in ``directory`` that verifies, with its state; None when there is none.
 
-    A bad one is renamed ``.bad-checkpoint-<step>`` (kept for inspection) and the previous one tried;
-    when every checkpoint is bad the error names them and ``restart_hint`` (how to start over)."""
-    bad: list[str] = []
+    When the previous one is used, a bad newer one is renamed ``.bad-checkpoint-<step>`` (kept for
+    inspection); when every checkpoint is bad they stay where they are and the error names them and
+    ``restart_hint`` (how to start over), so a plain rerun does not silently start from step 0."""
+    bad: list[Path] = []
     for path in reversed(list_checkpoints(directory)):
         try:
-            return path, load_checkpoint(path)
+            state = load_checkpoint(path)
         except (CorruptFileError, OSError) as err:
-            aside = path.with_name(BAD_PREFIX + path.name.removeprefix(PREFIX))
+            bad.append(path)
+            log.warning("%s; trying the previous checkpoint", err)
+            continue
+        for damaged in bad:
+            aside = damaged.with_name(BAD_PREFIX + damaged.name.removeprefix(PREFIX))
             shutil.rmtree(aside, ignore_errors=True)
-            os.replace(path, aside)
-            bad.append(str(aside / "state.pt"))
-            log.warning("%s; set aside as %s, trying the previous checkpoint", err, aside.name)
+            os.replace(damaged, aside)
+            log.warning("set the damaged %s aside as %s; resuming from %s", damaged.name, aside.name, path.name)
+        return path, state
     if bad:
-        raise CorruptFileError(f"no usable checkpoint to resume from in {directory}: {', '.join(bad)} failed "
-                               f"verification (torn, truncated or altered) and no older one is kept. {restart_hint}")
+        names = ", ".join(str(p / "state.pt") for p in bad)
+        raise CorruptFileError(f"no usable checkpoint to resume from in {directory}: {names} failed verification "
+                               f"(torn, truncated or altered) and no older one is kept. {restart_hint}")
     return None
