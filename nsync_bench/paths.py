@@ -153,7 +153,9 @@ def check_name(value: str, what: str, option: str) -> str:
                    f"starts with {value[0]!r}")
     else:
         return value
-    suggestion = re.sub(r"[^A-Za-z0-9._+=@-]+", "-", value).strip("._-+=@")[:MAX_NAME_LENGTH] or "my-experiment"
-    raise PathError(f"{what} name {value!r} {problem}; it becomes a folder name, so use {NAME_CHARACTERS}, starting "
+    suggestion = re.sub(r"-+", "-", re.sub(r"[^A-Za-z0-9._+=@-]+|\.{2,}", "-", value))
+    suggestion = suggestion.strip("._-+=@")[:MAX_NAME_LENGTH] or "my-experiment"
+    shown = repr(value) if len(value) <= 80 else f"{value[:40]!r}..."
+    raise PathError(f"{what} name {shown} {problem}; it becomes a folder name, so use {NAME_CHARACTERS}, starting "
                     f"with a letter or digit, at most {MAX_NAME_LENGTH} characters (e.g. {suggestion!r}). Pass "
                     f"another {option}. Nothing was run.")

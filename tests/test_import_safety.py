@@ -85,3 +85,8 @@ def test_a_bad_caption_already_in_a_style_is_named_by_validate_and_by_the_run(tm
     assert [(p.file, p.kind) for p in report.errors] == [(f"train/{caption.name}", "bad_caption")]
     with pytest.raises(DataError, match=rf"{caption.name} is not valid utf-8.*--caption-encoding"):
         list_images(tmp_path / "root" / "ghibli", "train")
+    ran = CliRunner().invoke(app, ["run", "--style", "ghibli", "--method", "ti", "--data-root", str(tmp_path / "root"),
+                                   "--runs-dir", str(tmp_path / "runs"), "--no-track"])
+    message = " ".join(ran.output.split())
+    assert ran.exit_code == 2 and caption.name in message and "not valid utf-8" in message, ran.output
+    assert "error: unexpected" not in message
