@@ -108,17 +108,19 @@ def reconcile(record: dict[str, Any], run_dir: Path, tracking_uri: str) -> None:
     """Close the MLflow run of a verified result as FINISHED if a crash left it RUNNING, FAILED or KILLED."""
     from mlflow.entities import Metric
 
-    from nsync_bench.tracking.tracker import client_for, tracking_failure
+    from nsync_bench.tracking.tracker import check_reachable, client_for
 
     run_id = record.get("mlflow_run_id")
     if not run_id:
         return
+    check_reachable(tracking_uri)  # a dead server is a teaching error here, not minutes of retries
     client = client_for(tracking_uri)
     try:
         run = client.get_run(run_id)
-    except Exception as err:  # not in this store (another --tracking-uri, deleted): the folder is what counts
-        if tracking_failure(err):
+    except Exception as err:
+        if getattr(err, "error_code", None) != "RESOURCE_DOES_NOT_EXIST":
             raise
+        # not in this store (another --tracking-uri, deleted): the verified folder is what counts
         log.debug("MLflow run %s of %s not found in %s: %s", run_id, run_dir, tracking_uri, err)
         return
     if run.info.status == "FINISHED":

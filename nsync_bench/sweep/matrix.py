@@ -328,9 +328,10 @@ def run_sweep(spec: SweepSpec, executor: Executor, options: SweepOptions, *, ret
     path = state_path(spec, options)
     try:
         results.extend(executor.run(runnable, options, experiment, on_event))
-    except SweepInterrupted as stop:  # every running task checkpointed, turned KILLED and unlocked
-        write_state(path, [*results, *stop.results])
-        raise SweepInterrupted([*results, *stop.results]) from None
+    except KeyboardInterrupt as stop:  # every running task checkpointed, turned KILLED and unlocked
+        results += stop.results if isinstance(stop, SweepInterrupted) else []
+        write_state(path, results)
+        raise SweepInterrupted(results) from None
     write_state(path, results)
     return SweepSummary(results, path, experiment, failed_styles)
 

@@ -196,7 +196,7 @@ class MlflowTracker:
         self.tracking_uri = tracking_uri
         self.client = _client(tracking_uri)
         experiment_id = self.experiment_id = ensure_experiment(tracking_uri, experiment)
-        if run_id is not None:
+        if run_id is not None and self._exists(run_id):
             self.client.update_run(run_id, status="RUNNING")
             self.run_id = run_id
         else:
@@ -209,6 +209,17 @@ class MlflowTracker:
             from nsync_bench.tracking.inputs import start_system_metrics
 
             self._monitor = start_system_metrics(self.run_id, tracking_uri, resume=run_id is not None)
+
+    def _exists(self, run_id: str) -> bool:
+        """Whether the run a folder remembers is in this store (not after a change of --tracking-uri)."""
+        try:
+            self.client.get_run(run_id)
+        except Exception as err:
+            if getattr(err, "error_code", None) != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            log.warning("MLflow run %s is not in %s; logging to a new run", run_id, self.tracking_uri)
+            return False
+        return True
 
     def _call(self, action: str, func: Any, *args: Any, **kwargs: Any) -> Any:
         """One client call; a store that stopped answering becomes one :class:`TrackingError`, after
