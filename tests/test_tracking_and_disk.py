@@ -79,6 +79,34 @@ def test_a_store_that_stops_answering_is_one_error_then_silence(tmp_path):
     assert calls == ["log_batch"]
 
 
+def test_a_refused_request_is_not_mistaken_for_a_dead_store():
+    from sqlalchemy.exc import IntegrityError
+
+    from nsync_bench.tracking.tracker import tracking_failure
+
+    assert tracking_failure(MlflowException(REFUSED)) and tracking_failure(ConnectionRefusedError())
+    assert tracking_failure(MlflowException("(sqlite3.OperationalError) database is locked"))
+    assert not tracking_failure(MlflowException("Invalid value 'x' for parameter 'max_results'"))
+    assert not tracking_failure(IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed: datasets.name")))
+
+
+def test_two_workers_logging_the_same_new_dataset_do_not_fail_the_loser():
+    """MLflow's SQLite store checks, then inserts: a sweep's parallel workers can race on a new dataset."""
+    from nsync_bench.tracking.inputs import log_dataset_inputs
+
+    calls = []
+
+    class Racing:
+        def log_inputs(self, run_id, datasets):
+            calls.append(len(datasets))
+            if len(calls) == 1:
+                raise MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, "
+                                      "datasets.name, datasets.digest")
+
+    log_dataset_inputs(Racing(), "r", {"training": {"name": "toy-ink/train", "source": "/d", "digest": "abc"}})
+    assert calls == [1, 1]
+
+
 @pytest.mark.slow  # end-to-end run(s): kept out of the fast tier
 def test_a_tracking_failure_mid_training_leaves_a_checkpoint_at_that_step(run_options, monkeypatch):
     import nsync_bench.tracking.tracker as tracker_module

@@ -103,14 +103,18 @@ def client_for(tracking_uri: str) -> Any:
 _client = client_for
 
 
-def tracking_failure(err: BaseException) -> bool:
-    """Whether ``err`` means the store is unreachable or refuses to work (not a bug in the caller)."""
-    from mlflow.exceptions import MlflowException
+_UNREACHABLE = ("API request to", "database is locked", "unable to open database", "timed out")
 
-    if isinstance(err, (MlflowException, OSError)):
+
+def tracking_failure(err: BaseException) -> bool:
+    """Whether ``err`` means the store cannot be reached (a dead server, a locked or vanished SQLite file),
+    as opposed to a request the store refused, which stays an ordinary error."""
+    if isinstance(err, OSError):
         return True
     names = {cls.__module__.split(".")[0] for cls in type(err).__mro__}
-    return bool(names & {"requests", "urllib3", "sqlalchemy"})
+    if names & {"requests", "urllib3"}:
+        return True
+    return bool(names & {"mlflow", "sqlalchemy"}) and any(marker in str(err) for marker in _UNREACHABLE)
 
 
 def _short_reason(err: BaseException) -> str:
