@@ -48,6 +48,23 @@ def tests_fast(session: nox.Session) -> None:
                 env=OFFLINE)
 
 
+@nox.session(venv_backend="uv")
+def tests_lowest(session: nox.Session) -> None:
+    """The fast tier at the lowest versions pyproject.toml allows (uv's lowest-direct resolution: every direct
+    dependency at its floor, the rest as new as those allow), so a floor is a tested claim, not a guess.
+    Needs uv (``pip install nox uv``); about 7 minutes on 2 cores with a fresh virtualenv (docs/running.md)."""
+    session.install("--resolution", "lowest-direct", "-e", ".[dev]")
+    session.run("python", "-c", _VERSIONS)
+    # The frozen regression values are the default stack's digits by design (their test says so): other
+    # library versions move them, which is what that test exists to show; every other fast test runs.
+    session.run("pytest", "-m", "not slow", "-n", "auto", "--maxprocesses", "4", "-p", "no:cacheprovider",
+                "--deselect", "tests/test_regression_values.py", *(session.posargs or ["-q"]), env=OFFLINE)
+
+
+_VERSIONS = ("from importlib.metadata import version as v; print('lowest allowed versions:', ', '.join(f'{n} {v(n)}' "
+             "for n in ('torch', 'torchvision', 'diffusers', 'transformers', 'peft', 'mlflow', 'numpy', 'pydantic')))")
+
+
 @nox.session
 def smoke(session: nox.Session) -> None:
     """The README's main job on the smoke default, end to end in a scratch directory: the untrained base
@@ -98,34 +115,6 @@ def scale(session: nox.Session) -> None:
     session.run("python", "-m", "nsync_bench.perf.scale_check", "--work", work, *session.posargs, env=OFFLINE)
 
 
-# What the GPU check imports, with their dependencies (torch, torchvision, triton and CUDA wheels
-# excluded: the GPU machine has its own; torchvision must match its torch, see the session). open_clip_torch:
-# the tokenizer's BPE file and the CSD extractor's ViT.
-GPU_ROOTS = ["diffusers", "transformers", "peft", "safetensors", "pydantic", "typer", "rich", "platformdirs",
-             "pillow", "numpy", "scipy", "open_clip_torch"]
-GPU_SKIP = ("torch", "torchvision", "torchaudio", "triton", "nvidia-")
-
-_CLOSURE = """
-import re, sys
-from importlib import metadata
-from packaging.requirements import Requirement
-roots, skip = sys.argv[1].split(","), tuple(sys.argv[2].split(","))
-norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
-seen, todo = {}, [norm(r) for r in roots]
-while todo:
-    name = todo.pop()
-    if name in seen or name.startswith(skip):
-        continue
-    dist = metadata.distribution(name)
-    seen[name] = dist.version
-    for text in dist.requires or []:
-        req = Requirement(text)
-        if req.marker is None or req.marker.evaluate({"extra": ""}):
-            todo.append(norm(req.name))
-print(" ".join(f"{n}=={v}" for n, v in sorted(seen.items())))
-"""
-
-
 @nox.session
 def gpu(session: nox.Session) -> None:
     """The GPU check (full-size SD 1.5 at random weights, 512 px, fp16): JSON to gpu-check.json. Refuses
@@ -139,13 +128,9 @@ def gpu(session: nox.Session) -> None:
 
 @nox.session
 def wheelhouse(session: nox.Session) -> None:
-    """Wheels for an offline GPU machine that has torch but nothing else (docs/scale.md: 'The GPU check').
-    Pass extra pins after --, e.g. ``nox -s wheelhouse -- torchvision==0.26.0`` to match its torch."""
-    session.install("-e", ".[dev]")
-    out = os.path.abspath("wheelhouse")
-    shutil.rmtree(out, ignore_errors=True)
-    pins = session.run("python", "-c", _CLOSURE, ",".join(GPU_ROOTS), ",".join(GPU_SKIP), silent=True).split()
-    session.run("pip", "download", "--no-deps", "--only-binary=:all:", "-d", out, *pins, *session.posargs)
-    session.run("pip", "wheel", "--no-deps", "-w", out, ".")
-    session.log(f"wheelhouse ready: {out}. On the GPU machine: pip install --no-index --no-deps {out}/*.whl && "
-                "nsync-bench bench --profile sd15-arch --device cuda --json > gpu-check.json")
+    """Wheels for the GPU check's offline target (docs/scale.md, "The GPU check"): only what the check imports and
+    the target lacks, for the target's Python and platform (default 3.12, manylinux x86-64), at most 64 MiB.
+    Options after --, e.g. ``nox -s wheelhouse -- --python-version 3.11 --platform manylinux_2_28_x86_64``."""
+    session.install("-e", ".[dev]")  # the versions the tests ran with are the ones carried
+    session.run("python", "-m", "nsync_bench.perf.wheelhouse", "--out", "wheelhouse", *session.posargs)
+    session.log("On the GPU machine: bash .ci/gpu_check.sh (installs wheelhouse/ and prints the check's JSON)")

@@ -159,7 +159,12 @@ def tiny_blip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]",
              "a", "an", "image", "of", "red", "blue", "house", "tree", "sun", "painting"]
     (root / "vocab.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizer(vocab=str(root / "vocab.txt"))
+    try:  # transformers 4 reads vocab_file=; 5 takes vocab= (and ignores vocab_file)
+        tokenizer = BertTokenizer(vocab_file=str(root / "vocab.txt"))
+        if len(tokenizer) != len(words):
+            raise TypeError
+    except TypeError:
+        tokenizer = BertTokenizer(vocab=str(root / "vocab.txt"))
     tokenizer.add_special_tokens({"bos_token": "[DEC]"})
     processor = BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}),
                               tokenizer=tokenizer)
@@ -245,13 +250,17 @@ def test_internvl_pixel_values_normalised():
     assert values.abs().max().item() < 0.01  # ImageNet mean colour -> ~0
 
 
-def test_internvl_requires_trust_remote_code_opt_in():
+def test_internvl_requires_trust_remote_code_opt_in(monkeypatch):
+    from nsync_bench.data import internvl
+
     with pytest.raises(ConfigError) as err:
         make_captioner("internvl")
     message = str(err.value)
     assert "--trust-remote-code" in message and "OpenGVLab/InternVL2-2B" in message and "blip" in message
+    monkeypatch.setattr(internvl, "check_transformers", lambda: None)  # the version gate has its own test
     captioner = make_captioner("internvl", trust_remote_code=True)  # constructing loads nothing
-    assert captioner.model_id == "OpenGVLab/InternVL2-2B|dtype=float32"
+    # device "auto" resolves now (CPU here): the dtype, and so the captions, depend on it; the revision is pinned
+    assert captioner.model_id == "OpenGVLab/InternVL2-2B@e4f6747bd20f139e637642c6a058c6bd00b36919|dtype=float32"
     assert QUESTION.startswith("<image>\nDescribe the visual features of image briefly, with no more than 25 words.")
 
 
@@ -288,3 +297,38 @@ def test_captions_help_imports_no_heavy_libraries():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("version", "ok"), [("4.46.0", True), ("4.49.2", True), ("4.50.0", False), ("5.25.0", False),
+                                             ("4.45.2", False)])
+def test_internvl_refuses_transformers_its_remote_code_breaks_on(version, ok):
+    from nsync_bench.data.internvl import check_transformers
+
+    if ok:
+        check_transformers(version)
+        return
+    with pytest.raises(ConfigError, match=rf"needs transformers >= 4.46, < 4.50.*has transformers {version}.*"
+                                          r"--captioner blip"):
+        check_transformers(version)
+
+
+def test_internvl_on_this_transformers_is_refused_or_allowed_before_any_download():
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    installed = Version(version("transformers"))
+    if Version("4.46") <= installed < Version("4.50"):
+        make_captioner("internvl", trust_remote_code=True)
+    else:
+        with pytest.raises(ConfigError, match=r"transformers >= 4\.46, < 4\.50"):
+            make_captioner("internvl", trust_remote_code=True)
+
+
+def test_blip_defaults_to_auto_device_and_the_pinned_revision(tiny_blip):
+    default = BlipCaptioner()  # constructing loads nothing
+    assert default.device == "auto"
+    assert default.model_id == "Salesforce/blip-image-captioning-large@353689b859fcf0523410b1806dace5fb46ecdf41"
+    local = BlipCaptioner(model=str(tiny_blip), max_new_tokens=6)
+    local.caption([Image.new("RGB", (32, 32))])
+    assert str(local.device) == "cpu"  # "auto" without CUDA

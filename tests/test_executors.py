@@ -37,7 +37,7 @@ def test_every_executor_has_prepare_and_run_with_the_protocols_parameters():
 def test_local_executors_prepare_a_style_once_in_this_process():
     for executor in (InProcessExecutor(), LocalPoolExecutor(2)):
         job = _Job()
-        assert executor.prepare(job) is None
+        assert executor.prepare([job]) == {}
         assert job.calls == 1
 
 

@@ -114,7 +114,7 @@ def test_lora_kohya_keys_map_onto_the_unet_and_regenerate_the_run(runs, tmp_path
     assert {b.rsplit("_", 1)[-1] for b in bases} == {"q", "k", "v", "0"}  # to_q, to_k, to_v, to_out.0
 
     # diffusers converts kohya's layout back: the run's first evaluation images, to float tolerance.
-    pipe.load_lora_weights(str(target))
+    pipe.load_lora_weights(str(target.parent), weight_name=target.name)  # offline diffusers < 0.35 needs the name
     manifest = read_manifest(result.run_dir / "eval" / "images")[: config.eval.batch_size]
     prompts = [EvalPrompt(m.index, m.caption, m.prompt, m.seed, m.source) for m in manifest]
     for item, image in zip(manifest, generate_batch(pipe, prompts, config.eval, config.model.resolution)):

@@ -67,8 +67,13 @@ def test_lora_reuses_prompt_encodings_exactly(data_root, tmp_path):
     from nsync_bench.training.diffusion import encode_prompts
 
     fresh = encode_prompts(method.components, prompts, method.device)
-    assert torch.equal(method.encode(prompts), fresh)
-    assert torch.equal(method.encode(prompts[:1]), fresh[:1])
+    cached = method.encode(prompts)
+    # Equal to the uncached encoding up to float32 rounding, not bit for bit: on some CPUs (seen on an
+    # AMD EPYC with torch 2.14) the GEMM rounds by row position, so one prompt at rows 0 and 2 of the
+    # same batch differs by ~1.5e-8 (one ulp at these magnitudes); the cache reuses row 0 for both.
+    torch.testing.assert_close(cached, fresh, rtol=1e-6, atol=1e-6)
+    # The cache itself is exact: a prompt always gets the same stored rows, whatever batch it is in.
+    assert torch.equal(method.encode(prompts[:1]), cached[:1]) and torch.equal(cached[2], cached[0])
     assert len(method._hidden_cache) == 2
 
 

@@ -5,6 +5,7 @@ computed here by hand or with scipy, independently of nsync_bench.stats.paired.
 """
 
 import io
+import itertools
 import json
 import math
 import subprocess
@@ -56,24 +57,33 @@ VALUES = {
                    "cmmd": _add(LORA["cmmd"], [0.5, 0.52, 0.48, 0.51, 0.49]),
                    "csd": _add(LORA["csd"], [0.05, 0.06, 0.055, 0.052, 0.058])},
 }
-# The report's family: the default pairs, then the pair the claims add (nsync vs lora).
+# The report's comparisons: the default pairs, then the pair the claims add (nsync vs lora). Each pair is one
+# claim of baselines/claims.toml, so each is its own Holm family (4 metrics; 3 where a test had no p-value).
 PAIRS = [("nsync", "ti"), ("nsync-lora", "lora"), ("nsync", "lora")]
+CLAIM_OF = {("nsync", "ti"): "nsync-beats-ti", ("nsync-lora", "lora"): "nsync-lora-beats-lora",
+            ("nsync", "lora"): "nsync-beats-lora"}
+# baselines/claims.toml declares the rule `both`, and at 5 seeds no exact test can go below 2/2^5 = 0.0625:
+# every verdict the t-test reaches is "(t only)".
 EXPECTED_VERDICTS = {
-    ("nsync-beats-ti", "fid"): "inconclusive",  # raw p 0.0132, Holm-adjusted 0.066
-    ("nsync-beats-ti", "kid"): "supported",
+    ("nsync-beats-ti", "fid"): "supported (t only)",  # raw p 0.0132, Holm over 3 tests: 0.0265; exact p 0.0625
+    ("nsync-beats-ti", "kid"): "supported (t only)",
     ("nsync-beats-ti", "cmmd"): "inconclusive",
     ("nsync-beats-ti", "csd"): "inconclusive",
-    ("nsync-beats-lora", "fid"): "inconclusive",
-    ("nsync-beats-lora", "kid"): "supported",
+    ("nsync-beats-lora", "fid"): "contradicted (t only)",
+    ("nsync-beats-lora", "kid"): "supported (t only)",
     ("nsync-beats-lora", "cmmd"): "inconclusive",
-    ("nsync-beats-lora", "csd"): "supported",
-    ("nsync-lora-beats-lora", "fid"): "contradicted",
+    ("nsync-beats-lora", "csd"): "supported (t only)",
+    ("nsync-lora-beats-lora", "fid"): "contradicted (t only)",
     ("nsync-lora-beats-lora", "kid"): "inconclusive",
-    ("nsync-lora-beats-lora", "cmmd"): "contradicted",
-    ("nsync-lora-beats-lora", "csd"): "supported",
+    ("nsync-lora-beats-lora", "cmmd"): "contradicted (t only)",
+    ("nsync-lora-beats-lora", "csd"): "supported (t only)",
     # No ldm runs in this store: the claim against the untrained base model cannot be tested.
     **{("nsync-beats-ldm", metric): "not tested" for metric in ("fid", "kid", "cmmd", "csd")},
 }
+# An extra endpoint the runs log as metrics/leakage (lower is better); only a claims file that declares it
+# brings it into a report.
+LEAKAGE = {"ti": [0.30, 0.32, 0.31, 0.35, 0.33], "nsync": [0.20, 0.23, 0.20, 0.26, 0.21],
+           "lora": [0.40, 0.41, 0.39, 0.42, 0.40], "nsync-lora": [0.41, 0.40, 0.40, 0.43, 0.42]}
 PROMPTS = 3
 METHOD_INDEX = {"ti": 0, "nsync": 1, "lora": 2, "nsync-lora": 3}
 
@@ -102,6 +112,16 @@ def t_test(d):
     return math.nan if np.all(d == d[0]) else float(sps.ttest_1samp(d, 0.0).pvalue)
 
 
+def sign_flip_p(d):
+    """Two-sided sign-flip permutation p by listing all 2^n sign patterns (nan when every d is 0)."""
+    d = np.asarray(d, dtype=float)
+    if not np.any(d):
+        return math.nan
+    sums = [abs(sum(s * x for s, x in zip(signs, d, strict=True))) for signs in itertools.product([1, -1],
+                                                                                                  repeat=d.size)]
+    return float(np.mean(np.asarray(sums) >= abs(d.sum()) - 1e-9))
+
+
 def oriented(candidate, baseline, metric):
     c, b = np.asarray(candidate, dtype=float), np.asarray(baseline, dtype=float)
     return b - c if DIRECTIONS[metric] == "lower" else c - b
@@ -124,6 +144,8 @@ def _create_run(client, experiment_id, method, seed, implementations=IMPLEMENTAT
     run_id = client.create_run(experiment_id, run_name=f"{STYLE}/{method}/seed{seed}", tags=tags).info.run_id
     client.log_batch(run_id, metrics=[Metric(f"metrics/{m}", float(values[method][m][seed]), 0, 0)
                                       for m in implementations])
+    if values is VALUES:
+        client.log_batch(run_id, metrics=[Metric("metrics/leakage", LEAKAGE[method][seed], 0, 0)])
     return run_id
 
 
@@ -192,23 +214,23 @@ def test_summary_has_the_known_means_and_best_per_column(report):
 def test_comparisons_match_scipy_and_hand_computed_holm(report):
     comparisons = pd.read_csv(report.comparisons_csv)
     assert len(comparisons) == 12 and set(comparisons["unit"]) == {"seed"}
-    expected = []
-    for candidate, baseline in PAIRS:
+    table = comparisons.set_index(["candidate", "baseline", "metric"])
+    for candidate, baseline in PAIRS:  # one claim, one family each: Holm over its own tests only
+        expected = []
         for metric in DIRECTIONS:
             d = oriented(VALUES[candidate][metric], VALUES[baseline][metric], metric)
-            expected.append({"candidate": candidate, "baseline": baseline, "metric": metric, "mean": d.mean(),
-                             "p": t_test(d)})
-    adjusted = holm([e["p"] for e in expected])
-    table = comparisons.set_index(["candidate", "baseline", "metric"])
-    for e, p_adj in zip(expected, adjusted, strict=True):
-        row = table.loc[(e["candidate"], e["baseline"], e["metric"])]
-        assert row["n"] == 5
-        assert row["mean_diff"] == pytest.approx(e["mean"], rel=1e-9, abs=1e-12)
-        if math.isnan(e["p"]):
-            assert math.isnan(row["p_t"]) and math.isnan(row["p_t_adj"])
-        else:
-            assert row["p_t"] == pytest.approx(e["p"], rel=1e-9)
-            assert row["p_t_adj"] == pytest.approx(p_adj, rel=1e-9)
+            expected.append((metric, d.mean(), t_test(d), sign_flip_p(d), int(np.sum(d > 0))))
+        p_t_adj = holm([e[2] for e in expected])
+        p_perm_adj = holm([e[3] for e in expected])
+        for (metric, mean, p_t, p_perm, wins), t_adj, perm_adj in zip(expected, p_t_adj, p_perm_adj, strict=True):
+            row = table.loc[(candidate, baseline, metric)]
+            assert row["n"] == 5 and row["family"] == row["claim"] == CLAIM_OF[(candidate, baseline)]
+            assert row["family_size"] == sum(not math.isnan(e[2]) for e in expected)
+            assert row["mean_diff"] == pytest.approx(mean, rel=1e-9, abs=1e-12)
+            assert row["wins"] == wins and row["prob_improvement"] == pytest.approx(wins / 5)
+            for got, want in ((row["p_t"], p_t), (row["p_t_adj"], t_adj), (row["p_perm"], p_perm),
+                              (row["p_perm_adj"], perm_adj)):
+                assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want, rel=1e-9)
     # The worked example: differences 1..5, t = 3*sqrt(2), two-sided p = 1 - 36/(11*sqrt(11)).
     fid = table.loc[("nsync", "ti", "fid")]
     assert fid["mean_diff"] == pytest.approx(3.0)
@@ -218,12 +240,29 @@ def test_comparisons_match_scipy_and_hand_computed_holm(report):
     assert fid["d_z"] == pytest.approx(3 / math.sqrt(2.5))
     assert fid["ci_low"] <= 3.0 <= fid["ci_high"]
     assert fid["p_wilcoxon"] == pytest.approx(0.0625) and fid["wilcoxon_method"] == "exact"
+    # 5 of 5 seeds better: the exact tests' floor 2/2^5, and the Clopper-Pearson interval [0.025^(1/5), 1].
+    assert fid["p_perm"] == 2 / 2**5 and fid["perm_method"] == "exact"
+    assert fid["pi_low"] == pytest.approx(0.025 ** (1 / 5), rel=1e-12) and fid["pi_high"] == 1.0
 
 
 def test_claim_verdicts(report):
     claims = pd.read_csv(report.claims_csv)
     verdicts = {(row["claim"], row["metric"]): row["verdict"] for _, row in claims.iterrows()}
     assert verdicts == EXPECTED_VERDICTS
+    # The same verdicts from the rule written out here: both tests below alpha after Holm -> supported; only
+    # the t-test -> "(t only)"; the sign says supported or contradicted.
+    comparisons = pd.read_csv(report.comparisons_csv)
+    for _, c in comparisons.iterrows():
+        word = "supported" if c["mean_diff"] > 0 else "contradicted"
+        expected = (word if c["p_perm_adj"] < 0.05 else f"{word} (t only)") if c["p_t_adj"] < 0.05 \
+            else "inconclusive"
+        assert verdicts[(c["claim"], c["metric"])] == expected
+    families = pd.read_csv(report.out_dir / "families.csv").set_index("family")
+    assert families.loc["nsync-beats-ti", "tests"] == 3 and families.loc["nsync-beats-lora", "tests"] == 4
+    assert not families["reachable"].any()
+    assert families.loc["nsync-beats-lora", "note"] == ("5 seeds cannot reach 0.05 with an exact test (smallest "
+                                                        "two-sided p 2/2^5 = 0.0625); need >= 6, or >= 8 with Holm "
+                                                        "over 4")
 
 
 def test_per_prompt_csd_is_its_own_holm_family(report):
@@ -248,15 +287,20 @@ def test_markdown_and_html_show_the_numbers_verdicts_and_escaped_text(report):
     comparisons = pd.read_csv(report.comparisons_csv).set_index(["candidate", "baseline", "metric"])
     fid = comparisons.loc[("nsync", "ti", "fid")]
     for text in ("0.0132", fmt_p(fid["p_t_adj"]), "+3 ", "52.2 ± ", "(5)", "★", "FID ↓", "CSD ↑", "supported",
-                 "contradicted", "inconclusive", "Verdicts: supported 4, contradicted 2, inconclusive 6",
-                 "alpha = 0.05", "## Provenance", "## Methods note", "abc1234", "figures/grid-", "Holm"):
+                 "contradicted", "inconclusive", "Verdicts: supported 0, supported (t only) 5, contradicted 0, "
+                 "contradicted (t only) 3, inconclusive 4, not tested 4", "alpha = 0.05", "## Provenance",
+                 "## Methods note", "abc1234", "figures/grid-", "Holm",
+                 "Rule: test = both: both the paired t-test and the exact",
+                 "Claims file: baselines/claims.toml; it names no plan",
+                 "5 seeds cannot reach 0.05 with an exact test", "better in 5/5 seeds (48–100%)",
+                 "| nsync-beats-ti | FID | d\\_z 1 | no published spread"):
         assert text in markdown, text
-    assert fmt_p(fid["p_t_adj"]) == "0.0662"
+    assert fmt_p(fid["p_t_adj"]) == "0.0265"
     assert "test-extractor\\<v1\\>&co" in markdown  # Markdown-escaped run text
     assert "FID and KID: Inception mode unknown" in markdown  # the summary says which mode its FID/KID use
     page = report.html.read_text(encoding="utf-8")
-    assert page.count("<table") >= 8 and "<th>p adj (Holm)</th>" in page
-    assert 'class="supported"' in page and 'class="contradicted"' in page and "<strong>" in page
+    assert page.count("<table") >= 8 and "<th>p t (adj)</th>" in page and "<th>p permutation (adj)</th>" in page
+    assert 'class="t-only"' in page and 'class="inconclusive"' in page and "<strong>" in page
     assert "test-extractor&lt;v1&gt;&amp;co" in page and "<v1>" not in page
     assert page.count('src="data:image/png;base64,') == len(report.figures) >= 3
     assert all(path.is_file() and path.parent.name == "figures" for path in report.figures)
@@ -335,7 +379,8 @@ def test_cli_report_prints_verdicts_comparisons_and_paths(store, tmp_path):
                                       "--compare", "nsync-lora:ti"])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    assert "supported 4" in text and "contradicted 2" in text and "inconclusive 6" in text
+    assert "supported (t only) 5" in text and "contradicted (t only) 3" in text and "inconclusive 4" in text
+    assert "rule: test = both" in text
     assert "nsync-lora vs ti" in text and str(out / "index.html") in "".join(result.output.split())
     assert (out / "index.html").is_file()
 
@@ -357,31 +402,130 @@ def test_report_help_imports_nothing_heavy():
     assert out.stdout.strip() == "[]"
 
 
-def test_mde_column_and_inconclusive_verdicts_say_what_was_undetectable(report):
-    """MDE = the true mean difference the paired t-test detects with power 0.8 at alpha / m (m = 11 tests
-    with a p-value in the seed-level family), at the observed spread of the differences; checked here with
-    scipy's noncentral t directly."""
+def test_power_columns_under_the_default_rule_at_five_seeds(report):
+    """At 5 seeds the declared rule needs the exact test, which cannot go below 2/2^5 > alpha/m: the MDE is
+    infinite, the power 0, and the declared d_z = 1 needs the seeds the simulation finds (>= the t-test's)."""
     comparisons = pd.read_csv(report.comparisons_csv).set_index(["candidate", "baseline", "metric"])
-    level = 0.05 / 11
-    assert comparisons["mde_alpha"].unique() == pytest.approx([level])
     fid = comparisons.loc[("nsync", "ti", "fid")]
-    d = oriented(VALUES["nsync"]["fid"], TI["fid"], "fid")  # 1..5
-    sd = np.std(d, ddof=1)
-    assert fid["sd_diff"] == pytest.approx(sd)
-    n, crit = 5, sps.t.ppf(1 - level / 2, 4)
-    nc = math.sqrt(n) * fid["MDE"] / sd
-    assert sps.nct.sf(crit, 4, nc) == pytest.approx(0.8, abs=1e-6)  # the lower tail is below 1e-9 here
-    assert fid["ci_method"] == "t"  # 5 seeds: below the bootstrap minimum
-    # seeds needed for the observed d_z = 3 / sqrt(2.5) at that level: the smallest n with power >= 0.8
-    dz = 3 / sd
-    power = [sps.nct.sf(sps.t.ppf(1 - level / 2, k - 1), k - 1, math.sqrt(k) * dz) for k in range(2, 40)]
-    assert fid["seeds_needed"] == 2 + next(i for i, p in enumerate(power) if p >= 0.8)
-    assert math.isnan(comparisons.loc[("nsync", "ti", "csd")]["MDE"])  # identical values: no spread, no test
+    assert fid["test"] == "both" and fid["level"] == pytest.approx(0.05 / 3)
+    assert math.isinf(fid["mde_dz"]) and math.isinf(fid["MDE"]) and fid["power_at_n"] == 0.0
+    assert (fid["effect_kind"], fid["effect"]) == ("d_z", 1.0) and "no published spread" in fid["effect_reason"]
+    level = 0.05 / 3
+    t_power = [sps.nct.sf(sps.t.ppf(1 - level / 2, k - 1), k - 1, math.sqrt(k)) for k in range(2, 40)]
+    t_needed = 2 + next(i for i, p in enumerate(t_power) if p >= 0.8)
+    assert t_needed <= fid["seeds_needed"] <= t_needed + 2  # an exact test needs at least the t-test's seeds
+    # SD interval (chi-square, 4 df) for the differences 1..5.
+    sd = np.std([1, 2, 3, 4, 5], ddof=1)
+    assert fid["sd_low"] == pytest.approx(sd * math.sqrt(4 / sps.chi2.ppf(0.975, 4)), rel=1e-12)
+    assert fid["sd_high"] == pytest.approx(sd * math.sqrt(4 / sps.chi2.ppf(0.025, 4)), rel=1e-12)
     markdown = report.markdown.read_text(encoding="utf-8")
-    assert f"inconclusive: effects below {fmt(fid['MDE'])} are undetectable with 5 seeds" in markdown
-    assert "MDE (seeds to detect)" in markdown and "(t)" in markdown
-    claims = pd.read_csv(report.claims_csv)
-    assert "MDE" in claims.columns and set(claims["verdict"]) >= {"inconclusive", "not tested"}
+    assert "inconclusive: no exact test can reach the level with 5 seeds (the declared effect needs" in markdown
+    assert "no exact test can reach 0.0167 with 5 seeds" in markdown and "95% interval [" in markdown
+
+
+CUSTOM_CLAIMS = """
+schema = 1
+description = "Test claims: one family of two claims, a log scale and an extra endpoint; the t-test decides."
+[rule]
+test = "t"
+alpha = 0.05
+[endpoints.leakage]
+direction = "lower"
+description = "share of images showing a negative-set attribute"
+label = "Leakage"
+[[claims]]
+id = "a"
+text = "NSYNC beats TI on log FID and leakage"
+candidate = "nsync"
+baseline = "ti"
+metrics = ["fid", "leakage"]
+family = "main"
+[claims.effects]
+fid = { raw = 0.05, reason = "a 5 % ratio" }
+leakage = { d_z = 1.0, reason = "one SD" }
+[claims.transforms]
+fid = "log"
+[[claims]]
+id = "b"
+text = "NSYNC-LoRA beats LoRA on CSD"
+candidate = "nsync-lora"
+baseline = "lora"
+metrics = ["csd"]
+family = "main"
+[claims.effects]
+csd = { raw = 0.01, reason = "a tenth of the spread between styles" }
+"""
+
+
+@pytest.fixture(scope="module")
+def custom_report(store):
+    path = store["tmp"] / "custom-claims.toml"
+    path.write_text(CUSTOM_CLAIMS, encoding="utf-8")
+    return build_report(["known"], tracking_uri=store["uri"], out_dir=store["tmp"] / "custom-report",
+                        data_root=store["data_root"], claims=path, log_to_mlflow=False, reference=False)
+
+
+def test_declared_families_scales_and_endpoints(custom_report):
+    """Claims a and b form the family "main" (3 tests); every other comparison is exploratory (Holm among
+    themselves); FID is tested on the log scale; leakage, a declared endpoint, is read and compared."""
+    comparisons = pd.read_csv(custom_report.comparisons_csv)
+    summary = pd.read_csv(custom_report.summary_csv)
+    assert set(summary["metric"]) == {*DIRECTIONS, "leakage"} and len(summary) == 20
+    main = comparisons[comparisons["family"] == "main"].set_index(["candidate", "baseline", "metric"])
+    assert sorted(main.index) == [("nsync", "ti", "fid"), ("nsync", "ti", "leakage"), ("nsync-lora", "lora", "csd")]
+    log_fid = np.log(TI["fid"]) - np.log(VALUES["nsync"]["fid"])
+    leak = np.asarray(LEAKAGE["ti"]) - np.asarray(LEAKAGE["nsync"])
+    csd = np.asarray(VALUES["nsync-lora"]["csd"]) - np.asarray(LORA["csd"])
+    raw = {("nsync", "ti", "fid"): log_fid, ("nsync", "ti", "leakage"): leak, ("nsync-lora", "lora", "csd"): csd}
+    adjusted = dict(zip(raw, holm([t_test(d) for d in raw.values()]), strict=True))
+    for key, d in raw.items():
+        row = main.loc[key]
+        assert row["mean_diff"] == pytest.approx(d.mean(), rel=1e-12) and row["family_size"] == 3
+        assert row["p_t_adj"] == pytest.approx(adjusted[key], rel=1e-9)
+    assert main.loc[("nsync", "ti", "fid"), "transform"] == "log"
+    exploratory = comparisons[comparisons["family"] == "exploratory"]
+    # nsync vs ti on KID, CMMD, CSD; nsync-lora vs lora on FID, KID, CMMD and leakage
+    assert len(exploratory) == 7 and set(exploratory["claim"].fillna("")) == {""}
+
+    def values(method, metric):
+        return LEAKAGE[method] if metric == "leakage" else VALUES[method][metric]
+
+    p = [t_test(np.subtract(values(b, m), values(c, m)) if m != "csd" else np.subtract(values(c, m), values(b, m)))
+         for c, b, m in zip(exploratory["candidate"], exploratory["baseline"], exploratory["metric"], strict=True)]
+    np.testing.assert_allclose(exploratory["p_t_adj"], holm(p), rtol=1e-9)
+    claims = pd.read_csv(custom_report.claims_csv).set_index(["claim", "metric"])
+    for key, verdict in ((("a", "fid"), "supported"), (("a", "leakage"), "supported"), (("b", "csd"), "supported")):
+        assert claims.loc[key, "verdict"] == verdict and claims.loc[key, "test"] == "t"
+    markdown = custom_report.markdown.read_text(encoding="utf-8")
+    for text in ("log FID", "Leakage ↓ |", "test = t: the paired t-test", "exploratory (exploratory: adjusted among "
+                 "themselves, no verdicts)", "| a | log FID | 0.05 | a 5 % ratio |"):
+        assert text in markdown, text
+
+
+def test_power_under_the_t_rule_matches_the_noncentral_t(custom_report):
+    """MDE and seeds needed for the declared effects, at alpha / 3, checked with scipy's noncentral t; a raw
+    effect uses the observed SD, and the seeds needed are also given at the ends of its 95% interval."""
+    comparisons = pd.read_csv(custom_report.comparisons_csv).set_index(["candidate", "baseline", "metric"])
+    level = 0.05 / 3
+
+    def power(dz, k):
+        crit = sps.t.ppf(1 - level / 2, k - 1)
+        return sps.nct.sf(crit, k - 1, math.sqrt(k) * dz) + sps.nct.cdf(-crit, k - 1, math.sqrt(k) * dz)
+
+    def needed(dz):
+        return next(k for k in range(2, 10_000) if power(dz, k) >= 0.8)
+
+    fid = comparisons.loc[("nsync", "ti", "fid")]
+    sd = np.std(np.log(TI["fid"]) - np.log(VALUES["nsync"]["fid"]), ddof=1)
+    assert fid["sd_diff"] == pytest.approx(sd, rel=1e-12) and fid["level"] == pytest.approx(level)
+    assert power(fid["mde_dz"], 5) == pytest.approx(0.8, abs=1e-6) and fid["MDE"] == pytest.approx(fid["mde_dz"] * sd)
+    assert fid["effect_dz"] == pytest.approx(0.05 / sd) and fid["power_at_n"] == pytest.approx(power(0.05 / sd, 5))
+    assert fid["seeds_needed"] == needed(0.05 / sd)
+    low = sd * math.sqrt(4 / sps.chi2.ppf(0.975, 4))
+    high = sd * math.sqrt(4 / sps.chi2.ppf(0.025, 4))
+    assert (fid["seeds_needed_low"], fid["seeds_needed_high"]) == (needed(0.05 / low), needed(0.05 / high))
+    leakage = comparisons.loc[("nsync", "ti", "leakage")]
+    assert leakage["seeds_needed"] == needed(1.0) and pd.isna(leakage["seeds_needed_low"])
 
 
 def test_paired_plot_shows_the_per_seed_differences_the_test_sees(report, store):
@@ -394,6 +538,8 @@ def test_paired_plot_shows_the_per_seed_differences_the_test_sees(report, store)
     csd = seed_differences(results, "nsync-lora", "lora", "csd")
     assert csd.to_list() == pytest.approx([0.05, 0.06, 0.055, 0.052, 0.058])
     assert seed_differences(results, "nsync", "ldm", "fid").empty
+    log_fid = seed_differences(results, "nsync", "ti", "fid", "log")  # on a declared log scale: the log ratio
+    assert log_fid.to_list() == pytest.approx(list(np.log(TI["fid"]) - np.log(VALUES["nsync"]["fid"])), rel=1e-12)
     comparisons = pd.read_csv(report.comparisons_csv)
     png = paired_figure(results, comparisons, "t")
     assert png is not None and png.startswith(b"\x89PNG")
@@ -401,3 +547,22 @@ def test_paired_plot_shows_the_per_seed_differences_the_test_sees(report, store)
     paired = [p for p in report.figures if p.name.startswith("paired-")]
     assert [p.name for p in paired] == ["paired-toy-pastel-smoke-matched.png"]
     assert "Paired differences per seed" in report.markdown.read_text(encoding="utf-8")
+
+
+def test_paired_plot_draws_the_per_seed_distribution():
+    """A bimodal outcome (6 of 10 seeds near +2,500, 4 near +600) is drawn as a violin with every seed as a
+    point, and the tick label says how many seeds improved; 3 seeds get points only (no shape to show)."""
+    from matplotlib.collections import PolyCollection
+    from matplotlib.figure import Figure
+
+    from nsync_bench.report.paired_plot import _distribution
+
+    axis = Figure().add_subplot()
+    bimodal = np.array([2285, 2616, 736, 517, 2701, 656, 2507, 2334, 513, 2656], dtype=float)
+    assert _distribution(axis, 0, bimodal, "#d62728", first=True) == "10/10 better"
+    assert sum(isinstance(c, PolyCollection) for c in axis.collections) == 1
+    (points,) = axis.lines
+    assert sorted(points.get_ydata()) == sorted(bimodal)
+    axis = Figure().add_subplot()
+    assert _distribution(axis, 0, np.array([1.0, -2.0, 3.0]), "#1f77b4", first=True) == "2/3 better"
+    assert not axis.collections

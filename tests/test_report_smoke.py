@@ -73,7 +73,12 @@ def test_report_from_smoke_runs_renders(smoke_report):
     assert comparisons["MDE"].notna().all() and (comparisons["MDE"] > 0).all()
     claims = pd.read_csv(report.claims_csv)
     assert len(claims) == len(STYLES) * PAIRS * 4
-    assert set(claims["verdict"]) <= {"supported", "contradicted", "inconclusive"}
+    assert set(claims["verdict"]) <= {"supported", "supported (t only)", "contradicted", "contradicted (t only)",
+                                      "inconclusive"}
+    # 3 seeds: no exact test can go below 2/2^3 = 0.25, so the default rule can support nothing, and says so.
+    assert "supported" not in set(claims["verdict"]) and (claims["p_perm"] >= 0.25).all()
+    families = pd.read_csv(report.out_dir / "families.csv")
+    assert not families["reachable"].any() and families["note"].str.startswith("3 seeds cannot reach 0.05").all()
     per_prompt = pd.read_csv(report.per_prompt_csv)
     assert len(per_prompt) == len(STYLES) * PAIRS and set(per_prompt["unit"]) == {"prompt x seed"}
     reference = pd.read_csv(report.out_dir / "reference.csv")
@@ -85,9 +90,12 @@ def test_report_from_smoke_runs_renders(smoke_report):
     markdown = report.markdown.read_text(encoding="utf-8")
     for style in STYLES:
         assert f"### {style} — smoke / matched" in markdown
-    assert markdown.count("| real data (floor) |") == len(STYLES) and "MDE (seeds to detect)" in markdown
+    assert markdown.count("| real data (floor) |") == len(STYLES) and "| better in | MDE |" in markdown
     assert "| ldm |" in markdown
-    assert "Warnings\n\nNone." in markdown  # equal seeds, one implementation per metric, one library set
+    # Equal seeds, one implementation per metric, one library set: the only warnings are the claims' families
+    # that 3 seeds cannot decide.
+    warnings = markdown[markdown.index("## Warnings"):markdown.index("## Summary")]
+    assert warnings.count("- family ") == 4 and "cannot reach 0.05 with an exact test" in warnings
     run = MlflowClient(smoke_report["uri"]).get_run(report.run_id)
     assert run.data.tags["nsync_bench.kind"] == "report"
 

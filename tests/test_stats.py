@@ -16,8 +16,8 @@ from nsync_bench.stats.paired import (
     describe,
     holm_bonferroni,
     paired_comparison,
-    verdict,
 )
+from nsync_bench.stats.rule import rule_verdict
 
 # ---------------------------------------------------------------- describe
 
@@ -180,20 +180,51 @@ def test_wilcoxon_exact_matches_scipy_and_enumeration():
     assert c.p_wilcoxon == pytest.approx(20 / 64, rel=1e-12)  # 10 of 64 rank subsets sum to <= 5, doubled
 
 
+def _signed_rank_p_by_enumeration(d: np.ndarray) -> float:
+    """Exact conditional two-sided p with midranks for ties and zeros dropped: every sign pattern of the
+    ranks, counting |sum of signed ranks| >= the observed one (written from the definition)."""
+    d = d[d != 0]
+    ranks = sps.rankdata(np.abs(d))
+    observed = abs(float(np.sum(np.sign(d) * ranks)))
+    sums = [abs(sum(r * s for r, s in zip(ranks, signs, strict=True)))
+            for signs in itertools.product([1, -1], repeat=d.size)]
+    return float(np.mean(np.asarray(sums) >= observed - 1e-9))
+
+
 @pytest.mark.parametrize(
     "d",
     [
         np.array([1.0, 1.0, 2.0, -3.0, 4.0, 5.0]),  # tied |d|
         np.array([0.0, 1.0, 2.0, -3.0, 4.0, 5.0]),  # a zero
-        np.random.default_rng(3).normal(0.3, 1.0, 60),  # n > 50
+        np.array([2.0, -2.0, 2.0, 1.0, -1.0, 3.0, 3.0]),  # ties of both signs
     ],
 )
-def test_wilcoxon_normal_approximation_when_not_exact(d):
+def test_wilcoxon_is_exact_with_ties_and_zeros_up_to_twenty_pairs(d):
+    """Ties and zeros no longer fall back to the normal approximation at few seeds: the exact conditional
+    distribution of the midranks, checked against an enumeration and scipy's permutation test on the ranks."""
+    c = paired_comparison(d, np.zeros(d.size), direction="higher")
+    assert c.wilcoxon_method == "exact"
+    assert c.p_wilcoxon == pytest.approx(_signed_rank_p_by_enumeration(d), rel=1e-12)
+    nonzero = d[d != 0]
+    signed = np.sign(nonzero) * sps.rankdata(np.abs(nonzero))
+    ref = sps.permutation_test((signed,), np.sum, permutation_type="samples", n_resamples=np.inf,
+                               alternative="two-sided")
+    assert c.p_wilcoxon == pytest.approx(ref.pvalue, rel=1e-12)
+    ranks = sps.rankdata(np.abs(nonzero))
+    w_plus = ranks[nonzero > 0].sum()
+    assert c.w_stat == min(w_plus, ranks.sum() - w_plus)
+
+
+def test_wilcoxon_beyond_twenty_pairs_is_scipys():
+    d = np.random.default_rng(3).normal(0.3, 1.0, 60)  # n > 50: the normal approximation
     c = paired_comparison(d, np.zeros(d.size), direction="higher")
     assert c.wilcoxon_method == "asymptotic"
     ref = sps.wilcoxon(d, zero_method="wilcox", correction=True, method="asymptotic")
-    assert c.w_stat == ref.statistic
-    assert c.p_wilcoxon == pytest.approx(ref.pvalue, rel=1e-12)
+    assert c.w_stat == ref.statistic and c.p_wilcoxon == pytest.approx(ref.pvalue, rel=1e-12)
+    d = np.random.default_rng(4).normal(0.3, 1.0, 30)  # 20 < n <= 50, no ties: scipy's exact distribution
+    c = paired_comparison(d, np.zeros(d.size), direction="higher")
+    assert c.wilcoxon_method == "exact"
+    assert c.p_wilcoxon == pytest.approx(sps.wilcoxon(d, method="exact").pvalue, rel=1e-12)
 
 
 # ---------------------------------------------------------------- Holm
@@ -312,9 +343,12 @@ def test_bootstrap_degenerate_and_errors():
 
 
 def test_paired_ci_is_bca_of_the_mean_difference():
+    from nsync_bench.stats.paired import BOOTSTRAP_MIN_N
+
     rng = np.random.default_rng(9)
-    baseline = rng.normal(10.0, 1.0, 12)
-    candidate = baseline - rng.normal(0.5, 0.4, 12)
+    n = BOOTSTRAP_MIN_N + 2
+    baseline = rng.normal(10.0, 1.0, n)
+    candidate = baseline - rng.normal(0.5, 0.4, n)
     c = paired_comparison(candidate, baseline, direction="lower", n_resamples=4000, seed=2)
     assert isinstance(c, PairedComparison) and c.ci_method == "bca"
     expected = bootstrap_ci(baseline - candidate, n_resamples=4000, seed=2, method="bca")
@@ -340,12 +374,13 @@ def test_paired_ci_is_bca_of_the_mean_difference():
     ],
 )
 def test_verdict_truth_table(mean_diff, p, expected):
-    assert verdict(mean_diff, p, 0.05) == expected
+    """The verdict when the t-test alone decides (rule test = "t"; tests/test_exact_tests.py has the rest)."""
+    assert rule_verdict(mean_diff, p, float("nan"), 0.05, "t") == expected
 
 
 def test_verdict_rejects_bad_alpha():
     with pytest.raises(ValueError, match="alpha"):
-        verdict(1.0, 0.01, 5)
+        rule_verdict(1.0, 0.01, 0.01, 5, "t")
 
 
 def test_no_bootstrap_ci_below_minimum_n():

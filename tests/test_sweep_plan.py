@@ -23,9 +23,11 @@ def test_paper_sweep_plan_counts_runs_and_estimates_hours(tmp_path):
     hours = plan.totals_hours()
     ldm = [r for r in plan.runs if r.task.method == "ldm"]
     assert len(ldm) == 12 and all(r.train_s == 0 and r.remaining_steps == 0 and r.generate_s > 0 for r in ldm)
-    # sd15 evaluates every 1000 steps (eval.at_steps) besides the end: 8 evaluations per trained run.
+    # sd15 evaluates every 1000 steps (eval.at_steps) besides the end: the final evaluation's 100 images (the
+    # assumed test split) plus 7 curve evaluations on the declared 50-prompt subset (eval.curve_prompts).
     ti_run = next(r for r in plan.runs if r.task.method == "ti")
-    assert ti_run.generate_s == pytest.approx(8 * ldm[0].generate_s)
+    assert ti_run.generate_s == pytest.approx((100 + 7 * 50) / 100 * ldm[0].generate_s)
+    assert ldm[0].generate_s == pytest.approx(100 * 0.4)  # nominal 0.4 s per image at 50 steps with CFG
     # TI at paper-code batch 4: 12 runs x 8000 steps x 0.5 s; the rest scale by ratio and batch.
     ti = sum(r.train_s for r in plan.runs if r.task.method == "ti") / 3600
     assert ti == pytest.approx(12 * 8000 * 0.5 / 3600)
@@ -92,4 +94,8 @@ def test_cli_dry_run_prints_count_and_estimate(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "60 runs: 60 to start" in result.output
     assert "GPU-hours" in result.output
+    # Before anything runs: the paper's claims (4 styles x 4 metrics per family) at the sweep's 3 seeds.
+    text = " ".join(result.output.split())
+    assert ("family nsync-beats-ti: 3 seeds cannot reach 0.05 with an exact test (smallest two-sided p 2/2^3 = "
+            "0.25); need >= 6, or >= 10 with Holm over 16") in text
     assert not (tmp_path / "runs").exists()

@@ -248,8 +248,8 @@ def test_fetch_hub_snapshot(tmp_path, monkeypatch):
 
     seen = {}
 
-    def fake_snapshot_download(repo_id, *, local_dir, allow_patterns):
-        seen.update(repo_id=repo_id, patterns=allow_patterns)
+    def fake_snapshot_download(repo_id, *, local_dir, allow_patterns, revision=None):
+        seen.update(repo_id=repo_id, patterns=allow_patterns, revision=revision)
         Path(local_dir).mkdir(parents=True, exist_ok=True)
         (Path(local_dir) / "config.json").write_text("{}")
         (Path(local_dir) / "model.safetensors").write_bytes(b"x")
@@ -260,6 +260,7 @@ def test_fetch_hub_snapshot(tmp_path, monkeypatch):
     assert path == tmp_path.resolve() / "clip-vit-large-patch14-336"
     assert seen["repo_id"] == "openai/clip-vit-large-patch14-336"
     assert "model.safetensors" in seen["patterns"] and not any(p.endswith(".bin") for p in seen["patterns"])
+    assert seen["revision"] == "ce19dc912ca5cd21c8a653c79e251e808ccabcd1"  # pinned, not whatever main holds
 
 
 class RecordingProgress:

@@ -13,12 +13,14 @@ def print_tables(console: Console, results: dict[str, Any]) -> None:
         print_startup(console, results["startup"])
     training = results.get("training")
     if training:
-        table = Table("variant", "protocol", "batch", "median step (s)", "÷ TI", "memory (MB)",
+        table = Table("variant", "protocol", "batch", "median step (s)", "÷ TI", "memory (MB)", "host syncs/step",
                       title=f"training steps ({training['device']})", caption=f"memory: {training['memory_note']}")
         for name, row in training["methods"].items():
+            syncs = row.get("host_transfers_per_step")
             table.add_row(name, row["protocol"], str(row["batch_size"]), f"{row['median_step_s']:.4f}",
                           f"{row['ratio_to_ti']:.2f}",
-                          f"{row['peak_memory_mb']:.0f}" if row.get("peak_memory_mb") is not None else "-")
+                          f"{row['peak_memory_mb']:.0f}" if row.get("peak_memory_mb") is not None else "-",
+                          f"{syncs:.1f}" if syncs is not None else "-")
         console.print(table)
         for key, value in training.get("extra", {}).items():
             console.print(f"{key}: {value:.3f}")

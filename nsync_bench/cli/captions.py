@@ -29,7 +29,8 @@ def captions(
         bool, typer.Option("--trust-remote-code", help="Allow internvl to run the model repository's Python code.")
     ] = False,
     data_root: DataRootOption = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu (default) or cuda, for model captioners.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto (default: CUDA when there is one), cuda or cpu, for "
+                                                       "model captioners.")] = None,
 ) -> None:
     """Caption a style's images (cached by image content); existing captions are kept unless --overwrite."""
     from nsync_bench.cli.progress import RichProgress

@@ -6,6 +6,7 @@ from __future__ import annotations
 from nsync_bench.cli import (  # noqa: F401  (imported for their registrations)
     bench,
     captions,
+    claims,
     datasets,
     export,
     metrics,

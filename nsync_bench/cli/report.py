@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 # ruff: noqa: UP045 - typer needs Optional
 
 DEFAULT_EXPERIMENT = default_experiment("smoke")
-VERDICT_STYLES = {"supported": "green", "contradicted": "red", "inconclusive": "yellow", "not tested": "dim"}
+VERDICT_STYLES = {"supported": "green", "supported (t only)": "green", "contradicted": "red",
+                  "contradicted (t only)": "red", "inconclusive": "yellow", "not tested": "dim"}
 
 
 def parse_pairs(values: list[str] | None) -> list[tuple[str, str]] | None:
@@ -46,18 +47,22 @@ def print_summary(result: ReportResult) -> None:
     if len(claims):
         counts = claims["verdict"].value_counts()
         parts = [f"[{style}]{verdict} {int(counts.get(verdict, 0))}[/]" for verdict, style in VERDICT_STYLES.items()]
-        console.print(f"[bold]claims[/] (Holm-adjusted paired t-test, alpha {analysis.alpha:g}): " + ", ".join(parts))
+        console.print("[bold]claims[/]: " + ", ".join(parts), soft_wrap=True)
+        console.print(f"rule: {analysis.rule}", soft_wrap=True, highlight=False)
     comparisons = analysis.comparisons
     if len(comparisons):
-        table = Table("style", "metric", "candidate vs baseline", "n", "diff (+ better)", "p adj (Holm)",
-                      title="seed-paired comparisons", title_justify="left")
+        table = Table("style", "metric", "n", "diff (+ better)", "p adj t | perm",
+                      title="seed-paired comparisons (Holm within each family; * exploratory)", title_justify="left")
+        table.add_column("candidate vs baseline", no_wrap=True)
         for _, c in comparisons.iterrows():
             significant = not math.isnan(c["p_t_adj"]) and c["p_t_adj"] < analysis.alpha
             diff = fmt(c["mean_diff"], signed=True)
             if significant:
                 diff = f"[{'green' if c['mean_diff'] > 0 else 'red'}]{diff}[/]"
-            table.add_row(str(c["style"]), str(c["metric"]).upper(), f"{c['candidate']} vs {c['baseline']}",
-                          str(int(c["n"])), diff, fmt_p(c["p_t_adj"]))
+            star = " *" if c["family"] == "exploratory" else ""
+            table.add_row(str(c["style"]), str(c["metric"]).upper(), str(int(c["n"])), diff,
+                          f"{fmt_p(c['p_t_adj'])} | {fmt_p(c['p_perm_adj'])}",
+                          f"{c['candidate']} vs {c['baseline']}{star}")
         console.print(table)
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True, highlight=False)
@@ -66,7 +71,7 @@ def print_summary(result: ReportResult) -> None:
     files.add_column(overflow="fold")
     for label, path in (("html", result.html), ("markdown", result.markdown), ("summary", result.summary_csv),
                         ("comparisons", result.comparisons_csv), ("per-prompt", result.per_prompt_csv),
-                        ("claims", result.claims_csv)):
+                        ("claims", result.claims_csv), ("families", result.out_dir / "families.csv")):
         files.add_row(label, str(path))
     if result.run_id:
         files.add_row("mlflow run", f"{result.run_id} (tag nsync_bench.kind=report)")
@@ -80,7 +85,10 @@ def report(
         "--experiment", help=f"MLflow experiment to report (repeatable; default {DEFAULT_EXPERIMENT}).")] = None,
     out: Annotated[Optional[Path], typer.Option(
         help="Report folder (default reports/<experiment>-<UTC time>).")] = None,
-    alpha: Annotated[float, typer.Option(help="Significance level of the claim verdicts (after Holm).")] = 0.05,
+    alpha: Annotated[Optional[float], typer.Option(
+        help="Override the claims file's declared alpha (a warning says so; default: the file's).")] = None,
+    claims: Annotated[Optional[str], typer.Option(
+        help="Claims file: a name in baselines/claims/ or a path (default baselines/claims.toml).")] = None,
     compare: Annotated[Optional[list[str]], typer.Option(
         help="Extra comparison CANDIDATE:BASELINE, e.g. mymethod:lora (repeatable).")] = None,
     tracking_uri: TrackingUriOption = None,
@@ -99,5 +107,6 @@ def report(
     pairs = list(dict.fromkeys([*DEFAULT_PAIRS, *extra])) if extra else None  # --compare adds to the defaults
 
     result = build_report(experiments or [DEFAULT_EXPERIMENT], tracking_uri=tracking_uri, out_dir=out, alpha=alpha,
-                          pairs=pairs, data_root=data_root, log_to_mlflow=not no_mlflow, progress=RichProgress())
+                          pairs=pairs, claims=claims, data_root=data_root, log_to_mlflow=not no_mlflow,
+                          progress=RichProgress())
     print_summary(result)

@@ -22,6 +22,28 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _dry_run(config: object, data_root: object) -> None:
+    """Print the run's plan (pipeline.readiness) and exit 0 (ready) or 2 (something must be done first)."""
+    from pathlib import Path
+
+    from nsync_bench import paths
+    from nsync_bench.cli.run_plan import print_run_plan
+    from nsync_bench.config.run_config import RunConfig
+    from nsync_bench.errors import NsyncBenchError
+    from nsync_bench.pipeline.readiness import plan_run
+    from nsync_bench.pipeline.runner import RunOptions, full_run_key
+
+    assert isinstance(config, RunConfig)
+    root = paths.data_root(Path(str(data_root)) if data_root else None)
+    plan = plan_run(config, root)
+    try:  # the key needs the data's digests: known once the data is here
+        key = full_run_key(config, RunOptions(data_root=root)) if plan.ready else None
+    except NsyncBenchError:
+        key = None
+    print_run_plan(console, plan, key)
+    raise typer.Exit(0 if plan.ready else 2)
+
+
 @app.command()
 def run(
     style: Annotated[str, typer.Option(help="Style to learn (see `nsync-bench data list`).")],
@@ -40,6 +62,9 @@ def run(
                      help="Skip if finished, else continue from the last checkpoint (default); or start over."),
     ] = True,
     track: Annotated[bool, typer.Option("--track/--no-track", help="Log to MLflow.")] = True,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what the run needs (downloads with size, revision "
+                                          "and hash; missing steps with their commands) and exit: 0 when it can "
+                                          "start, 2 when something must be done first.")] = False,
 ) -> None:
     """Train one method on one style, generate evaluation images, and log everything to MLflow."""
     from nsync_bench.cli.progress import RichProgress
@@ -47,6 +72,8 @@ def run(
 
     config = resolve_config(style=style, method=method, seed=seed, profile=profile, protocol=protocol,
                             overrides=overrides)
+    if dry_run:
+        _dry_run(config, data_root)
     from nsync_bench.pipeline.runner import RunOptions, execute
 
     options = RunOptions(runs_dir=runs_dir, data_root=data_root, tracking_uri=tracking_uri, experiment=experiment,

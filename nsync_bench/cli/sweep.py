@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -17,6 +17,9 @@ from nsync_bench.cli.options import (
     TrackingUriOption,
 )
 
+if TYPE_CHECKING:
+    from nsync_bench.sweep.matrix import SweepSpec
+
 # ruff: noqa: UP045 - typer needs Optional
 
 SlurmLogsOption = Annotated[Path, typer.Option(help="Per-job logs folder.", rich_help_panel="Slurm")]
@@ -24,6 +27,19 @@ SlurmLogsOption = Annotated[Path, typer.Option(help="Per-job logs folder.", rich
 def _csv(text: str | None) -> list[str]:
     """A comma list without blanks or repeats (``ti,ti`` names one method)."""
     return list(dict.fromkeys(item.strip() for item in (text or "").split(",") if item.strip()))
+
+
+def _print_claims_notes(spec: SweepSpec) -> None:
+    """Before anything runs: the families of the claims file whose declared test cannot reach alpha with
+    these seeds (e.g. "5 seeds cannot reach 0.05 with an exact test; need >= 6, or >= 8 with Holm over 4")."""
+    from nsync_bench.config.claims import load_claims
+    from nsync_bench.config.claims_plan import reach_notes
+
+    claims = load_claims(spec.claims)
+    notes = reach_notes(claims, len(set(spec.seeds)), list(spec.styles), list(spec.methods))
+    for note in notes:
+        console.print(f"[yellow]claims ({claims.path.name if claims.path else 'given'}):[/] {note}.", soft_wrap=True,
+                      highlight=False)
 
 
 @app.command()
@@ -54,10 +70,15 @@ def sweep(
     slurm_logs: SlurmLogsOption = Path("slurm-logs"),
     slurm_cluster: Annotated[Optional[str], typer.Option(help="submitit cluster: slurm (default) or local.",
                                                          rich_help_panel="Slurm")] = None,
+    allow_sqlite: Annotated[bool, typer.Option("--allow-sqlite", help="Use an SQLite store with Slurm anyway (all "
+                                               "jobs on one node).", rich_help_panel="Slurm")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs it would start, resume, retry or "
                                           "skip and estimate GPU-hours; run nothing.")] = False,
     step_time: Annotated[Optional[str], typer.Option(help="For --dry-run: seconds per TI step at batch 4, or the "
                                                      "GPU check's JSON (bench --profile sd15-arch --json).")] = None,
+    claims: Annotated[Optional[str], typer.Option(
+        help="The claims file the sweep answers (name in baselines/claims/ or a path; default: the sweep file's, "
+             "else baselines/claims.toml): checked against the seeds before anything runs.")] = None,
 ) -> None:
     """Run every (style, method, seed) of a matrix; finished runs are skipped, interrupted ones resume."""
     from nsync_bench.cli.sweep_view import SweepView
@@ -76,12 +97,18 @@ def sweep(
     spec.protocol = protocol or spec.protocol
     spec.overrides = [*spec.overrides, *(overrides or [])]
     spec.experiment = experiment or spec.experiment
+    spec.claims = claims or spec.claims
     if not (spec.styles and spec.methods and spec.seeds):
         raise ConfigError("name --styles, --methods and --seeds (or a --file with them), e.g. "
                           "`nsync-bench sweep --styles toy-pastel --methods ti,nsync --seeds 0,1,2`.")
+    _print_claims_notes(spec)
     options = SweepOptions(runs_dir=str(runs_dir) if runs_dir else None,
                            data_root=str(data_root) if data_root else None, tracking_uri=tracking_uri,
                            weights_dir=str(weights_dir) if weights_dir else None)
+    from nsync_bench import paths
+    from nsync_bench.sweep.executors import check_store_for_executor
+
+    check_store_for_executor(executor, paths.tracking_uri(tracking_uri), slurm_cluster, allow_sqlite)
     if dry_run:
         from nsync_bench.cli.sweep_dry_run import print_plan
         from nsync_bench.sweep.plan import parse_step_time, plan_sweep

@@ -32,6 +32,9 @@ CLIP_MODEL = "openai/clip-vit-large-patch14-336"
 
 # Bump when a change of code changes results for an unchanged config: old run keys then miss.
 RUN_KEY_VERSION = 1
+# Settings added after run keys were published, at the default that reproduces what runs did before
+# the setting existed: at that value they stay out of the key, so no finished run is recomputed for them.
+KEY_NEUTRAL_DEFAULTS: dict[str, Any] = {"eval.curve_prompts": None}
 
 
 class _Section(BaseModel):
@@ -175,6 +178,10 @@ class EvalConfig(_Section):
     # embedding every 1000 steps); [] = at the end only. Steps >= train.max_steps are covered by the
     # final evaluation. Logged as curve/<metric> against step (nsync_bench.pipeline.learning_curve).
     at_steps: list[int] = Field(default_factory=list)
+    # The learning curve's evaluations use the first N evaluation prompts (the same prompts, seeds and
+    # initial latents as the first N images of the final evaluation, which is also scored on them as the
+    # curve's last point); None: all of the final evaluation's prompts. Real profiles declare a subset.
+    curve_prompts: int | None = Field(None, ge=2)
 
     @field_validator("at_steps")
     @classmethod
@@ -324,13 +331,26 @@ def validate(tree: dict[str, Any], origin: str) -> RunConfig:
         raise ConfigError(f"invalid config ({origin}): " + "; ".join(problems)) from None
 
 
+def key_config(config: RunConfig) -> dict[str, Any]:
+    """The config as the run key hashes it: everything but :data:`KEY_NEUTRAL_DEFAULTS` at their default."""
+    tree = config.model_dump(mode="json")
+    for dotted, neutral in KEY_NEUTRAL_DEFAULTS.items():
+        section, _, name = dotted.rpartition(".")
+        node = tree
+        for part in section.split("."):
+            node = node[part]
+        if node.get(name) == neutral:
+            del node[name]
+    return tree
+
+
 def run_key(config: RunConfig, data: dict[str, Any] | None = None) -> str:
     """A 16-hex-digit hash of the resolved config and, for runs, the data identity: equal keys mean equal runs.
 
     ``data`` is :func:`nsync_bench.data.identity.run_data_identity` (content digests of the images,
     captions and captioner a run consumes); without it the key covers the config alone.
     """
-    record: dict[str, Any] = {"v": RUN_KEY_VERSION, "config": config.model_dump(mode="json")}
+    record: dict[str, Any] = {"v": RUN_KEY_VERSION, "config": key_config(config)}
     if data is not None:
         from nsync_bench.data.identity import identity_for_key
 

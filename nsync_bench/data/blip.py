@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from nsync_bench.data.captions import Captioner, model_not_available
+from nsync_bench.data.captions import Captioner, captioner_model_id, model_not_available, pinned_revision
 from nsync_bench.errors import ConfigError
 from nsync_bench.models.device import resolve_device
-from nsync_bench.models.hub import load_hf, model_key
+from nsync_bench.models.hub import load_hf
 
 if TYPE_CHECKING:
     import torch
@@ -29,15 +29,16 @@ class BlipCaptioner(Captioner):
     name = "blip"
 
     def __init__(self, model: str = BLIP_LARGE, prompt: str = "", max_new_tokens: int = 40,
-                 device: str = "cpu", batch_size: int = 8) -> None:
+                 device: str = "auto", batch_size: int = 8, revision: str | None = None) -> None:
         if max_new_tokens < 1 or batch_size < 1:
             raise ConfigError("blip: max_new_tokens and batch_size must be >= 1.")
         self.model, self.prompt, self.max_new_tokens = model, prompt, max_new_tokens
-        self.device: str | torch.device = device  # the resolved torch.device once loaded
+        self.device: str | torch.device = device  # the resolved torch.device once loaded ("auto": CUDA if any)
         self.batch_size = batch_size
+        self.revision = pinned_revision(model, BLIP_LARGE, revision)
         settings = [f"prompt={prompt!r}"] if prompt else []
         settings += [f"max_new_tokens={max_new_tokens}"] if max_new_tokens != 40 else []
-        self.model_id = "|".join([model_key(model), *settings])
+        self.model_id = captioner_model_id(model, self.revision, settings)
         self._net: Any = None
         self._processor: Any = None
 
@@ -50,7 +51,7 @@ class BlipCaptioner(Captioner):
         loaders: list[Callable[..., Any]] = [BlipProcessor.from_pretrained,
                                              BlipForConditionalGeneration.from_pretrained]
         on_missing = partial(model_not_available, "BLIP", self.model, hub_id=BLIP_LARGE)
-        self._processor, net = load_hf("BLIP", self.model, loaders, on_missing)
+        self._processor, net = load_hf("BLIP", self.model, loaders, on_missing, self.revision)
         self._net = net.to(device).eval()
         self.device = device
 

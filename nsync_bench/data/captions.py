@@ -138,6 +138,25 @@ def model_not_available(kind: str, model: str, local: bool, reason: str,
     )
 
 
+def pinned_revision(model: str, default_id: str, revision: str | None) -> str | None:
+    """The commit a captioner loads: the one given, else the project's pin for its default hub model."""
+    if revision or model != default_id:
+        return revision
+    from nsync_bench.models.hub_models import known_model
+
+    known = known_model(default_id)
+    return known.revision if known else None
+
+
+def captioner_model_id(model: str, revision: str | None, settings: list[str]) -> str:
+    """A captioner's cache identity: the model (local folders absolute, hub ids ``@revision``) and settings."""
+    from nsync_bench.models.hub import model_key
+
+    key = model_key(model)
+    hub = key == model and not Path(model).expanduser().is_dir()
+    return "|".join([f"{key}@{revision}" if hub and revision else key, *settings])
+
+
 def make_captioner(name: str, **options: Any) -> Captioner:
     """Instantiate a registered captioner; an option it does not take is a teaching error."""
     if name not in CAPTIONERS:

@@ -161,6 +161,11 @@ def run_data_identity(config: Any, data_root: Path) -> dict[str, Any]:
             identity["negatives"] = files_identity(f"{info.name}/negatives", image_files(folder), str(folder), cache)
         else:  # rendered from the config and the train captions, both already in the key
             identity["negatives"] = {"name": f"{info.name}/negatives", "source": "generated", "images": None}
+    from nsync_bench.models.identity import model_identity
+
+    base_model = model_identity(config.model, cache.digest)  # None for the built-in models: keys unchanged
+    if base_model is not None:
+        identity[MODEL_CONTEXT] = base_model
     cache.save()
     return identity
 
@@ -177,6 +182,8 @@ def identity_for_key(identity: dict[str, Any]) -> dict[str, Any]:
 
 # The identity's parts under the context names MLflow's dataset inputs use.
 INPUT_CONTEXTS = {"train": "training", "test": "evaluation", "negatives": "negatives"}
+# A pretrained base model's identity (nsync_bench.models.identity): in the key, logged as model_identity.* params.
+MODEL_CONTEXT = "base_model"
 
 
 def dataset_inputs(identity: dict[str, Any], rendered_negatives: dict[str, Any] | None = None
@@ -189,6 +196,8 @@ def dataset_inputs(identity: dict[str, Any], rendered_negatives: dict[str, Any] 
     """
     out = {}
     for context, part in identity.items():
+        if context not in INPUT_CONTEXTS:  # the base model is no dataset
+            continue
         if context == "negatives" and part.get("images") is None:
             if rendered_negatives is None:
                 continue
@@ -199,9 +208,11 @@ def dataset_inputs(identity: dict[str, Any], rendered_negatives: dict[str, Any] 
 
 
 def identity_params(identity: dict[str, Any]) -> dict[str, str]:
-    """Flat ``data_identity.<context>.<field>`` params for MLflow (the report's cells read them)."""
+    """Flat ``data_identity.<context>.<field>`` params for MLflow (the report's cells read them), and
+    ``model_identity.<field>`` for a pretrained base model (its resolved revision or weights digest)."""
     params = {}
     for context, part in identity_for_key(identity).items():
+        prefix = "model_identity." if context == MODEL_CONTEXT else f"data_identity.{context}."
         for key, value in part.items():
-            params[f"data_identity.{context}.{key}"] = "" if value is None else str(value)
+            params[f"{prefix}{key}"] = "" if value is None else str(value)
     return params

@@ -2,7 +2,9 @@
 
 The pre-processing (InternVL's dynamic tiling) is plain PIL and tested; the model call needs the
 real ``OpenGVLab/InternVL2-2B`` weights and its hub-side modelling code, so it cannot run in the
-offline test suite.
+offline test suite. That code was written for the transformers 4.x of its release and is reported to
+break from transformers 4.50 on; the captioner therefore refuses, before anything is downloaded, where
+transformers is outside :data:`TRANSFORMERS_RANGE` and names the environment that works.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from nsync_bench.data.captions import Captioner, model_not_available
+from nsync_bench.data.captions import Captioner, captioner_model_id, model_not_available, pinned_revision
 from nsync_bench.errors import ConfigError
 from nsync_bench.models.device import resolve_device
-from nsync_bench.models.hub import load_hf, model_key
+from nsync_bench.models.hub import load_hf
 
 if TYPE_CHECKING:
     import torch
@@ -30,6 +32,8 @@ QUESTION = (
 )
 """The NSYNC prompt, verbatim (it yields short, prompt-like captions)."""
 GENERATION = {"max_new_tokens": 1024, "do_sample": False}
+# transformers versions InternVL2's remote code runs with: the project's floor up to (not including) 4.50.
+TRANSFORMERS_RANGE = ("4.46", "4.50")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -80,6 +84,23 @@ def dynamic_tiles(image: Image.Image, tile: int = 448, min_num: int = 1, max_num
     return tiles
 
 
+def check_transformers(installed: str | None = None) -> None:
+    """Refuse a transformers outside :data:`TRANSFORMERS_RANGE` with the install that works."""
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    installed = installed or version("transformers")
+    low, high = TRANSFORMERS_RANGE
+    if not Version(low) <= Version(installed) < Version(high):
+        raise ConfigError(
+            f"the internvl captioner runs InternVL2's own modelling code, which needs transformers >= {low}, < {high} "
+            f"(it is reported to break from {high} on); this environment has transformers {installed}. Fix: caption "
+            f"in a separate environment with `pip install -e . 'transformers>={low},<{high}'` (nsync-bench itself "
+            f"runs there too), or use `--captioner blip`, which works with any supported transformers."
+        )
+
+
 def pixel_values(image: Image.Image, tile: int = 448, max_num: int = 12) -> Any:
     """The ``(n_tiles, 3, tile, tile)`` float tensor InternVL's ``load_image`` builds (ImageNet-normalised)."""
     import numpy as np
@@ -106,8 +127,8 @@ class InternVLCaptioner(Captioner):
     name = "internvl"
     batch_size = 1  # model.chat takes one image's tiles at a time
 
-    def __init__(self, model: str = INTERNVL2_2B, device: str = "cpu", trust_remote_code: bool = False,
-                 max_num: int = 12) -> None:
+    def __init__(self, model: str = INTERNVL2_2B, device: str = "auto", trust_remote_code: bool = False,
+                 max_num: int = 12, revision: str | None = None) -> None:
         if not trust_remote_code:
             raise ConfigError(
                 f"the internvl captioner runs Python code downloaded with the model ({model}: "
@@ -117,11 +138,14 @@ class InternVLCaptioner(Captioner):
             )
         if max_num < 1:
             raise ConfigError(f"internvl: max_num must be >= 1 (got {max_num}).")
+        check_transformers()
         self.model, self.max_num = model, max_num
-        self.device: str | torch.device = device  # the resolved torch.device once loaded
-        settings = [] if device.startswith("cuda") else ["dtype=float32"]  # bf16 on CUDA is the reference
+        # Resolved now ("auto": CUDA when there is one): the dtype, and so the captions, depend on it.
+        self.device: str | torch.device = str(resolve_device(device))
+        settings = [] if str(self.device).startswith("cuda") else ["dtype=float32"]  # bf16 on CUDA is the reference
         settings += [f"max_num={max_num}"] if max_num != 12 else []
-        self.model_id = "|".join([model_key(model), *settings])
+        self.revision = pinned_revision(model, INTERNVL2_2B, revision)
+        self.model_id = captioner_model_id(model, self.revision, settings)
         self._net: Any = None
         self._tokenizer: Any = None
 
@@ -145,7 +169,8 @@ class InternVLCaptioner(Captioner):
             return AutoTokenizer.from_pretrained(target, trust_remote_code=True, use_fast=False, **kwargs)
 
         on_missing = partial(model_not_available, "InternVL", self.model, hub_id=INTERNVL2_2B)
-        self._tokenizer, net = load_hf("InternVL", self.model, [tokenizer_loader, model_loader], on_missing)
+        self._tokenizer, net = load_hf("InternVL", self.model, [tokenizer_loader, model_loader], on_missing,
+                                       self.revision)
         self._net = net.eval().to(device)
         self._dtype, self.device = dtype, device
 

@@ -164,6 +164,12 @@ def _facts(style_dir: Path, files: dict[str, list[Path]]) -> tuple[dict[str, dic
     return facts, decoded
 
 
+def too_small_to_train(side: int, resolution: int) -> bool:
+    """An image whose shorter side is below a quarter of the training resolution is refused (upsampled
+    more than 4x it is mostly interpolation); between that and the resolution it is a warning."""
+    return side < resolution / 4
+
+
 def _image_problems(facts: dict[str, dict[str, Any]], resolution: int, test_split: str) -> list[Problem]:
     problems = []
     for rel, entry in facts.items():
@@ -184,7 +190,7 @@ def _image_problems(facts: dict[str, dict[str, Any]], resolution: int, test_spli
                                     "warning"))
         side = min(entry["width"], entry["height"])
         if side < resolution:
-            fatal = side < resolution / 4
+            fatal = too_small_to_train(side, resolution)
             problems.append(Problem(rel, "too_small", f"{entry['width']}x{entry['height']} is smaller than the "
                                     f"training resolution {resolution}" + (
                                         " by more than 4x" if fatal else f"; it is upsampled to {resolution}"),

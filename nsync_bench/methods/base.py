@@ -118,18 +118,27 @@ class Method(ABC):
         generator = seeding.torch_generator(self.seed, seeding.NOISE, micro_step)
         return self.branch_loss(batch, self.training_prompts(batch.captions, micro_step), generator)
 
-    def compute_gradients(self, batch: Batch, micro_step: int) -> dict[str, float]:
-        """Accumulate this micro-batch's gradient into ``.grad``; return scalars to log."""
+    def compute_gradients(self, batch: Batch, micro_step: int) -> dict[str, Any]:
+        """Accumulate this micro-batch's gradient into ``.grad``; return scalars to log, as device tensors
+        (the trainer copies every step's scalars to the host at once: converting one here would stall a GPU)."""
         loss = self.positive_loss(batch, micro_step)
         accumulation = self.config.train.gradient_accumulation_steps
         self.precision.scale(loss / accumulation).backward()
-        return {"train/loss": float(loss.detach())}
+        return {"train/loss": loss.detach()}
 
     def before_optimizer_step(self) -> None:  # noqa: B027 - optional hook
         """Adjust gradients after accumulation, before the optimizer step."""
 
     def after_optimizer_step(self) -> None:  # noqa: B027 - optional hook
         """Repair parameters after the optimizer step."""
+
+    def step_tensors(self) -> dict[str, torch.Tensor]:
+        """Device scalars this method needs on the host after each step (they travel with the trainer's one
+        transfer; :meth:`after_transfer` receives them)."""
+        return {}
+
+    def after_transfer(self, values: dict[str, float], step: int) -> None:  # noqa: B027 - optional hook
+        """Act on :meth:`step_tensors`' values of optimizer step ``step`` (0-based) once they are on the host."""
 
     # -- gradient access for rules that combine several branches (NSYNC) -------------------------
     def rule_parameters(self) -> list[torch.Tensor]:

@@ -22,6 +22,9 @@ template, and the v5.x rules negate its style phrase ("in the style of S*" -> "n
 projection is skipped (P = 0) and the event is counted. A non-finite branch gradient is not
 degenerate but an overflow: under fp16 loss scaling the whole step is skipped and the scale backed
 off (``nsync/overflow_skips``), as for any fp16 step.
+
+Every decision of a step is taken on the device (``torch.where``, counters as tensors): a step makes no
+host transfer of its own; its logs and its overflow flag reach the host with the trainer's one transfer.
 """
 
 from __future__ import annotations
@@ -84,12 +87,48 @@ def get_rule(name: str) -> Rule:
     return RULES[name]
 
 
-def _projection(u: torch.Tensor, w: torch.Tensor, eps: float) -> tuple[torch.Tensor, bool]:
-    """P(u, w) = (u.w / w.w) w on flat float64 vectors; (0, True) when w is degenerate."""
+def _projection(u: torch.Tensor, w: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """P(u, w) = (u.w / w.w) w on flat float64 vectors, and whether w is degenerate (then P = 0): both on
+    the device, decided by ``torch.where`` (no host transfer)."""
     ww = torch.dot(w, w)
-    if not torch.isfinite(ww) or ww <= eps:
-        return torch.zeros_like(u), True
-    return (torch.dot(u, w) / ww) * w, False
+    degenerate = ~torch.isfinite(ww) | (ww <= eps)
+    coefficient = torch.dot(u, w) / torch.where(degenerate, torch.ones_like(ww), ww)
+    return torch.where(degenerate, torch.zeros_like(u), coefficient * w), degenerate
+
+
+def refine_gradient_tensors(
+    g_pos: torch.Tensor,
+    g_neg: torch.Tensor,
+    g_anchor: torch.Tensor | None = None,
+    *,
+    rule: str,
+    eps: float = DEFAULT_EPS,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`refine_gradient` plus the number of degenerate (skipped) projections as a device tensor."""
+    spec = get_rule(rule)
+    if g_neg.shape != g_pos.shape:
+        raise ValueError(f"g_neg has shape {tuple(g_neg.shape)}, g_pos {tuple(g_pos.shape)}")
+    if spec.uses_anchor and g_anchor is None:
+        raise ValueError(f"rule {rule!r} ({spec.formula}) needs g_anchor")
+    a, b = g_pos.detach().double().flatten(), g_neg.detach().double().flatten()
+    degenerate = torch.zeros((), dtype=torch.long, device=a.device)
+    if rule == "paper":
+        p_ab, skip = _projection(a, b, eps)
+        update, degenerate = a - p_ab, skip.long()
+    elif rule == "code-v4.1":
+        p, skip = _projection(a, a + b, eps)
+        update, degenerate = a - p, skip.long()
+    elif rule == "code-v4.2":
+        p_aa, skip_aa = _projection(a, a, eps)
+        p_as, skip_as = _projection(a, a + b, eps)
+        update, degenerate = a + p_aa - p_as, skip_aa.long() + skip_as.long()
+    elif rule == "code-v5.0":
+        update = (a + (a + b)) / 2
+    else:  # code-v5.1
+        assert g_anchor is not None  # uses_anchor: checked above
+        c = g_anchor.detach().double().flatten()
+        update = (a + (a + b + c) + (a + b)) / 3
+    return update.reshape(g_pos.shape).to(g_pos.dtype), degenerate
 
 
 def refine_gradient_with_info(
@@ -101,30 +140,8 @@ def refine_gradient_with_info(
     eps: float = DEFAULT_EPS,
 ) -> tuple[torch.Tensor, int]:
     """:func:`refine_gradient` plus the number of degenerate (skipped) projections."""
-    spec = get_rule(rule)
-    if g_neg.shape != g_pos.shape:
-        raise ValueError(f"g_neg has shape {tuple(g_neg.shape)}, g_pos {tuple(g_pos.shape)}")
-    if spec.uses_anchor and g_anchor is None:
-        raise ValueError(f"rule {rule!r} ({spec.formula}) needs g_anchor")
-    a, b = g_pos.detach().double().flatten(), g_neg.detach().double().flatten()
-    degenerate = 0
-    if rule == "paper":
-        p_ab, skip = _projection(a, b, eps)
-        update, degenerate = a - p_ab, int(skip)
-    elif rule == "code-v4.1":
-        p, skip = _projection(a, a + b, eps)
-        update, degenerate = a - p, int(skip)
-    elif rule == "code-v4.2":
-        p_aa, skip_aa = _projection(a, a, eps)
-        p_as, skip_as = _projection(a, a + b, eps)
-        update, degenerate = a + p_aa - p_as, int(skip_aa) + int(skip_as)
-    elif rule == "code-v5.0":
-        update = (a + (a + b)) / 2
-    else:  # code-v5.1
-        assert g_anchor is not None  # uses_anchor: checked above
-        c = g_anchor.detach().double().flatten()
-        update = (a + (a + b + c) + (a + b)) / 3
-    return update.reshape(g_pos.shape).to(g_pos.dtype), degenerate
+    update, degenerate = refine_gradient_tensors(g_pos, g_neg, g_anchor, rule=rule, eps=eps)
+    return update, int(degenerate)
 
 
 def refine_gradient(
@@ -136,12 +153,18 @@ def refine_gradient(
     eps: float = DEFAULT_EPS,
 ) -> torch.Tensor:
     """Combine NSYNC's branch gradients with ``rule`` (see the module table); same shape as ``g_pos``."""
-    return refine_gradient_with_info(g_pos, g_neg, g_anchor, rule=rule, eps=eps)[0]
+    return refine_gradient_tensors(g_pos, g_neg, g_anchor, rule=rule, eps=eps)[0]
 
 
-def _cosine(u: torch.Tensor, w: torch.Tensor) -> float:
+def _cosine(u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """cos(u, w), 0 where either is zero: a device scalar."""
     denominator = u.norm() * w.norm()
-    return float(torch.dot(u, w) / denominator) if denominator > 0 else 0.0
+    return torch.where(denominator > 0, torch.dot(u, w) / torch.where(denominator > 0, denominator, 1.0), 0.0)
+
+
+def _all_finite(vectors: list[torch.Tensor]) -> torch.Tensor:
+    """A 0-dim bool tensor: every vector finite (one fused reduction, no host transfer)."""
+    return torch.isfinite(torch.stack([v.detach().abs().amax().float() for v in vectors])).all()
 
 
 class NsyncMixin(Method):
@@ -163,11 +186,21 @@ class NsyncMixin(Method):
             negated_template(self.config.prompts.train_template)  # refused now, not at the first step
         self.negative_images: ImageSet | None = None
         self.positive_batches: Any = None
-        self.degenerate_steps = 0
-        # Optimizer steps skipped because a branch gradient overflowed (fp16), apart from degenerate ones.
-        self.overflow_skips = 0
-        self._last_overflow_step = -1
+        # Device counters (read as ints through the properties; a step never transfers them on its own):
+        # micro-batches with a degenerate projection, and optimizer steps skipped because a branch
+        # gradient overflowed (fp16). ``_nonfinite``: this step's overflowing branches as a bit mask.
+        self._degenerate = torch.zeros((), dtype=torch.long, device=self.device)
+        self._overflows = torch.zeros((), dtype=torch.long, device=self.device)
+        self._nonfinite = torch.zeros((), dtype=torch.long, device=self.device)
         self.last_gradients: dict[str, torch.Tensor] = {}
+
+    @property
+    def degenerate_steps(self) -> int:
+        return int(self._degenerate)
+
+    @property
+    def overflow_skips(self) -> int:
+        return int(self._overflows)
 
     def attach_negatives(self, negatives: ImageSet, positives: Any) -> None:
         self.negative_images = negatives
@@ -184,18 +217,18 @@ class NsyncMixin(Method):
     def trainable_state(self) -> dict[str, torch.Tensor]:
         # super(): the base method's (TI or LoRA: NsyncMixin precedes it in the MRO), never Method's abstract one
         base = super().trainable_state()  # type: ignore[safe-super]
-        return {**base, "nsync_degenerate_steps": torch.tensor(self.degenerate_steps),
-                "nsync_overflow_skips": torch.tensor(self.overflow_skips)}
+        return {**base, "nsync_degenerate_steps": self._degenerate.detach().cpu().clone(),
+                "nsync_overflow_skips": self._overflows.detach().cpu().clone()}
 
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
         state = dict(state)
-        self.degenerate_steps = int(state.pop("nsync_degenerate_steps", 0))
-        self.overflow_skips = int(state.pop("nsync_overflow_skips", 0))
+        self._degenerate.fill_(int(state.pop("nsync_degenerate_steps", 0)))
+        self._overflows.fill_(int(state.pop("nsync_overflow_skips", 0)))
         super().load_trainable_state(state)  # type: ignore[safe-super]  # the base method's, as above
 
     def _unscale(self, vectors: list[torch.Tensor]) -> list[torch.Tensor]:
         if self.precision.loss_scaling:
-            scale = self.precision.scaler.get_scale()
+            scale = self.precision.loss_scale()
             return [v.detach() / scale for v in vectors]
         return [v.detach() for v in vectors]
 
@@ -260,80 +293,81 @@ class NsyncMixin(Method):
                          for branch in leaves]
         return [loss.detach() for loss in losses], gradients
 
-    def compute_gradients(self, batch: Batch, micro_step: int) -> dict[str, float]:
+    def compute_gradients(self, batch: Batch, micro_step: int) -> dict[str, Any]:
         if self.negative_images is None:
             raise RuntimeError("NSYNC needs its negative set: call attach_negatives() first")
+        if micro_step % self.config.train.gradient_accumulation_steps == 0:
+            self._nonfinite.zero_()  # a new optimizer step
         branches = self._branches(batch, micro_step)
         fused = self.config.nsync.fused and self.supports_branch_parameters
         losses, gradients = self._fused_pass(branches) if fused else self._separate_passes(branches)
         # Only branches the rule consumes: an anchor pass run just for cost (code-v4.2) cannot overflow the update.
         used = gradients[: 3 if self.rule.uses_anchor else 2]
-        if not all(bool(torch.isfinite(v).all()) for branch in used for v in branch):
-            return self._overflow(losses, used, micro_step)
+        finite = [_all_finite(branch) for branch in used]
+        for bit, ok in enumerate(finite):
+            self._nonfinite |= (~ok).long() << bit
+        all_finite = torch.stack(finite).all()
         a, b = gradients[0], gradients[1]
         c = gradients[2] if self.rule.uses_anchor else [None] * len(a)
         # 4. Combine with the rule, over all trainables at once or tensor by tensor.
         updates, degenerate = self._refine(a, b, c)
-        self.degenerate_steps += int(degenerate > 0)
+        # An overflow (a non-finite branch gradient) must not reach the rule's result: an inf only in b or c
+        # would make a projection "degenerate" and leave a finite update (2a under code-v4.2). The gradient is
+        # made NaN instead, so the GradScaler skips the step and backs the scale off, exactly as for an
+        # overflow in the baseline's single pass (without loss scaling, after_transfer raises).
+        updates = [torch.where(all_finite, u, torch.full_like(u, float("nan"))) for u in updates]
+        self._degenerate += ((degenerate > 0) & all_finite).long()
         accumulation = self.config.train.gradient_accumulation_steps
-        scale = self.precision.scaler.get_scale() if self.precision.loss_scaling else 1.0
+        scale = self.precision.loss_scale()
         self.add_to_gradients([u * (scale / accumulation) for u in updates])
         flat_a, flat_b, flat_u = (torch.cat([v.flatten().double() for v in vs]) for vs in (a, b, updates))
         self.last_gradients = {"pos": flat_a, "neg": flat_b, "update": flat_u}
+        overflow_skips = self._overflows + (self._nonfinite > 0).long()  # this step counted already
         return {
-            "train/loss": float(losses[0]),
-            "train/loss_pos": float(losses[0]),
-            "train/loss_neg": float(losses[1]),
-            "grad/norm_pos": float(flat_a.norm()),
-            "grad/norm_neg": float(flat_b.norm()),
+            "train/loss": losses[0],
+            "train/loss_pos": losses[0],
+            "train/loss_neg": losses[1],
+            "grad/norm_pos": flat_a.norm(),
+            "grad/norm_neg": flat_b.norm(),
             "grad/cos_pos_neg": _cosine(flat_a, flat_b),
-            "grad/norm_update": float(flat_u.norm()),
-            "nsync/degenerate_steps": float(self.degenerate_steps),
-            "nsync/overflow_skips": float(self.overflow_skips),
+            "grad/norm_update": flat_u.norm(),
+            "nsync/degenerate_steps": self._degenerate.double(),
+            "nsync/overflow_skips": overflow_skips.double(),
         }
 
-    def _overflow(self, losses: list[torch.Tensor], gradients: list[list[torch.Tensor]],
-                  micro_step: int) -> dict[str, float]:
-        """A non-finite branch gradient (a, b or c): the step is skipped, as a plain fp16 step would be.
+    def after_optimizer_step(self) -> None:
+        super().after_optimizer_step()
+        self._overflows += (self._nonfinite > 0).long()  # steps, not accumulated micro-batches
 
-        The rule must not see it: an inf only in b or c would make its projection "degenerate" and
-        leave a finite update (2a under code-v4.2), which the GradScaler would then apply. Instead the
-        gradient is marked non-finite, so the scaler's own check skips the optimizer step and backs
-        the scale off, exactly as for an overflow in the baseline's single pass.
-        """
-        branches = [name for name, grads in zip(("positive", "negative", "anchor"), gradients, strict=False)
-                    if not all(bool(torch.isfinite(v).all()) for v in grads)]
-        step = micro_step // self.config.train.gradient_accumulation_steps
+    def step_tensors(self) -> dict[str, torch.Tensor]:
+        return {**super().step_tensors(), "nsync_nonfinite": self._nonfinite}
+
+    def after_transfer(self, values: dict[str, float], step: int) -> None:
+        """Without a loss scale a non-finite branch gradient cannot be skipped: the run fails, naming the branch."""
+        super().after_transfer(values, step)
+        mask = int(values.get("nsync_nonfinite", 0))
+        if not mask:
+            return
+        branches = [name for bit, name in enumerate(("positive", "negative", "anchor")) if mask >> bit & 1]
         if not self.precision.loss_scaling:
             raise TrainingError(
                 f"NSYNC's {' and '.join(branches)} gradient is not finite at step {step} with "
                 f"model.mixed_precision={self.precision.mode!r}: there is no loss scale to back off, so the step "
                 "cannot be skipped safely. Lower train.learning_rate, or check the negative set "
                 "(nsync.negatives_dir) for broken images.")
-        if step != self._last_overflow_step:  # count steps, not accumulated micro-batches
-            self.overflow_skips += 1
-            self._last_overflow_step = step
-        log.info("step %d: non-finite %s gradient under loss scale %g; step skipped, scale backed off",
-                 step, " and ".join(branches), self.precision.scaler.get_scale())
-        self.add_to_gradients([torch.full_like(v, float("nan")) for v in gradients[0]])
-        self.last_gradients = {}
-        return {
-            "train/loss": float(losses[0]),
-            "train/loss_pos": float(losses[0]),
-            "train/loss_neg": float(losses[1]),
-            "nsync/degenerate_steps": float(self.degenerate_steps),
-            "nsync/overflow_skips": float(self.overflow_skips),
-        }
+        log.info("step %d: non-finite %s gradient; step skipped and loss scale backed off", step,
+                 " and ".join(branches))
 
-    def _refine(self, a: list[torch.Tensor], b: list[torch.Tensor], c: list[Any]) -> tuple[list[torch.Tensor], int]:
+    def _refine(self, a: list[torch.Tensor], b: list[torch.Tensor], c: list[Any]
+                ) -> tuple[list[torch.Tensor], torch.Tensor]:
         nsync = self.config.nsync
         if nsync.projection_scope == "per_tensor" or len(a) == 1:
-            results = [refine_gradient_with_info(x, y, z, rule=nsync.rule, eps=nsync.eps)
+            results = [refine_gradient_tensors(x, y, z, rule=nsync.rule, eps=nsync.eps)
                        for x, y, z in zip(a, b, c, strict=True)]
-            return [r[0] for r in results], sum(r[1] for r in results)
+            return [r[0] for r in results], torch.stack([r[1] for r in results]).sum()
         flat_a, flat_b = (torch.cat([v.flatten() for v in vs]) for vs in (a, b))
         flat_c = torch.cat([v.flatten() for v in c]) if c[0] is not None else None
-        update, degenerate = refine_gradient_with_info(flat_a, flat_b, flat_c, rule=nsync.rule, eps=nsync.eps)
+        update, degenerate = refine_gradient_tensors(flat_a, flat_b, flat_c, rule=nsync.rule, eps=nsync.eps)
         pieces, offset = [], 0
         for v in a:
             pieces.append(update[offset : offset + v.numel()].reshape(v.shape))

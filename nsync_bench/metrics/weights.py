@@ -25,12 +25,14 @@ from nsync_bench.config.run_config import CLIP_MODEL
 from nsync_bench.download import DownloadError, download, file_sha256
 from nsync_bench.errors import ModelNotAvailableError, NsyncBenchError, unknown_name
 from nsync_bench.io import atomic_write_json
+from nsync_bench.models.hub_models import CLIP_336
 from nsync_bench.paths import cache_dir
 from nsync_bench.progress import NullProgress, Progress
 
 logger = logging.getLogger(__name__)
 
 WEIGHTS_DIR_ENV = "NSYNC_BENCH_WEIGHTS_DIR"
+CSD_REVISION = "5bc26a6fb0487f3f00a2a7313135103a005b1b67"  # tomg-group-umd/CSD-ViT-L, the commit the sha256 is of
 
 
 class WeightsError(NsyncBenchError, ValueError):
@@ -57,6 +59,12 @@ class WeightFile:
     kind: Literal["file", "hub"] = "file"
     repo_id: str | None = None
     allow_patterns: tuple[str, ...] = ()
+    revision: str | None = None  # the repository commit a hub file or snapshot is pinned to
+
+    @property
+    def checksum_known(self) -> bool:
+        """Whether a download can be verified: a full sha256, a torch-hub prefix, or a pinned hub commit."""
+        return bool(self.sha256 or self.sha256_prefix or (self.kind == "hub" and self.revision))
 
 
 REGISTRY: dict[str, WeightFile] = {
@@ -87,8 +95,9 @@ REGISTRY: dict[str, WeightFile] = {
         ),
         WeightFile(
             name="csd-vit-l",
-            url="https://huggingface.co/tomg-group-umd/CSD-ViT-L/resolve/main/pytorch_model.bin",
+            url=f"https://huggingface.co/tomg-group-umd/CSD-ViT-L/resolve/{CSD_REVISION}/pytorch_model.bin",
             filename="pytorch_model.bin",
+            revision=CSD_REVISION,
             # Unverified: from third-party code found by search (docs/metrics.md §6), not checked against
             # the hub. A mismatch is reported with both hashes; pass --sha256 to override knowingly.
             sha256="40e92fad63a361b8136100cd234c42d401ef9b34ff1748234318929ebcc7e7a1",
@@ -103,6 +112,8 @@ REGISTRY: dict[str, WeightFile] = {
             filename=CLIP_MODEL.rpartition("/")[2],
             kind="hub",
             repo_id=CLIP_MODEL,
+            revision=CLIP_336.revision,
+            size=CLIP_336.size,
             allow_patterns=("config.json", "model.safetensors", "preprocessor_config.json"),
             description="CLIP ViT-L/14@336 for CMMD, loaded with transformers like cmmd-pytorch",
             license="MIT (OpenAI CLIP)",
@@ -204,8 +215,9 @@ def _check_digest(entry: WeightFile, digest: str, path: Path, sha256: str | None
 def _missing(entry: WeightFile, path: Path, reason: str = "missing") -> ModelNotAvailableError:
     size = f" ({entry.size / 1e9:.2f} GB)" if entry.size else ""
     if entry.kind == "hub":
+        revision = f" --revision {entry.revision}" if entry.revision else ""
         manual = (
-            f"`hf download {entry.repo_id} {' '.join(entry.allow_patterns)} --local-dir {path}` "
+            f"`hf download {entry.repo_id}{revision} {' '.join(entry.allow_patterns)} --local-dir {path}` "
             "(older huggingface_hub: `huggingface-cli download` with the same arguments)"
         )
     else:
@@ -306,11 +318,13 @@ def _fetch_hub(entry: WeightFile, path: Path) -> Path:
 
     assert entry.repo_id is not None
     try:
-        snapshot_download(entry.repo_id, local_dir=path, allow_patterns=list(entry.allow_patterns))
+        snapshot_download(entry.repo_id, revision=entry.revision, local_dir=path,
+                          allow_patterns=list(entry.allow_patterns))
         if not any(path.glob("*.safetensors")):
             # Older repos ship only pytorch_model.bin; transformers reads it with weights_only=True.
             logger.warning("%s has no safetensors weights; fetching pytorch_model.bin", entry.repo_id)
-            snapshot_download(entry.repo_id, local_dir=path, allow_patterns=["pytorch_model.bin"])
+            snapshot_download(entry.repo_id, revision=entry.revision, local_dir=path,
+                              allow_patterns=["pytorch_model.bin"])
     except Exception as err:  # hub errors have no common base class across huggingface_hub versions
         raise ModelNotAvailableError(
             f"could not download {entry.repo_id} ({type(err).__name__}: {err}). Offline or HF_HUB_OFFLINE=1? "

@@ -67,15 +67,18 @@ def resolve_source(
     return model, False, {**hub_kwargs, "local_files_only": is_offline() if offline is None else offline}
 
 
-def load_hf(kind: str, model: str, loaders: Sequence[Callable[..., Any]], on_missing: OnMissing) -> list[Any]:
+def load_hf(kind: str, model: str, loaders: Sequence[Callable[..., Any]], on_missing: OnMissing,
+            revision: str | None = None) -> list[Any]:
     """Run ``loader(target, **kwargs)`` for each loader (see :func:`resolve_source`); one result each.
 
-    ``kind`` names the model in the log. A failure to find the files raises ``on_missing(local,
-    reason)`` with the first sentence of the error as the reason.
+    ``kind`` names the model in the log; ``revision`` pins a hub id's commit (ignored for a directory).
+    A failure to find the files raises ``on_missing(local, reason)`` with the first sentence of the error
+    as the reason.
     """
     from huggingface_hub.errors import HFValidationError
 
-    target, local, kwargs = resolve_source(model, on_missing)
+    hub_kwargs: dict[str, Any] = {"revision": revision} if revision else {}
+    target, local, kwargs = resolve_source(model, on_missing, **hub_kwargs)
     log.info("loading %s model %s (%s)", kind, target, "local" if local else "hub")
     try:
         return [loader(target, **kwargs) for loader in loaders]

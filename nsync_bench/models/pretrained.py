@@ -23,7 +23,8 @@ logger = logging.getLogger(__name__)
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 """The maintained mirror of ``runwayml/stable-diffusion-v1-5`` (the original was taken down)."""
 
-def _not_available(name: str, local: bool, reason: str, offline: bool = False) -> ModelNotAvailableError:
+def _not_available(name: str, local: bool, reason: str, offline: bool = False,
+                   revision: str | None = None) -> ModelNotAvailableError:
     """Build the error naming the model, where it was looked for, and how to get it."""
     if local:
         return ModelNotAvailableError(
@@ -35,12 +36,13 @@ def _not_available(name: str, local: bool, reason: str, offline: bool = False) -
         )
     from huggingface_hub import constants
 
+    pin = f" --revision {revision}" if revision else ""
     return ModelNotAvailableError(
-        f"base model {name!r} is not available ({reason}). Looked in the Hugging Face cache "
-        f"{constants.HF_HUB_CACHE}{' (offline: cache only, no download)' if offline else ''}. "
-        f"Fix: on a connected machine run `huggingface-cli download {name}` (newer huggingface_hub: "
-        f"`hf download {name}`) and copy the resulting snapshot into that cache (or point HF_HOME at a "
-        "copied cache), or download it to a directory and pass `--set model.pretrained=/path`."
+        f"base model {name!r}{pin.replace(' --revision ', '@')} is not available ({reason}). Looked in the "
+        f"Hugging Face cache {constants.HF_HUB_CACHE}{' (offline: cache only, no download)' if offline else ''}. "
+        f"Fix: on a connected machine run `hf download {name}{pin}` (older huggingface_hub: "
+        f"`huggingface-cli download {name}{pin}`) and copy the resulting snapshot into that cache (or point HF_HOME "
+        "at a copied cache), or download it to a directory and pass `--set model.pretrained=/path`."
     )
 
 
@@ -72,6 +74,24 @@ def _dtype_kwargs(torch_dtype: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return {key: torch_dtype}, {"torch_dtype": torch_dtype}
 
 
+def _load_tokenizer(cls: Any, target: str, kwargs: dict[str, Any]) -> Any:
+    """The tokenizer of ``target``; transformers 4 without vocabulary files fails in the constructor (a
+    TypeError), which is the same "files missing" as transformers 5's silent 2-token tokenizer."""
+    try:
+        return cls.from_pretrained(target, subfolder="tokenizer", **kwargs)
+    except (TypeError, ValueError) as err:
+        raise OSError(f"tokenizer/ has no vocabulary files (vocab.json, merges.txt): {first_line(err)}") from err
+
+
+def source_label(name_or_path: str, revision: str | None = None) -> str:
+    """How a loaded base model is named (``components.source``; negative sets are keyed by it): a local
+    directory's absolute path, else the hub id with ``@revision`` when one is given."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return str(path.resolve())
+    return f"{name_or_path}@{revision}" if revision else name_or_path
+
+
 def load_pretrained_components(
     name_or_path: str,
     *,
@@ -93,15 +113,10 @@ def load_pretrained_components(
     offline = is_offline() if offline is None else offline
 
     def missing(local: bool, reason: str) -> ModelNotAvailableError:
-        return _not_available(name_or_path, local, reason, offline)
+        return _not_available(name_or_path, local, reason, offline, revision)
 
     target, local, kwargs = resolve_source(name_or_path, missing, offline=offline, revision=revision)
-    if local:
-        source = str(Path(target).resolve())
-    elif revision:
-        source = f"{name_or_path}@{revision}"
-    else:
-        source = name_or_path
+    source = source_label(name_or_path, revision)
     tf_dtype, df_dtype = _dtype_kwargs(torch_dtype)
     logger.info("loading base model %s (%s, offline=%s)", source, "local" if local else "hub", offline)
 
@@ -112,7 +127,7 @@ def load_pretrained_components(
             # The scheduler config is tiny and fails fast, so a missing model is reported before
             # any weights are read.
             config = DDPMScheduler.load_config(target, subfolder="scheduler", **kwargs)
-            tokenizer = CLIPTokenizer.from_pretrained(target, subfolder="tokenizer", **kwargs)
+            tokenizer = _load_tokenizer(CLIPTokenizer, target, kwargs)
             check_tokenizer(tokenizer, f"{source} (tokenizer/)", expected_size=None)
             text_encoder = CLIPTextModel.from_pretrained(
                 target, subfolder="text_encoder", **kwargs, **tf_dtype

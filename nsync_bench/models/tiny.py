@@ -153,4 +153,8 @@ def save_components(components: DiffusionComponents, directory: Path) -> None:
     pipeline.save_pretrained(str(directory), safe_serialization=True)
     # transformers 5 saves only tokenizer.json; hub SD snapshots ship vocab.json + merges.txt.
     # Write both so either loader (and older transformers) finds what it expects.
-    components.tokenizer.backend_tokenizer.model.save(str(Path(directory) / "tokenizer"))
+    tokenizer = components.tokenizer
+    if hasattr(tokenizer, "backend_tokenizer"):  # a fast tokenizer (transformers 5 has no other kind)
+        tokenizer.backend_tokenizer.model.save(str(Path(directory) / "tokenizer"))
+    else:  # transformers 4's slow CLIPTokenizer writes the same two files
+        tokenizer.save_vocabulary(str(Path(directory) / "tokenizer"))

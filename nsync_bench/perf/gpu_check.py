@@ -8,9 +8,14 @@ NSYNC 2), generation images/s with the profile's sampler (50 steps, CFG 7.5), ex
 a forced overflow step (skipped, trainables untouched, scale backed off), half-precision frozen
 modules and SDPA attention. Without CUDA it refuses before building anything.
 
-Untracked (no MLflow), no metric weights, no network: it imports only torch, diffusers,
-transformers, peft, safetensors, pydantic and the package. The JSON is :data:`SCHEMA` (docs/scale.md,
+Untracked (no MLflow), no metric weights, no network: it imports only what its wheelhouse carries
+beside the target's own packages (nsync_bench.perf.wheelhouse). The JSON is :data:`SCHEMA` (docs/scale.md,
 "The GPU check"); ``sweep --dry-run --step-time gpu.json`` reads it.
+
+It fits a borrowed GPU's time: before starting it estimates its own duration from nominal H100 figures
+(:data:`NOMINAL_H100_S`; the estimate must stay within :data:`BUDGET_S`, tested), records the estimate and
+each section's measured seconds, and skips what is left (``{"skipped": ...}``) once the budget is spent, so
+it always ends with its JSON.
 """
 
 from __future__ import annotations
@@ -41,6 +46,31 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "nsync-three-pass": ("nsync", ["nsync.fused=false", "nsync.run_anchor=always", "train.cache_latents=false"]),
     "nsync-lora": ("nsync-lora", []),
 }
+
+
+BUDGET_S = 300.0  # the whole check on one H100, by its own estimate
+# Nominal seconds on one H100 (fp16, 512 px; conservative): for the estimate only, never reported as measured.
+NOMINAL_H100_S: dict[str, float] = {
+    "start": 30.0,  # imports, CUDA initialisation, the toy style's images
+    "snapshot": 120.0,  # building SD 1.5's random-weight snapshot on the CPU and saving it (first run only)
+    "load": 12.0,  # one variant's components from the snapshot, onto the GPU
+    "image_50_steps": 0.5,  # one evaluation image, 50 sampling steps with CFG
+    "extractors": 45.0,  # three random-weight extractors built and timed on 32 images
+}
+NOMINAL_H100_STEP_S = {"ti": 0.3, "lora": 0.35, "nsync": 0.6, "nsync-three-pass": 1.2, "nsync-lora": 0.7}
+
+
+def estimate_seconds(variants: list[str], warmup: int, steps: int, generation_images: int,
+                     snapshot_cached: bool) -> float:
+    """The check's own estimate of its duration on one H100, from :data:`NOMINAL_H100_S`."""
+    nominal = NOMINAL_H100_S
+    total = nominal["start"] + (0.0 if snapshot_cached else nominal["snapshot"]) + nominal["extractors"]
+    for name in variants:
+        step = NOMINAL_H100_STEP_S[name]
+        total += nominal["load"] + (warmup + steps + 1) * step  # + the forced overflow / sampling extras
+        if name == "ti":
+            total += (1 + generation_images) * nominal["image_50_steps"]
+    return total
 
 
 class GpuUnavailableError(NsyncBenchError, RuntimeError):
@@ -187,28 +217,44 @@ def _variant(name: str, arch: str, profile: str | None, overrides: list[str], ex
 def gpu_check(arch: str = "sd15", *, device: str = "cuda", resolution: int = 512, warmup: int = 2, steps: int = 5,
               variants: list[str] | None = None, extractor_images: int = 32, cache_root: Path | None = None,
               profile: str | None = None, extra_overrides: list[str] | None = None,
-              extractors: Callable[[Path], dict] | None = None, allow_cpu: bool = False) -> dict[str, Any]:
+              extractors: Callable[[Path], dict] | None = None, allow_cpu: bool = False,
+              budget_s: float = BUDGET_S) -> dict[str, Any]:
     """Run the check; return the JSON-able report (:data:`SCHEMA`).
 
     ``allow_cpu``, ``profile``, ``extra_overrides`` and ``extractors`` (a factory of small stand-ins)
     exist for the CPU test of the schema with a tiny profile; the command line never sets them.
+    Sections that would start after ``budget_s`` seconds are skipped (recorded as such).
     """
     import torch
 
     if not allow_cpu:
         require_cuda(device)
     from nsync_bench.data.toy import render_toy_style
-    from nsync_bench.models.architectures import architecture, random_snapshot
+    from nsync_bench.models.architectures import architecture, config_hash, random_snapshot
 
     started_all = time.perf_counter()
+    names = variants or list(VARIANTS)
+    from nsync_bench import paths
+
+    root = Path(cache_root) if cache_root is not None else paths.cache_dir() / "random-arch"
+    cached = profile is not None or (root / f"{arch}-seed0-{config_hash(arch)}" / "model_index.json").is_file()
+    estimate = estimate_seconds(names, warmup, steps, 8, cached)
+    log.info("gpu check: estimated %.0f s on one H100 (budget %.0f s)", estimate, budget_s)
+
+    def over_budget() -> bool:
+        return time.perf_counter() - started_all > budget_s
     overrides = [f"device={device}", f"model.resolution={resolution}", "metrics.names=[]",
                  f"train.max_steps={warmup + steps + 2}", "train.checkpoint_every=100000"]
-    hub_id = None
+    hub_id, snapshot_s = None, 0.0
     if profile is None:
         hub_id = architecture(arch)["hub_id"]
+        started = time.perf_counter()
         snapshot = random_snapshot(arch, cache_root)
         overrides.append(f'model.pretrained="{snapshot}"')
+        snapshot_s = time.perf_counter() - started
     report: dict[str, Any] = {"schema": SCHEMA, "arch": arch, "profile": profile or arch, "hub_id": hub_id,
+                              "estimate_s": estimate, "budget_s": budget_s,
+                              "sections_s": {"snapshot": snapshot_s} if profile is None else {},
                               "weights": "random", "device": device, "resolution": resolution,
                               "environment": _environment(device), "warmup_steps": warmup, "timed_steps": steps,
                               "training": {"protocol": "paper-code", "device": device, "methods": {},
@@ -220,13 +266,18 @@ def gpu_check(arch: str = "sd15", *, device: str = "cuda", resolution: int = 512
         style_dir = tmp / "data" / STYLE
         render_toy_style(STYLE, style_dir, size=max(64, resolution // 2))
         overrides.append(f'nsync.negatives_dir="{style_dir / "train"}"')
-        for name in variants or list(VARIANTS):
+        for name in names:
+            if over_budget():
+                report["training"]["methods"][name] = {"skipped": f"time budget of {budget_s:.0f} s spent"}
+                continue
+            started = time.perf_counter()
             try:
                 report["training"]["methods"][name] = _variant(name, arch, profile, overrides, extra_overrides, tmp,
                                                                device, warmup, steps, report)
             except (RuntimeError, ImportError, NsyncBenchError) as err:  # e.g. CUDA OOM: the other figures still count
                 log.error("gpu check: %s failed: %s", name, err)
                 report["training"]["methods"][name] = {"error": f"{type(err).__name__}: {err}"[:2000]}
+            report["sections_s"][name] = time.perf_counter() - started
             gc.collect()
             if device.startswith("cuda"):
                 torch.cuda.empty_cache()
@@ -234,10 +285,16 @@ def gpu_check(arch: str = "sd15", *, device: str = "cuda", resolution: int = 512
         for row in report["training"]["methods"].values():
             if "median_step_s" in row:
                 row["ratio_to_ti"] = row["median_step_s"] / ti if ti else None
+        started = time.perf_counter()
         try:
-            report["extractors"] = _extractors(device, tmp, extractor_images, min(16, extractor_images), extractors)
+            if over_budget():
+                report["extractors"] = {"skipped": f"time budget of {budget_s:.0f} s spent", "extractors": {}}
+            else:
+                report["extractors"] = _extractors(device, tmp, extractor_images, min(16, extractor_images),
+                                                   extractors)
         except (RuntimeError, ImportError) as err:  # torchvision (Inception) missing, OOM, ...
             log.error("gpu check: extractors failed: %s", err)
             report["extractors"] = {"error": f"{type(err).__name__}: {err}"[:2000], "extractors": {}}
+        report["sections_s"]["extractors"] = time.perf_counter() - started
     report["seconds"] = time.perf_counter() - started_all
     return report

@@ -12,6 +12,9 @@ machines where absolute times are not. Variants, at the same positive batch size
 * ``nsync-lora`` — fused, on LoRA;
 * ``ti-paper-code``, ``nsync-paper-code`` — both under the ``paper-code`` protocol, where NSYNC's
   batch is half of TI's (and the whole embedding matrix trains, as released).
+
+Each variant also reports its host transfers per step (nsync_bench.perf.syncs): the points where a GPU
+run waits for the device; the trainer's design is one per step.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from nsync_bench.perf.syncs import transfers_per_step
 from nsync_bench.perf.timing import peak_memory_mb, reset_peak_memory, time_calls
+
+SYNC_STEPS = 3  # steps over which host transfers are counted (nsync_bench.perf.syncs)
 
 VARIANTS: dict[str, tuple[str, str, list[str]]] = {
     # name: (method, protocol, overrides)
@@ -48,7 +54,7 @@ def bench_training(profile: str = "smoke", *, style: str = "toy-pastel", warmup:
         for name in variants or list(VARIANTS):
             method, protocol, overrides = VARIANTS[name]
             config = resolve_config(style=style, method=method, profile=profile, protocol=protocol,
-                                    overrides=[*overrides, f"train.max_steps={warmup + steps + 1}"])
+                                    overrides=[*overrides, f"train.max_steps={warmup + steps + 1 + SYNC_STEPS}"])
             training = build_training(config, data_root=paths.data_root(data_root), checkpoint_dir=Path(tmp) / name)
             device = str(training.method.device)
             assert training.trainer is not None, name  # every variant trains (ldm is not benchmarked)
@@ -60,7 +66,10 @@ def bench_training(profile: str = "smoke", *, style: str = "toy-pastel", warmup:
             results["methods"][name] = {"method": method, "protocol": protocol,
                                         "batch_size": config.train.batch_size,
                                         "median_step_s": statistics.median(times),
-                                        "peak_memory_mb": peak_memory_mb(device)}
+                                        "peak_memory_mb": peak_memory_mb(device),
+                                        # a whole step: gradients, update, finiteness check, logs
+                                        "host_transfers_per_step": transfers_per_step(training.trainer.train_step,
+                                                                                      SYNC_STEPS)}
             if name == "ti":
                 results["extra"]["generation_images_per_s"] = _generation_rate(training, config)
     ti = results["methods"].get("ti", {}).get("median_step_s")

@@ -12,6 +12,10 @@ the model that keeps training — with exactly the code of the final evaluation.
   ``max_steps``); ``metrics/<metric>`` stays the end-of-training value the report compares;
 * ``eval/curve.jsonl``: one line per evaluated step. A resumed run reads it and never repeats a
   step; a step whose checkpoint was saved before its evaluation ran is evaluated on resume.
+
+``eval.curve_prompts = N`` (the real profiles declare 50) evaluates the curve on the first N evaluation
+prompts only: the same prompts, seeds and initial latents as the final evaluation's first N images, so the
+curve's last point is those N final images scored again (no new images), comparable with the others.
 """
 
 from __future__ import annotations
@@ -35,6 +39,24 @@ log = logging.getLogger(__name__)
 
 CURVE_FILE = "curve.jsonl"
 CURVE_PREFIX = "curve/"
+
+
+def curve_prompt_count(config: RunConfig) -> int | None:
+    """How many evaluation prompts a learning-curve point uses (None: all of the final evaluation's)."""
+    subset, final = config.eval.curve_prompts, config.eval.max_prompts
+    if subset is None:
+        return None
+    return subset if final is None else min(subset, final)
+
+
+def curve_config(config: RunConfig) -> RunConfig:
+    """The config a learning-curve evaluation runs with: the final evaluation's, on the declared prompt subset."""
+    count = curve_prompt_count(config)
+    if count is None or count == config.eval.max_prompts:
+        return config
+    copy = config.model_copy(deep=True)
+    copy.eval.max_prompts = count
+    return copy
 
 
 def evaluation_steps(config: RunConfig) -> list[int]:
@@ -116,7 +138,7 @@ class CurveEvaluator:
         snapshot = copy.deepcopy(self.method)  # evaluation must not touch the model that keeps training
         try:
             with torch.no_grad():
-                metrics = evaluate(self.config, snapshot, self.style_dir, self.style,
+                metrics = evaluate(curve_config(self.config), snapshot, self.style_dir, self.style,
                                    self.eval_dir / "steps" / f"{step:06d}", _StepTracker(self.tracker, step),
                                    self.progress, self.weights_dir)
         except NonFiniteSamplesError as err:
@@ -130,9 +152,27 @@ class CurveEvaluator:
         return metrics
 
     def record_final(self, step: int, metrics: dict[str, float]) -> None:
-        """The final evaluation's scores as the curve's last point (logged as ``curve/*`` at ``step``)."""
+        """The final evaluation's scores as the curve's last point (logged as ``curve/*`` at ``step``); with a
+        prompt subset, the final evaluation's first N images scored on their own."""
+        if curve_config(self.config) is not self.config and self.config.metrics.names:
+            metrics = self._score_final_subset()
         self.tracker.log_metrics(curve_metrics(metrics), step=step)
         self._record(step, metrics)
+
+    def _score_final_subset(self) -> dict[str, float]:
+        from nsync_bench import paths
+        from nsync_bench.data.styles import list_images
+        from nsync_bench.metrics.scoring import score_image_sets
+        from nsync_bench.pipeline.generation import read_manifest
+
+        count = curve_prompt_count(self.config)
+        image_dir = self.eval_dir / "images"
+        generated = sorted(read_manifest(image_dir), key=lambda g: g.index)[:count]
+        real = [img.path for img in list_images(self.style_dir, self.style.test_split)]
+        report = score_image_sets([image_dir / g.file for g in generated], real, self.config.metrics,
+                                  weights_dir=self.weights_dir, cache_root=paths.cache_dir() / "features",
+                                  progress=self.progress)
+        return {f"metrics/{name}": result.value for name, result in report.results.items()}
 
     def _record(self, step: int, metrics: dict[str, float]) -> None:
         scores = {k.removeprefix("metrics/"): float(v) for k, v in metrics.items() if k.startswith("metrics/")}
@@ -142,4 +182,5 @@ class CurveEvaluator:
         self.tracker.flush()
 
 
-__all__ = ["CURVE_FILE", "CURVE_PREFIX", "CurveEvaluator", "curve_metrics", "evaluation_steps", "read_curve"]
+__all__ = ["CURVE_FILE", "CURVE_PREFIX", "CurveEvaluator", "curve_config", "curve_metrics", "curve_prompt_count",
+           "evaluation_steps", "read_curve"]

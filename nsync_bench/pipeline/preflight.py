@@ -8,7 +8,10 @@ fix: on ``sd15`` training takes hours. Checked here:
   captions, whatever ``prompts.mode`` is);
 * image counts: FID and KID need at least two images in each set (their specs' ``min_images``: a
   covariance and an unbiased MMD need two samples); evaluation generates one image per test caption,
-  up to ``eval.max_prompts``.
+  up to ``eval.max_prompts``;
+* downloads (pipeline.readiness): the base model and every metric extractor's weights are here, or the
+  run can fetch them (online, identity pinned: metric weights are then fetched now, before training);
+  offline, a missing one stops the run with the command that fetches it.
 
 Fewer than a metric's ``reliable_images`` (FID and KID: 50) per set is allowed but flagged: FID and
 KID from so few images are dominated by estimator bias and noise (the smoke profile always is). The
@@ -46,14 +49,32 @@ def small_set_warnings(names: list[str], n_generated: int, n_real: int) -> dict[
 
 
 def _missing_captions(images: list, split: str, style: str, why: str) -> DataError:
+    from nsync_bench.pipeline.readiness import caption_command, caption_estimate
+
     missing = [img.path.name for img in images if not img.caption]
     return DataError(
         f"{len(missing)} {split} image(s) of style {style!r} have no caption, e.g. {missing[:3]}; {why}. Fix: write a "
-        f".txt beside each image, or run `nsync-bench data captions {style} --captioner ...`. Nothing was "
-        "trained.")
+        f".txt beside each image, or run `{caption_command(style)}` (train and test splits; "
+        f"{caption_estimate(len(missing))} for this split). Nothing was trained.")
 
 
-def check_before_training(config: RunConfig, data_root: Path) -> None:
+def check_downloads(config: RunConfig, weights_dir: Path | None = None, progress: object = None) -> None:
+    """The base model and the metric weights: here, or fetchable by the run (metric weights are fetched now);
+    else a teaching error naming every missing one and its command, before anything is trained."""
+    from nsync_bench.errors import ModelNotAvailableError
+    from nsync_bench.models.hub import is_offline
+    from nsync_bench.pipeline.readiness import RunPlan, base_model_need, blocking_message, fetch_downloads, weight_needs
+
+    spec = config.run
+    plan = RunPlan(f"{spec.style}/{spec.method}/seed{spec.seed} ({spec.profile})", is_offline())
+    plan.needs = [n for n in (base_model_need(config), *weight_needs(config, weights_dir)) if n is not None]
+    if plan.blocking():
+        raise ModelNotAvailableError(blocking_message(plan))
+    fetch_downloads(plan, weights_dir, progress)
+
+
+def check_before_training(config: RunConfig, data_root: Path, weights_dir: Path | None = None,
+                          progress: object = None) -> None:
     """Raise a teaching error for anything evaluation or metrics would fail on after training."""
     from nsync_bench.data.styles import ensure_style_data, get_style, list_images
     from nsync_bench.methods import method_class
@@ -89,3 +110,4 @@ def check_before_training(config: RunConfig, data_root: Path) -> None:
             f"them with --set metrics.names='[\"cmmd\", \"csd\"]'. Nothing was trained.")
     for warning in small_set_warnings(list(config.metrics.names), n_generated, n_real).values():
         log.warning("%s", warning)
+    check_downloads(config, weights_dir, progress)

@@ -15,13 +15,14 @@ class RunBusyError(NsyncBenchError):
 
 
 @contextlib.contextmanager
-def run_lock(run_dir: Path, key: str) -> Iterator[None]:
-    """One process per run key (the sweep's lock): a second one refuses, naming the holder."""
+def run_lock(run_dir: Path, key: str, wait_s: float = 0.0) -> Iterator[None]:
+    """One process per run key (the sweep's lock): a second one refuses, naming the holder; ``wait_s``: how long
+    to wait for a key held elsewhere first (a sweep's Slurm jobs: one stale window)."""
     from nsync_bench.sweep.locking import LockHeld, RunLock
 
     lock = RunLock(run_dir.parent / f".{run_dir.name}.lock")
     try:
-        lock.acquire()
+        lock.acquire(wait_s)
     except LockHeld:
         owner = lock.owner() or {}
         since = owner.get("since")

@@ -67,6 +67,7 @@ class RunOptions:
     resume: str = "auto"  # auto: skip if finished, else continue from a checkpoint; never: start over
     progress: Progress = field(default_factory=NullProgress)
     callbacks: list[Callable[[int], None]] = field(default_factory=list)
+    lock_wait_s: float = 0.0  # how long to wait for a key held elsewhere (a sweep's Slurm jobs: one stale window)
 
 
 def data_identity(config: RunConfig, options: RunOptions) -> dict[str, Any]:
@@ -118,13 +119,13 @@ def execute(config: RunConfig, options: RunOptions) -> RunResult:
     identity = data_identity(config, options)
     key = run_key(config, identity)
     run_dir = run_directory(config, options, key)
-    with run_lock(run_dir, key):
+    with run_lock(run_dir, key, options.lock_wait_s):
         finished = finished_result(config, options, key) if options.resume != "never" else None
         if finished is not None:
             return finished
-        from nsync_bench.pipeline.preflight import check_before_training
+        from nsync_bench.pipeline.preflight import check_before_training  # seconds, not after hours of training
 
-        check_before_training(config, paths.data_root(options.data_root))  # seconds, not after hours of training
+        check_before_training(config, paths.data_root(options.data_root), options.weights_dir, options.progress)
         if options.resume == "never" and run_dir.exists():
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -4,41 +4,36 @@ Units of analysis, stated in every table:
 
 * **seed** — one number per run (a metric over all evaluation images); candidate and baseline
   are paired by run seed (same positive batches, noise and evaluation latents: the shared-seed
-  contract). The paired t-test is the primary test; Holm–Bonferroni adjusts its p-values over the
-  whole family of seed-level comparisons in the report. Wilcoxon p-values are adjusted alongside.
+  contract). Each comparison gets the paired t-test, the exact sign-flip permutation test, the
+  Wilcoxon signed-rank test and the probability of improvement, on the scale its claim declares.
+  Holm adjusts them within the families a claims file declares (nsync_bench.report.families);
+  comparisons in no claim form the ``exploratory`` family. Verdicts follow the file's declared rule
+  (nsync_bench.report.claims_check).
 * **prompt × seed** — per-image CSD scores paired by (seed, evaluation prompt): many more pairs,
-  more power, but prompts are not independent replications of training; a separate family.
+  more power, but prompts are not independent replications of training; a separate family that
+  never enters a verdict.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import pandas as pd
 
-from nsync_bench.compat import tomllib
-from nsync_bench.paths import shipped_dir
+from nsync_bench.config.claims import EXPLORATORY, ClaimsFile, load_claims
+from nsync_bench.report.families import add_power, adjust_within_families, family_table
 from nsync_bench.report.runs_table import ReportData
 from nsync_bench.stats import paired as stats
-from nsync_bench.stats.power import DEFAULT_POWER, minimum_detectable_effect, seeds_needed
+from nsync_bench.stats.power import DEFAULT_POWER, minimum_detectable_effect
+from nsync_bench.stats.rule import rule_text
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PAIRS = (("nsync", "ti"), ("nsync-lora", "lora"))
 GROUP = ["profile", "protocol", "style"]
-
-
-@dataclass(frozen=True)
-class Claim:
-    id: str
-    text: str
-    candidate: str
-    baseline: str
-    metrics: tuple[str, ...]
 
 
 @dataclass
@@ -52,14 +47,9 @@ class Analysis:
     warnings: list[str] = field(default_factory=list)
     # Reference rows (the real-data floor, nsync_bench.report.reference_rows): shown, never compared.
     reference: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-
-def load_claims(path: Path | None = None) -> tuple[str, list[Claim]]:
-    path = path or shipped_dir("baselines") / "claims.toml"
-    with path.open("rb") as handle:
-        data = tomllib.load(handle)
-    claims = [Claim(c["id"], c["text"], c["candidate"], c["baseline"], tuple(c["metrics"])) for c in data["claims"]]
-    return data.get("description", ""), claims
+    claims_file: ClaimsFile | None = None
+    families: pd.DataFrame = field(default_factory=pd.DataFrame)
+    rule: str = ""  # the verdict rule in one sentence
 
 
 def summarize(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
@@ -81,38 +71,22 @@ def summarize(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     return frame
 
 
-def _paired_row(key: dict, candidate: np.ndarray, baseline: np.ndarray, direction: Literal["lower", "higher"],
-                unit: str, seed: int, confidence: float) -> dict:
-    comparison = stats.paired_comparison(candidate, baseline, direction=direction, confidence=confidence, seed=seed)
-    return {**key, "unit": unit, "n": comparison.n, "direction": direction, "mean_diff": comparison.mean_diff,
-            "ci_low": comparison.ci_low, "ci_high": comparison.ci_high, "ci_method": comparison.ci_method,
-            "t": comparison.t_stat, "p_t": comparison.p_t, "p_wilcoxon": comparison.p_wilcoxon,
-            "wilcoxon_method": comparison.wilcoxon_method, "d_z": comparison.d_z, "sd_diff": comparison.sd_diff}
+def _paired_row(key: dict, candidate: object, baseline: object, direction: Literal["lower", "higher"],
+                unit: str, seed: int, confidence: float, transform: str = "none", exact: bool = True) -> dict:
+    c = stats.paired_comparison(candidate, baseline, direction=direction, confidence=confidence, seed=seed,
+                                transform=transform, permutation=exact)
+    return {**key, "unit": unit, "n": c.n, "direction": direction, "transform": transform, "mean_diff": c.mean_diff,
+            "ci_low": c.ci_low, "ci_high": c.ci_high, "ci_method": c.ci_method, "t": c.t_stat, "p_t": c.p_t,
+            "p_perm": c.p_perm, "perm_method": c.perm_method, "perm_mc_se": c.perm_mc_se,
+            "p_wilcoxon": c.p_wilcoxon, "wilcoxon_method": c.wilcoxon_method, "d_z": c.d_z, "sd_diff": c.sd_diff,
+            "prob_improvement": c.prob_improvement, "pi_low": c.pi_low, "pi_high": c.pi_high, "wins": c.wins,
+            "ties": c.ties}
 
 
-def add_power(frame: pd.DataFrame, alpha: float, power: float = DEFAULT_POWER) -> pd.DataFrame:
-    """Per comparison: the minimum detectable effect (``MDE``, in the metric's units) of the paired t-test
-    at the observed spread of the differences and n, and the seeds needed to detect the observed effect.
-
-    Both at ``alpha / m`` (``mde_alpha``), m = the tests in the Holm family: the level the smallest
-    p-value must beat, i.e. what a real effect among nulls has to clear.
-    """
-    if frame.empty:
-        return frame
-    m = max(int(frame["p_t"].notna().sum()), 1)
-    level = alpha / m
-    frame["mde_alpha"] = level
-    frame["mde_dz"] = [minimum_detectable_effect(int(n), level, power) for n in frame["n"]]
-    # All differences equal: no t-test, so no power either (not "any effect is detectable").
-    frame["MDE"] = (frame["mde_dz"] * frame["sd_diff"]).where(frame["sd_diff"] > 0)
-    frame["seeds_needed"] = [seeds_needed(d, level, power) if np.isfinite(d) else None for d in frame["d_z"]]
-    frame["seeds_needed"] = frame["seeds_needed"].astype("Int64")
-    return frame
-
-
-def compare(results: pd.DataFrame, pairs: list[tuple[str, str]], confidence: float = 0.95,
-            seed: int = 0) -> pd.DataFrame:
-    """Seed-paired comparisons of each candidate with its baseline, Holm-adjusted over the family."""
+def compare(results: pd.DataFrame, pairs: list[tuple[str, str]], claims: ClaimsFile | None = None,
+            confidence: float = 0.95, seed: int = 0, warnings: list[str] | None = None) -> pd.DataFrame:
+    """Seed-paired comparisons of each candidate with its baseline, each in its claim's family (or the
+    exploratory one) and on its claim's declared scale; Holm within families (no power columns)."""
     rows = []
     for key, group in results.groupby([*GROUP, "metric"]):
         base_key = dict(zip([*GROUP, "metric"], key, strict=True))
@@ -122,19 +96,39 @@ def compare(results: pd.DataFrame, pairs: list[tuple[str, str]], confidence: flo
             common = sorted(set(a.index) & set(b.index))
             if not common:
                 continue
-            row = _paired_row({**base_key, "candidate": candidate, "baseline": baseline},
-                              a.loc[common].to_numpy(), b.loc[common].to_numpy(), group["direction"].iloc[0],
-                              "seed", seed, confidence)
+            claim = claims.claim_for(candidate, baseline, base_key["metric"], base_key["style"]) if claims else None
+            transform = claim.transform(base_key["metric"]) if claim else "none"
+            row_key = {**base_key, "candidate": candidate, "baseline": baseline,
+                       "claim": claim.id if claim else "", "family": claim.family if claim else EXPLORATORY}
+            try:
+                row = _paired_row(row_key, a.loc[common].to_numpy(), b.loc[common].to_numpy(),
+                                  group["direction"].iloc[0], "seed", seed, confidence, transform)
+            except ValueError as err:  # a declared log of a non-positive value: not testable as declared
+                (warnings if warnings is not None else []).append(
+                    f"{candidate} vs {baseline}, {base_key['metric']} on {base_key['style']}: not tested ({err})")
+                continue
             row["seeds"] = ",".join(map(str, common))
             rows.append(row)
-    return _adjust(pd.DataFrame(rows))
+    return adjust_within_families(pd.DataFrame(rows))
 
 
 def _adjust(frame: pd.DataFrame) -> pd.DataFrame:
+    """One Holm family for the whole table (the per-prompt analysis)."""
     if frame.empty:
         return frame
     frame["p_t_adj"] = stats.holm_bonferroni(frame["p_t"].to_numpy(dtype=float))
     frame["p_wilcoxon_adj"] = stats.holm_bonferroni(frame["p_wilcoxon"].to_numpy(dtype=float))
+    return frame
+
+
+def _add_t_mde(frame: pd.DataFrame, alpha: float, power: float = DEFAULT_POWER) -> pd.DataFrame:
+    """MDE of the paired t-test at alpha / m (m = tests in the table) and the observed SD."""
+    if frame.empty:
+        return frame
+    level = alpha / max(int(frame["p_t"].notna().sum()), 1)
+    frame["level"] = level
+    frame["mde_dz"] = [minimum_detectable_effect(int(n), level, power) for n in frame["n"]]
+    frame["MDE"] = (frame["mde_dz"] * frame["sd_diff"]).where(frame["sd_diff"] > 0)
     return frame
 
 
@@ -155,52 +149,50 @@ def compare_per_prompt(per_image: pd.DataFrame, runs: pd.DataFrame, pairs: list[
                 continue
             rows.append(_paired_row({**base_key, "candidate": candidate, "baseline": baseline},
                                     a.loc[common].to_numpy(), b.loc[common].to_numpy(), "higher", "prompt x seed",
-                                    seed, confidence))
+                                    seed, confidence, exact=False))
     return _adjust(pd.DataFrame(rows))
 
 
-def check_claims(comparisons: pd.DataFrame, claims: list[Claim], alpha: float) -> pd.DataFrame:
-    """Each claim x style x metric: supported / contradicted / inconclusive at ``alpha`` after Holm."""
-    rows = []
-    styles = comparisons[GROUP].drop_duplicates().itertuples(index=False) if not comparisons.empty else []
-    for profile, protocol, style in styles:
-        for claim in claims:
-            for metric in claim.metrics:
-                match = comparisons[(comparisons["profile"] == profile) & (comparisons["protocol"] == protocol)
-                                    & (comparisons["style"] == style) & (comparisons["metric"] == metric)
-                                    & (comparisons["candidate"] == claim.candidate)
-                                    & (comparisons["baseline"] == claim.baseline)]
-                row = {"claim": claim.id, "text": claim.text, "profile": profile, "protocol": protocol, "style": style,
-                       "metric": metric, "candidate": claim.candidate, "baseline": claim.baseline}
-                if match.empty:
-                    rows.append({**row, "verdict": "not tested", "n": 0, "mean_diff": np.nan, "ci_low": np.nan,
-                                 "ci_high": np.nan, "p_t_adj": np.nan, "MDE": np.nan, "seeds_needed": pd.NA})
-                    continue
-                m = match.iloc[0]
-                rows.append({**row, "verdict": stats.verdict(m["mean_diff"], m["p_t_adj"], alpha), "n": m["n"],
-                             "mean_diff": m["mean_diff"], "ci_low": m["ci_low"], "ci_high": m["ci_high"],
-                             "p_t_adj": m["p_t_adj"], "MDE": m.get("MDE", np.nan),
-                             "seeds_needed": m.get("seeds_needed", pd.NA)})
-    return pd.DataFrame(rows)
-
-
-def analyze(data: ReportData, per_image: pd.DataFrame, *, alpha: float = 0.05,
-            pairs: list[tuple[str, str]] | None = None, claims_path: Path | None = None,
-            seed: int = 0) -> Analysis:
-    """Everything the report shows, from the tidy results and the per-image CSD table."""
-    description, claims = load_claims(claims_path)
+def _wanted_pairs(pairs: list[tuple[str, str]] | None, claims: ClaimsFile) -> list[tuple[str, str]]:
     wanted = list(pairs or DEFAULT_PAIRS)
-    for claim in claims:  # claims may need comparisons beyond the default pairs
+    for claim in claims.claims:  # claims may need comparisons beyond the default pairs
         if (claim.candidate, claim.baseline) not in wanted:
             wanted.append((claim.candidate, claim.baseline))
-    comparisons = add_power(compare(data.results, wanted, seed=seed), alpha)
-    per_prompt = add_power(compare_per_prompt(per_image, data.runs, wanted, seed=seed), alpha)
+    return wanted
+
+
+def analyze(data: ReportData, per_image: pd.DataFrame, *, alpha: float | None = None,
+            pairs: list[tuple[str, str]] | None = None, claims: ClaimsFile | None = None,
+            seed: int = 0) -> Analysis:
+    """Everything the report shows, from the tidy results and the per-image CSD table.
+
+    ``claims`` defaults to ``baselines/claims.toml``; ``alpha`` (None: the file's) overrides the declared
+    level with a warning.
+    """
+    from nsync_bench.report.claims_check import check_claims
+
+    claims = claims or load_claims()
+    warnings = list(data.warnings)
+    declared = claims.rule.alpha
+    level = declared if alpha is None else float(alpha)
+    if not math.isclose(level, declared):
+        warnings.append(f"alpha {level:g} overrides the {declared:g} the claims file declares; verdicts at a level "
+                        "chosen after the data are not the declared test.")
+    wanted = _wanted_pairs(pairs, claims)
+    comparisons = add_power(compare(data.results, wanted, claims, seed=seed, warnings=warnings), claims, level)
+    per_prompt = _add_t_mde(compare_per_prompt(per_image, data.runs, wanted, seed=seed), level)
+    families = family_table(comparisons, claims, level)
+    warnings += [f"family {r.family} ({r.profile} / {r.protocol}): {r.note}." for r in families.itertuples()
+                 if r.note and r.family != EXPLORATORY]
     return Analysis(
         summary=summarize(data.results),
         comparisons=comparisons,
         per_prompt=per_prompt,
-        claims=check_claims(comparisons, claims, alpha),
-        alpha=alpha,
-        claims_description=description,
-        warnings=list(data.warnings),
+        claims=check_claims(comparisons, claims, level, data.results),
+        alpha=level,
+        claims_description=claims.description,
+        warnings=warnings,
+        claims_file=claims,
+        families=families,
+        rule=rule_text(claims.rule.test, level, claims.rule.declared),
     )

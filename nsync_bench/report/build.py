@@ -2,9 +2,9 @@
 
 The folder holds ``report.md``, a self-contained ``index.html``, ``figures/*.png`` (the same
 figures the HTML embeds), and the tables as CSV (``summary.csv``, ``comparisons.csv``,
-``per_prompt.csv``, ``claims.csv``) for anyone who wants to redo the analysis. It is written into a
-hidden temporary sibling and renamed into place whole: a report killed midway leaves no folder that
-looks like a report, and the same ``--out`` works again. Heavy modules
+``per_prompt.csv``, ``claims.csv``, ``families.csv``) for anyone who wants to redo the analysis. It is
+written into a hidden temporary sibling and renamed into place whole: a report killed midway leaves no
+folder that looks like a report, and the same ``--out`` works again. Heavy modules
 (mlflow, matplotlib) are imported inside :func:`build_report` so that importing
 ``nsync_bench.report.runs_table`` stays cheap.
 """
@@ -25,10 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 from nsync_bench.paths import default_experiment
 from nsync_bench.progress import NullProgress, Progress
+from nsync_bench.report.claims_check import COLUMNS as CLAIM_COLUMNS
 from nsync_bench.report.reference_rows import COLUMNS as REFERENCE_COLUMNS
 from nsync_bench.report.runs_table import ReportError
 
 if TYPE_CHECKING:
+    from nsync_bench.config.claims import ClaimsFile
     from nsync_bench.report.analysis import Analysis
     from nsync_bench.report.render import Picture
     from nsync_bench.report.runs_table import ReportData
@@ -38,15 +40,20 @@ log = logging.getLogger(__name__)
 REPORT_KIND_TAG = "nsync_bench.kind"
 _MLFLOW_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 STAGES = 5  # progress: data, per-image scores, analysis, plots, grids
-_COMPARISON = ["profile", "protocol", "style", "metric", "candidate", "baseline", "unit", "n", "direction", "mean_diff",
-               "ci_low", "ci_high", "t", "p_t", "p_wilcoxon", "wilcoxon_method", "d_z"]
+_COMPARISON = ["profile", "protocol", "style", "metric", "candidate", "baseline", "unit", "n", "direction", "transform",
+               "mean_diff", "ci_low", "ci_high", "ci_method", "t", "p_t", "p_perm", "perm_method", "perm_mc_se",
+               "p_wilcoxon", "wilcoxon_method", "d_z", "sd_diff", "prob_improvement", "pi_low", "pi_high", "wins",
+               "ties"]
 EMPTY_COLUMNS = {  # the analysis' columns, for tables with no rows
     "summary": ["profile", "protocol", "style", "method", "metric", "direction", "mean", "std", "n", "ci_low",
                 "ci_high", "seeds", "best"],
-    "comparisons": [*_COMPARISON, "seeds", "p_t_adj", "p_wilcoxon_adj"],
-    "per_prompt": [*_COMPARISON, "p_t_adj", "p_wilcoxon_adj"],
-    "claims": ["claim", "text", "profile", "protocol", "style", "metric", "candidate", "baseline", "verdict", "n",
-               "mean_diff", "ci_low", "ci_high", "p_t_adj"],
+    "comparisons": ["claim", "family", *_COMPARISON, "seeds", "p_t_adj", "p_perm_adj", "p_wilcoxon_adj",
+                    "family_size", "test", "level", "mde_dz", "MDE", "sd_low", "sd_high", "effect_kind", "effect",
+                    "effect_reason", "effect_dz", "power_at_n", "power_mc_se", "seeds_needed", "seeds_needed_low",
+                    "seeds_needed_high"],
+    "per_prompt": [*_COMPARISON, "p_t_adj", "p_wilcoxon_adj", "level", "mde_dz", "MDE"],
+    "claims": CLAIM_COLUMNS,
+    "families": ["profile", "protocol", "family", "claims", "tests", "seeds", "reachable", "note"],
     "reference": REFERENCE_COLUMNS,
 }
 
@@ -77,10 +84,10 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
-def _check_arguments(experiments: list[str], alpha: float, pairs: list[tuple[str, str]] | None) -> None:
+def _check_arguments(experiments: list[str], alpha: float | None, pairs: list[tuple[str, str]] | None) -> None:
     if not experiments:
         raise ReportError(f"no experiment given; name at least one, e.g. --experiment {default_experiment('smoke')}.")
-    if not 0.0 < alpha < 1.0:
+    if alpha is not None and not 0.0 < alpha < 1.0:
         raise ReportError(f"alpha must lie strictly between 0 and 1 (e.g. 0.05); got {alpha!r}.")
     for pair in pairs or []:
         if len(pair) != 2 or not all(pair) or pair[0] == pair[1]:
@@ -155,8 +162,10 @@ def _paired_plots(data: ReportData, analysis: Analysis, out_dir: Path, colors: d
             pictures.append(_write_figure(
                 out_dir, _safe(f"paired-{style}-{profile}-{protocol}"), png, title,
                 "Dots: one seed's difference between candidate and baseline trained with that seed, oriented so "
-                "that + means the candidate is better (baseline − candidate for ↓ metrics); diamond and bar: the "
-                "mean difference and its 95% CI from the comparisons table; line: no difference."))
+                "that + means the candidate is better (baseline − candidate for ↓ metrics), on the scale the claim "
+                "declares; shaded: their distribution (from 4 seeds), so clusters show; under each pair, the seeds "
+                "in which the candidate was better; diamond and bar: the mean difference and its 95% CI from the "
+                "comparisons table; line: no difference."))
     return pictures
 
 
@@ -172,12 +181,14 @@ def _quiet_mlflow_downloads() -> Iterator[None]:
             os.environ.pop(_MLFLOW_BAR, None)
 
 
-def _log_run(tracking_uri: str, experiments: list[str], alpha: float, out_dir: Path) -> str | None:
+def _log_run(tracking_uri: str, experiments: list[str], analysis: Analysis, out_dir: Path) -> str | None:
     from nsync_bench.tracking.tracker import MlflowTracker
 
-    tracker = MlflowTracker(tracking_uri, experiments[0], run_name="report",
-                            tags={REPORT_KIND_TAG: "report", "experiments": ",".join(experiments),
-                                  "alpha": f"{alpha:g}"})
+    claims = analysis.claims_file
+    tags = {REPORT_KIND_TAG: "report", "experiments": ",".join(experiments), "alpha": f"{analysis.alpha:g}",
+            "claims_file": str(claims.path) if claims and claims.path else "", "plan": (claims.plan or "") if claims
+            else ""}
+    tracker = MlflowTracker(tracking_uri, experiments[0], run_name="report", tags=tags)
     try:
         tracker.log_artifact(out_dir)
     except BaseException:
@@ -239,8 +250,9 @@ def _build_into(
     *,
     tracking_uri: str | None = None,
     out_dir: Path | None = None,
-    alpha: float = 0.05,
+    alpha: float | None = None,
     pairs: list[tuple[str, str]] | None = None,
+    claims: ClaimsFile | str | Path | None = None,
     data_root: Path | None = None,
     log_to_mlflow: bool = True,
     seed: int = 0,
@@ -252,12 +264,16 @@ def _build_into(
     """Load the finished runs of ``experiments``, analyse, render and (optionally) log the report.
 
     ``pairs`` are the (candidate, baseline) comparisons to make (default: nsync vs ti, nsync-lora vs
-    lora); the pairs the claims need are always added; ``seed`` seeds the bootstrap CIs, so a report is
-    reproducible from its inputs. ``reference``: add the real-data floor per style (read from MLflow, or
+    lora); the pairs the claims need are always added. ``claims``: a claims file (loaded, a name in
+    baselines/claims/ or a path; default baselines/claims.toml), whose rule, families, effects and
+    endpoints the analysis follows; ``alpha`` overrides its declared level (with a warning). ``seed``
+    seeds the bootstrap CIs and the Monte Carlo permutation tests, so a report is reproducible from its
+    inputs. ``reference``: add the real-data floor per style (read from MLflow, or
     computed from the style's data under ``data_root`` and logged once). Raises :class:`ReportError`
     when the runs cannot be reported.
     """
     from nsync_bench import paths
+    from nsync_bench.config.claims import ClaimsFile, load_claims
     from nsync_bench.paths import check_tracking_uri, usable_dir
     from nsync_bench.report.analysis import analyze
     from nsync_bench.report.artifacts import load_per_image
@@ -266,6 +282,7 @@ def _build_into(
     from nsync_bench.report.runs_table import load_report_data
 
     _check_arguments(experiments, alpha, pairs)
+    claims_file = claims if isinstance(claims, ClaimsFile) else load_claims(claims)
     progress = progress or NullProgress()
     uri = paths.tracking_uri(tracking_uri)
     check_tracking_uri(uri, must_exist=True)  # a mistyped path must not create an empty store
@@ -276,7 +293,7 @@ def _build_into(
     usable_dir(out_dir, "the report folder", "Pass another --out.")
     work = out_dir / ".work"
     with _quiet_mlflow_downloads():
-        data = load_report_data(uri, experiments)  # fails before anything is written
+        data = load_report_data(uri, experiments, claims_file.endpoints)  # fails before anything is written
         shutil.rmtree(out_dir / "figures", ignore_errors=True)  # no stale figures from an earlier report here
         out_dir.mkdir(parents=True, exist_ok=True)
         progress.start("building report", total=STAGES)
@@ -286,7 +303,7 @@ def _build_into(
             from nsync_bench.report.cells import variant_pairs
 
             wanted = list(pairs or DEFAULT_PAIRS)  # cells that differ from the plain one pair among themselves
-            analysis = analyze(data, load_per_image(data, work), alpha=alpha,
+            analysis = analyze(data, load_per_image(data, work), alpha=alpha, claims=claims_file,
                                pairs=wanted + variant_pairs(data.runs, wanted), seed=seed)
             if reference:
                 from nsync_bench.report.reference_rows import reference_rows
@@ -313,7 +330,7 @@ def _build_into(
     content = ReportContent(f"nsync-bench report: {', '.join(experiments)}", generated, list(experiments), data,
                             analysis, plots, grid_pictures, warnings)
     tables = {"summary": analysis.summary, "comparisons": analysis.comparisons, "per_prompt": analysis.per_prompt,
-              "claims": analysis.claims, "reference": analysis.reference}
+              "claims": analysis.claims, "families": analysis.families, "reference": analysis.reference}
     for name, frame in tables.items():
         if frame.columns.empty:  # nothing to compare: still a CSV with its header, not a 1-byte file
             frame = frame.reindex(columns=EMPTY_COLUMNS[name])
@@ -322,7 +339,7 @@ def _build_into(
         data.unfinished.to_csv(out_dir / "failed_runs.csv", index=False)
     (out_dir / "report.md").write_text(render_markdown(content), encoding="utf-8")
     (out_dir / "index.html").write_text(render_html(content), encoding="utf-8")
-    run_id = _log_run(uri, experiments, alpha, out_dir) if log_to_mlflow else None
+    run_id = _log_run(uri, experiments, analysis, out_dir) if log_to_mlflow else None
     log.debug("report written to %s%s", out_dir, f" and logged as MLflow run {run_id}" if run_id else "")
     return ReportResult(out_dir, out_dir / "report.md", out_dir / "index.html", out_dir / "summary.csv",
                         out_dir / "comparisons.csv", out_dir / "per_prompt.csv", out_dir / "claims.csv", run_id,

@@ -20,58 +20,29 @@ import pandas as pd
 
 from nsync_bench.metrics.legacy import inception_mode_note
 from nsync_bench.report.analysis import Analysis
-from nsync_bench.report.interpretation import FLOOR_NOTE, POWER_NOTE, fmt, fmt_p, inconclusive_text, seeds_text
+from nsync_bench.report.document import Block, Cell, Picture, Section, Table
+from nsync_bench.report.interpretation import FLOOR_NOTE, POWER_NOTE, fmt, fmt_p, improvement_text, scale_label
 from nsync_bench.report.plots import METRIC_LABELS, method_order
 from nsync_bench.report.reference_rows import REFERENCE_LABEL
+from nsync_bench.report.render_claims import claims_blocks
 from nsync_bench.report.runs_table import ReportData, library_versions
 
 GROUP = ["profile", "protocol", "style"]
-VERDICTS = ("supported", "contradicted", "inconclusive", "not tested")
 UNITS_NOTE = (
     "Units of analysis. Seed-level comparisons (Summary, Comparisons, Claims) use one number per run, "
     "pairing the candidate and the baseline trained with the same run seed (shared positive batches, noise "
     "and evaluation latents); n is the number of common seeds. Differences are oriented so that a positive "
-    "mean difference means the candidate is better, whatever the metric's direction. CIs of the mean "
-    "difference are BCa bootstrap intervals over seeds (Student-t intervals below the bootstrap minimum n, "
-    "see below); the summary's CIs are Student-t intervals of the mean. "
-    "The paired t-test is the primary test and its p-values are Holm–Bonferroni adjusted over the whole "
-    "family of seed-level comparisons in this report; Wilcoxon signed-rank p-values are shown beside them. "
-    "Per-prompt CSD comparisons pair per-image scores by (seed, evaluation prompt): more pairs and more "
-    "power, but prompts are not independent replications of training, so they form a separate Holm family "
-    "and do not enter the verdicts."
+    "mean difference means the candidate is better, whatever the metric's direction, and are taken on the scale "
+    "the claim declares (e.g. log FID: the log of the ratio). CIs of the mean difference are Student-t "
+    "intervals below the bootstrap minimum n and BCa bootstrap intervals from there on (see below); the "
+    "summary's CIs are Student-t intervals of the mean. Each comparison has the paired t-test, the exact "
+    "sign-flip permutation test (every sign pattern up to 20 seeds, Monte Carlo with its standard error beyond) "
+    "and the Wilcoxon signed-rank test, Holm-adjusted within its family: the claims file's families, and the "
+    "'exploratory' family of comparisons no claim covers. 'Better in k/n seeds' is the probability of "
+    "improvement with its exact (Clopper-Pearson) 95% interval. Per-prompt CSD comparisons pair per-image "
+    "scores by (seed, evaluation prompt): more pairs and more power, but prompts are not independent "
+    "replications of training, so they form a separate Holm family and do not enter the verdicts."
 )
-
-
-@dataclass
-class Cell:
-    text: str
-    bold: bool = False
-    cls: str = ""  # HTML class: best, supported, contradicted, inconclusive, not-tested, sig
-
-
-@dataclass
-class Table:
-    headers: list[str]
-    rows: list[list[Cell]]
-    caption: str = ""
-
-
-@dataclass
-class Picture:
-    title: str
-    file: str  # path relative to the report folder (Markdown links it, HTML embeds the bytes)
-    png: bytes
-    caption: str = ""
-
-
-Block = str | list[str] | Table | Picture  # a paragraph, a bullet list, a table, a figure
-
-
-@dataclass
-class Section:
-    title: str
-    blocks: list[Block] = field(default_factory=list)
-    level: int = 2
 
 
 @dataclass
@@ -86,15 +57,16 @@ class ReportContent:
     warnings: list[str] = field(default_factory=list)
 
 
-def metric_header(metric: str, direction: str) -> str:
-    return f"{METRIC_LABELS.get(metric, metric.upper())} {'↑' if direction == 'higher' else '↓'}"
+def metric_header(metric: str, direction: str, labels: dict[str, str] | None = None) -> str:
+    return f"{(labels or METRIC_LABELS).get(metric, metric.upper())} {'↑' if direction == 'higher' else '↓'}"
 
 
 def _settings(frame: pd.DataFrame) -> int:
     return len(frame[["profile", "protocol"]].drop_duplicates()) if len(frame) else 0
 
 
-def summary_sections(summary: pd.DataFrame, reference: pd.DataFrame | None = None) -> list[Section]:
+def summary_sections(summary: pd.DataFrame, reference: pd.DataFrame | None = None,
+                     labels: dict[str, str] | None = None) -> list[Section]:
     """Per (profile, protocol, style): methods as rows, metrics as columns, "mean ± half-CI (n)";
     then the real-data floor as a reference row (never starred, never compared)."""
     sections = []
@@ -119,7 +91,7 @@ def summary_sections(summary: pd.DataFrame, reference: pd.DataFrame | None = Non
         floor = _floor_row(reference, profile, style, metrics)
         if floor is not None:
             rows.append(floor)
-        headers = ["method", *(metric_header(m, directions[m]) for m in metrics)]
+        headers = ["method", *(metric_header(m, directions[m], {**METRIC_LABELS, **(labels or {})}) for m in metrics)]
         sections.append(Section(f"{style} — {profile} / {protocol}", [Table(headers, rows)], level=3))
     return sections
 
@@ -141,56 +113,36 @@ def _floor_row(reference: pd.DataFrame | None, profile: str, style: str, metrics
     return cells
 
 
-def comparison_table(frame: pd.DataFrame, alpha: float) -> Table:
-    """One row per comparison: effect, CI, raw and Holm-adjusted p, Wilcoxon, d_z."""
+def comparison_table(frame: pd.DataFrame, alpha: float, labels: dict[str, str] | None = None) -> Table:
+    """One row per comparison: effect, CI, the three tests (raw and Holm-adjusted within the family), d_z,
+    how often the candidate was better, and the MDE."""
+    labels = {**METRIC_LABELS, **(labels or {})}
     several = _settings(frame) > 1
-    headers = [*(["profile / protocol"] if several else []), "style", "metric", "candidate vs baseline", "n",
-               "mean diff (+ = better)", "95% CI (method)", "p (t)", "p adj (Holm)", "p Wilcoxon (method)", "d_z",
-               "MDE (seeds to detect)"]
+    seed_level = "family" in frame
+    headers = [*(["profile / protocol"] if several else []), "style", "metric", "candidate vs baseline",
+               *(["family"] if seed_level else []), "n", "mean diff (+ = better)", "95% CI (method)",
+               "p t (adj)", *(["p permutation (adj)"] if seed_level else []), "p Wilcoxon (adj)", "d_z",
+               "better in", "MDE"]
     rows = []
     for _, c in frame.iterrows():
         significant = not math.isnan(c["p_t_adj"]) and c["p_t_adj"] < alpha
+        perm_significant = seed_level and not math.isnan(c["p_perm_adj"]) and c["p_perm_adj"] < alpha
+        metric = scale_label(str(c["metric"]), str(c.get("transform", "none")), labels)
+        mc = f" ±{fmt(c['perm_mc_se'])} MC" if seed_level and c["perm_method"] == "monte-carlo" else ""
         rows.append([
             *([Cell(f"{c['profile']} / {c['protocol']}")] if several else []),
-            Cell(str(c["style"])), Cell(metric_header(c["metric"], c["direction"])),
-            Cell(f"{c['candidate']} vs {c['baseline']}"), Cell(str(int(c["n"]))),
-            Cell(fmt(c["mean_diff"], signed=True)),
+            Cell(str(c["style"])), Cell(f"{metric} {'↑' if c['direction'] == 'higher' else '↓'}"),
+            Cell(f"{c['candidate']} vs {c['baseline']}"), *([Cell(str(c["family"]))] if seed_level else []),
+            Cell(str(int(c["n"]))), Cell(fmt(c["mean_diff"], signed=True)),
             Cell(f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}] ({c.get('ci_method', 'bca')})"),
-            Cell(fmt_p(c["p_t"])), Cell(fmt_p(c["p_t_adj"]), bold=significant, cls="sig" if significant else ""),
-            Cell(f"{fmt_p(c['p_wilcoxon'])} ({c['wilcoxon_method']})"), Cell(fmt(c["d_z"])),
-            Cell(f"{fmt(c.get('MDE'))} ({seeds_text(c.get('seeds_needed'))})"),
+            Cell(f"{fmt_p(c['p_t'])} ({fmt_p(c['p_t_adj'])})", bold=significant, cls="sig" if significant else ""),
+            *([Cell(f"{fmt_p(c['p_perm'])}{mc} ({fmt_p(c['p_perm_adj'])})", bold=perm_significant,
+                    cls="sig" if perm_significant else "")] if seed_level else []),
+            Cell(f"{fmt_p(c['p_wilcoxon'])} ({fmt_p(c['p_wilcoxon_adj'])})"), Cell(fmt(c["d_z"])),
+            Cell(improvement_text(c["wins"], c["n"], c["pi_low"], c["pi_high"])),
+            Cell(fmt(c.get("MDE"))),
         ])
     return Table(headers, rows)
-
-
-
-def claims_blocks(analysis: Analysis) -> list[Block]:
-    claims = analysis.claims
-    blocks: list[Block] = []
-    if analysis.claims_description:
-        blocks.append(f"The claims under test: {analysis.claims_description}")
-    blocks.append(f"alpha = {analysis.alpha:g}. A claim is supported where the Holm-adjusted p-value of the paired "
-                  "t-test is below alpha and the mean difference favours the candidate, contradicted where it is "
-                  "below alpha and favours the baseline, and inconclusive otherwise.")
-    if claims.empty:
-        return [*blocks, "No claim could be checked: no comparisons."]
-    counts = claims["verdict"].value_counts()
-    blocks.append("Verdicts: " + ", ".join(f"{v} {int(counts.get(v, 0))}" for v in VERDICTS) + ".")
-    several = _settings(claims) > 1
-    rows = []
-    for _, c in claims.iterrows():
-        if c["verdict"] == "not tested":
-            evidence = f"no runs of both {c['candidate']} and {c['baseline']}"
-        else:
-            evidence = (f"diff {fmt(c['mean_diff'], signed=True)}, 95% CI [{fmt(c['ci_low'])}, {fmt(c['ci_high'])}], "
-                        f"p adj {fmt_p(c['p_t_adj'])}, n {int(c['n'])}")
-        verdict = str(c["verdict"])
-        if verdict == "inconclusive":
-            verdict = inconclusive_text(c.get("MDE"), int(c["n"]), c.get("seeds_needed"))
-        style = f"{c['style']} ({c['profile']} / {c['protocol']})" if several else str(c["style"])
-        rows.append([Cell(str(c["text"])), Cell(style), Cell(METRIC_LABELS.get(c["metric"], str(c["metric"]))),
-                     Cell(verdict, bold=True, cls=str(c["verdict"]).replace(" ", "-")), Cell(evidence)])
-    return [*blocks, Table(["claim", "style", "metric", "verdict", "evidence"], rows)]
 
 
 def _count_table(header: str, counts: dict[str, int]) -> Table:
@@ -253,9 +205,11 @@ def sections(content: ReportContent) -> list[Section]:
     if mode_note:
         summary_intro.append(mode_note)
     result.append(Section("Summary", summary_intro))
-    result += summary_sections(analysis.summary, analysis.reference)
-    comparisons: list[Block] = ["Unit: seed (paired by run seed). Positive differences favour the candidate."]
-    comparisons.append(comparison_table(analysis.comparisons, analysis.alpha) if len(analysis.comparisons)
+    labels = {n: e.label for n, e in analysis.claims_file.endpoints.items()} if analysis.claims_file else {}
+    result += summary_sections(analysis.summary, analysis.reference, labels)
+    comparisons: list[Block] = ["Unit: seed (paired by run seed). Positive differences favour the candidate. "
+                                "p-values: raw (Holm-adjusted within the family); bold: adjusted below alpha."]
+    comparisons.append(comparison_table(analysis.comparisons, analysis.alpha, labels) if len(analysis.comparisons)
                        else "No pair of methods shares a seed: nothing to compare.")
     result.append(Section("Comparisons", comparisons))
     per_prompt: list[Block] = ["Unit: prompt × seed (per-image CSD, paired by seed and evaluation prompt); "
@@ -267,8 +221,7 @@ def sections(content: ReportContent) -> list[Section]:
     result.append(Section("Plots", list(content.plots) or ["No plots."]))
     result.append(Section("Image grids", list(content.grids) or ["No evaluation images to show."]))
     result.append(Section("Provenance", provenance_blocks(content)))
-    result.append(Section("Methods note", [UNITS_NOTE, POWER_NOTE, f"Claim verdicts use the Holm-adjusted paired "
-                                           f"t-test at alpha = {analysis.alpha:g}."]))
+    result.append(Section("Methods note", [UNITS_NOTE, POWER_NOTE, f"Claim verdicts: {analysis.rule}"]))
     return result
 
 
@@ -311,6 +264,7 @@ th{background:#f0f2f5}tbody tr:nth-child(even){background:#fafafa}
 td.best{background:#e8f4ff}td.reference{font-style:italic;color:#444;background:#f4f4f4}td.sig{color:#0b5394}
 td.supported{background:#d4edda;color:#155724}td.contradicted{background:#f8d7da;color:#721c24}
 td.inconclusive{background:#fff3cd;color:#856404}td.not-tested{background:#e2e3e5;color:#383d41}
+td.t-only{background:#eef5e4;color:#3d5a1e}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #ddd}
 figcaption{font-size:.85em;color:#555}nav{font-size:.9em}nav a{margin-right:.8em}
 caption{text-align:left;font-style:italic;padding-bottom:.3em}.meta{color:#555}

@@ -2,6 +2,8 @@
 
 One row per (run, metric): ``run_id, run_key, experiment, profile, protocol, style, method, seed,
 metric, value, direction, implementation, git_sha``. The latest finished run per run key wins.
+Metrics are the built-ins of nsync_bench.metrics.registry plus any endpoint a claims file declares
+(nsync_bench.config.claims: read from the MLflow metric ``metrics/<name>``, with the declared direction).
 Numbers from different metric implementations (network, weights, preprocessing, estimator) are
 never compared: mixing them is an error.
 """
@@ -10,13 +12,18 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from nsync_bench.errors import NsyncBenchError
 from nsync_bench.metrics.registry import METRICS
 from nsync_bench.report.run_states import state_mismatches
+
+if TYPE_CHECKING:
+    from nsync_bench.config.claims import Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +54,10 @@ def _tag(frame: pd.DataFrame, name: str) -> pd.Series:
     return frame[column] if column in frame else pd.Series([None] * len(frame), index=frame.index)
 
 
-def load_report_data(tracking_uri: str, experiments: list[str]) -> ReportData:
-    """Finished benchmark runs of ``experiments`` (report runs excluded), latest per run key."""
+def load_report_data(tracking_uri: str, experiments: list[str],
+                     endpoints: Mapping[str, Endpoint] | None = None) -> ReportData:
+    """Finished benchmark runs of ``experiments`` (report runs excluded), latest per run key; metrics: the
+    built-ins and the declared ``endpoints`` (name -> Endpoint of a claims file)."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -91,22 +100,10 @@ def load_report_data(tracking_uri: str, experiments: list[str]) -> ReportData:
         "hardware": _tag(frame, "hardware"),
     })
     runs, frame = _cells(frame, runs)
-    rows = []
-    for _, run in frame.iterrows():
-        for metric in METRIC_NAMES:
-            value = run.get(f"metrics.metrics/{metric}")
-            if value is None or pd.isna(value):
-                continue
-            direction = str(run.get(f"tags.metric.{metric}.direction") or "")
-            rows.append({
-                "run_id": run["run_id"], "metric": metric, "value": float(value),
-                "std": run.get(f"metrics.metrics/{metric}_std"),
-                "direction": "higher" if direction.startswith("higher") else "lower",
-                "implementation": run.get(f"tags.metric.{metric}.implementation") or "unknown",
-            })
+    rows = [row for _, run in frame.iterrows() for row in _metric_rows(run, endpoints or {})]
     if not rows:
-        raise ReportError("the runs carry no metrics/fid, metrics/kid, metrics/cmmd or metrics/csd; were they "
-                          "evaluated with metrics.names empty?")
+        wanted = ", ".join(f"metrics/{m}" for m in (*METRIC_NAMES, *(endpoints or {})))
+        raise ReportError(f"the runs carry none of {wanted}; were they evaluated with metrics.names empty?")
     results = pd.DataFrame(rows).merge(runs[RUN_COLUMNS], on="run_id")
     data = ReportData(runs, results, tracking_uri=tracking_uri, unfinished=unfinished,
                       metric_warnings=_metric_warnings(frame))
@@ -114,6 +111,32 @@ def load_report_data(tracking_uri: str, experiments: list[str]) -> ReportData:
     check_implementations(data)
     check_seed_sets(data)
     return data
+
+
+def _metric_rows(run: pd.Series, endpoints: Mapping[str, Endpoint]) -> list[dict]:
+    """One row per metric the run logged: built-ins with their logged direction, declared endpoints with the
+    declared one (a logged direction tag that disagrees is an error, not a silent choice)."""
+    from nsync_bench.config.claims import DECLARED_IMPLEMENTATION
+
+    rows = []
+    for metric in (*METRIC_NAMES, *endpoints):
+        value = run.get(f"metrics.metrics/{metric}")
+        if value is None or pd.isna(value):
+            continue
+        tag = str(run.get(f"tags.metric.{metric}.direction") or "")
+        direction = "higher" if tag.startswith("higher") else "lower"
+        implementation = run.get(f"tags.metric.{metric}.implementation") or ""
+        if metric in endpoints:
+            declared = endpoints[metric].direction
+            if tag and direction != declared:
+                raise ReportError(f"run {run['run_id']} logs metric.{metric}.direction {tag!r}, but the claims file "
+                                  f"declares {metric} {declared!r} is better; fix one of them.")
+            direction = declared
+        rows.append({"run_id": run["run_id"], "metric": metric, "value": float(value),
+                     "std": run.get(f"metrics.metrics/{metric}_std"), "direction": direction,
+                     "implementation": implementation or (DECLARED_IMPLEMENTATION if metric in endpoints
+                                                          else "unknown")})
+    return rows
 
 
 def _parse_seeds(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:

@@ -1,7 +1,7 @@
 """Where sweep tasks run: in this process, in N local worker processes, or on Slurm via submitit.
 
-Every executor implements :class:`Executor`: ``prepare(job)`` runs a style's prerequisite job (its
-negative sets) to completion before that style's tasks, and ``run`` calls
+Every executor implements :class:`Executor`: ``prepare(jobs)`` runs the styles' prerequisite jobs (their
+negative sets) to completion before their tasks (on Slurm all at once, as parallel jobs), and ``run`` calls
 :func:`nsync_bench.sweep.matrix.run_task` for each task and reports status changes through
 ``on_event(task, status, result)``; a failed task never stops the others. SIGINT or SIGTERM stops them
 all: each running task checkpoints, is marked KILLED and unlocked, and ``run`` raises
@@ -34,14 +34,26 @@ EventHandler = Callable[[Task, str, TaskResult | None], None]
 class Executor(Protocol):
     """Where a sweep's jobs run (:func:`nsync_bench.sweep.matrix.run_sweep`)."""
 
-    def prepare(self, job: PrepareStyle) -> None:
-        """Run a style's prerequisite job to completion (the negative sets need the GPU); raise if it fails."""
+    def prepare(self, jobs: list[PrepareStyle]) -> dict[str, str]:
+        """Run the styles' prerequisite jobs to completion (the negative sets need the GPU); ``{style: error}``
+        of those that failed (their runs cannot start; the others go on)."""
         ...
 
     def run(self, tasks: list[Task], options: SweepOptions, experiment: str,
             on_event: EventHandler) -> list[TaskResult]:
         """Run every task (a failed one never stops the others); one result per task, in any order."""
         ...
+
+
+def _prepare_here(jobs: list[PrepareStyle]) -> dict[str, str]:
+    """One style after another in this process (the GPU is this machine's): ``{style: error}``."""
+    failed = {}
+    for job in jobs:
+        try:
+            job()
+        except Exception as err:  # this style's runs cannot start; the other styles go on
+            failed[job.style] = f"{type(err).__name__}: {err}"
+    return failed
 
 
 def _failed(task: Task, err: BaseException) -> TaskResult:
@@ -52,8 +64,8 @@ def _failed(task: Task, err: BaseException) -> TaskResult:
 class InProcessExecutor:
     """Tasks one after another in this process (simple, debuggable)."""
 
-    def prepare(self, job: PrepareStyle) -> None:
-        job()
+    def prepare(self, jobs: list[PrepareStyle]) -> dict[str, str]:
+        return _prepare_here(jobs)
 
     def run(self, tasks: list[Task], options: SweepOptions, experiment: str,
             on_event: EventHandler) -> list[TaskResult]:
@@ -109,9 +121,9 @@ class LocalPoolExecutor:
         self.max_parallel = max_parallel
         self.devices = devices
 
-    def prepare(self, job: PrepareStyle) -> None:
+    def prepare(self, jobs: list[PrepareStyle]) -> dict[str, str]:
         """In this (the sweep's) process, before the workers start: one job per style, not one per worker."""
-        job()
+        return _prepare_here(jobs)
 
     def run(self, tasks: list[Task], options: SweepOptions, experiment: str,
             on_event: EventHandler) -> list[TaskResult]:
@@ -195,7 +207,14 @@ class SweepJob:
         self.experiment = experiment
 
     def __call__(self, task: Task) -> TaskResult:
-        return run_task(task, self.options, self.experiment)
+        # A lock held on another host may be this job's own dead predecessor's (or an earlier sweep's): wait
+        # out one stale window rather than report the run busy (nsync_bench.sweep.locking).
+        from dataclasses import replace
+
+        from nsync_bench.sweep.locking import HEARTBEAT_S, STALE_AFTER_S
+
+        wait = max(self.options.lock_wait_s, STALE_AFTER_S + HEARTBEAT_S)
+        return run_task(task, replace(self.options, lock_wait_s=wait), self.experiment)
 
     def checkpoint(self, task: Task) -> Any:
         import submitit
@@ -222,11 +241,21 @@ class SlurmExecutor:
         executor.update_parameters(**parameters)
         return executor
 
-    def prepare(self, job: PrepareStyle) -> None:
-        """Run a per-style prerequisite job on the cluster (negative sets need a GPU) and wait for it."""
-        submitted = self.make_executor().submit(job)
-        log.info("preparing %s as job %s (logs: %s)", job.style, submitted.job_id, submitted.paths.stdout)
-        submitted.result()  # waits; raises when the job failed
+    def prepare(self, jobs: list[PrepareStyle]) -> dict[str, str]:
+        """Submit every style's prerequisite job at once (negative sets need a GPU each), then wait for all."""
+        if not jobs:
+            return {}
+        executor = self.make_executor()
+        submitted = [(job, executor.submit(job)) for job in jobs]
+        for job, handle in submitted:
+            log.info("preparing %s as job %s (logs: %s)", job.style, handle.job_id, handle.paths.stdout)
+        failed = {}
+        for job, handle in submitted:
+            try:
+                handle.result()  # waits; raises when the job failed
+            except Exception as err:  # the job failed on the cluster: that style's runs cannot start
+                failed[job.style] = f"{type(err).__name__}: {err} (logs: {handle.paths.stderr})"
+        return failed
 
     def run(self, tasks: list[Task], options: SweepOptions, experiment: str,
             on_event: EventHandler) -> list[TaskResult]:
@@ -257,6 +286,26 @@ class SlurmExecutor:
 
 
 EXECUTORS = ("local", "slurm")
+SERVER_DOCS = "docs/scale.md, 'MLflow at scale (PostgreSQL)'"
+
+
+def check_store_for_executor(executor: str, tracking_uri: str, cluster: str | None = None,
+                             allow_sqlite: bool = False) -> None:
+    """Slurm jobs on many nodes writing one SQLite file (over a shared filesystem) lose runs to locking
+    errors: refuse, pointing at a tracking server; ``--slurm-cluster local`` (one machine) only warns."""
+    from nsync_bench.errors import ConfigError
+
+    if executor != "slurm" or not tracking_uri.startswith("sqlite:"):
+        return
+    advice = (f"Run an MLflow tracking server on PostgreSQL and pass --tracking-uri http://HOST:PORT ({SERVER_DOCS}; "
+              "`nox -s server` tests that setup)")
+    if cluster == "local" or allow_sqlite:
+        log.warning("the SQLite store %s with the Slurm executor: fine on one machine, but jobs on several nodes "
+                    "will contend for its lock. %s.", tracking_uri, advice)
+        return
+    raise ConfigError(f"--executor slurm with the SQLite store {tracking_uri}: jobs on many nodes writing one SQLite "
+                      f"file over a shared filesystem fail or lose runs. {advice}; or pass --allow-sqlite for jobs "
+                      "that all run on one node.")
 
 
 def make_executor(name: str, *, max_parallel: int = 1, slurm: SlurmSettings | None = None,

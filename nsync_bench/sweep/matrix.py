@@ -7,7 +7,9 @@ skips itself when a finished run with its key exists (on disk or in MLflow); an 
 resumes from its checkpoint. Executors (nsync_bench.sweep.executors) decide where tasks run.
 
 Sweep files live in ``baselines/sweeps/<name>.toml`` with keys ``styles``, ``methods``,
-``seeds``, ``profile``, ``protocol``, ``experiment`` and ``set`` (a list of overrides).
+``seeds``, ``profile``, ``protocol``, ``experiment``, ``set`` (a list of overrides) and ``claims``
+(the claims file the sweep answers: a name in baselines/claims/ or a path; default
+baselines/claims.toml).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class SweepSpec:
     overrides: list[str] = field(default_factory=list)
     experiment: str | None = None
     description: str = ""
+    claims: str | None = None  # the claims file it answers (None: baselines/claims.toml)
 
     def experiment_name(self) -> str:
         return self.experiment or paths.default_experiment(self.profile)
@@ -60,6 +63,7 @@ class SweepOptions:
     data_root: str | None = None
     tracking_uri: str | None = None
     weights_dir: str | None = None
+    lock_wait_s: float = 0.0  # how long a task waits for its run key's lock held elsewhere
 
     def run_options(self, experiment: str) -> Any:
         from nsync_bench.pipeline.runner import RunOptions
@@ -70,6 +74,7 @@ class SweepOptions:
             tracking_uri=self.tracking_uri,
             experiment=experiment,
             weights_dir=Path(self.weights_dir) if self.weights_dir else None,
+            lock_wait_s=self.lock_wait_s,
         )
 
 
@@ -111,14 +116,15 @@ def load_sweep_file(name_or_path: str) -> SweepSpec:
             raise unknown_name("sweep file", name_or_path, sweep_names(), "Or pass a path to a TOML file.")
     with path.open("rb") as handle:
         data = tomllib.load(handle)
-    allowed = {"styles", "methods", "seeds", "profile", "protocol", "experiment", "set", "description"}
+    allowed = {"styles", "methods", "seeds", "profile", "protocol", "experiment", "set", "description", "claims"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ConfigError(f"unknown keys {unknown} in sweep file {path}; allowed: {', '.join(sorted(allowed))}.")
     return SweepSpec(styles=_names(data, "styles", path), methods=_names(data, "methods", path),
                      seeds=_seeds(data.get("seeds"), path), profile=data.get("profile", "smoke"),
                      protocol=data.get("protocol"), overrides=_names(data, "set", path, required=False),
-                     experiment=data.get("experiment"), description=data.get("description", ""))
+                     experiment=data.get("experiment"), description=data.get("description", ""),
+                     claims=data.get("claims"))
 
 
 def _names(data: dict[str, Any], key: str, path: Path, required: bool = True) -> list[str]:
@@ -305,19 +311,16 @@ def run_sweep(spec: SweepSpec, executor: Executor, options: SweepOptions, *, ret
     tasks = select_tasks(expand(spec, options), spec, options, retry_failed)
     for task in tasks:
         on_event(task, "queued", None)
-    failed_styles: dict[str, str] = {}
     results: list[TaskResult] = []
-    for style in dict.fromkeys(t.style for t in tasks):
-        configs = [t.config for t in tasks if t.style == style]
-        try:
-            executor.prepare(PrepareStyle(style, configs, options))
-        except Exception as err:  # the style's runs cannot start; the other styles go on
-            failed_styles[style] = f"{type(err).__name__}: {err}"
-            log.error("preparing style %s failed: %s", style, err)
-            for task in [t for t in tasks if t.style == style]:
-                result = TaskResult(task.run_key, task.label, "failed", error=f"preparation failed: {err}")
-                results.append(result)
-                on_event(task, "failed", result)
+    jobs = [PrepareStyle(style, [t.config for t in tasks if t.style == style], options)
+            for style in dict.fromkeys(t.style for t in tasks)]
+    failed_styles = executor.prepare(jobs)  # every style at once where the executor can (Slurm)
+    for style, err in failed_styles.items():  # the style's runs cannot start; the other styles go on
+        log.error("preparing style %s failed: %s", style, err)
+        for task in [t for t in tasks if t.style == style]:
+            result = TaskResult(task.run_key, task.label, "failed", error=f"preparation failed: {err}")
+            results.append(result)
+            on_event(task, "failed", result)
     runnable = [t for t in tasks if t.style not in failed_styles]
     if runnable:
         from nsync_bench.tracking.tracker import ensure_experiment

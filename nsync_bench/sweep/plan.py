@@ -7,13 +7,18 @@ state of the last attempt (retry), a checkpoint in its run folder (resume), else
 The estimate is device time, not wall time (``--max-parallel`` divides wall time, not GPU-hours):
 
 * training: remaining steps x the step time of the run's method at its batch size;
-* generation: evaluation images x seconds per image at the run's sampling steps and CFG;
-* scoring: evaluation images x extractors / extractor images per second;
+* generation: evaluation images x seconds per image at the run's sampling steps and CFG; the final
+  evaluation scores every test caption (``eval.max_prompts``), each learning-curve evaluation still ahead
+  (``eval.at_steps``) the declared subset (``eval.curve_prompts``);
+* scoring: the same images x extractors / extractor images per second;
 * preparation, once per style: NSYNC's negative set (one image per training image).
 
 Step times come from the GPU check's JSON (``nsync-bench bench --profile sd15-arch --device cuda
 --json > gpu.json``; ``--step-time gpu.json``) or a number (seconds per TI step at batch 4), from
-which the other figures are derived with the documented ratios below. Derived figures are marked.
+which the other methods' figures are derived with the documented ratios below. Sampling is not a
+fraction of a training step (a training step's backward, optimizer and fp32 parts have no counterpart
+in fp16 inference), so without a measurement it takes a nominal GPU figure. Derived figures are marked.
+docs/scale.md's example of this output is checked against this code by the tests.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any
 
 from nsync_bench import paths
 from nsync_bench.errors import ConfigError
+from nsync_bench.pipeline.readiness import NOMINAL
 from nsync_bench.sweep.matrix import RETRY_STATUSES, SweepOptions, SweepSpec, Task, expand, read_state, state_path
 
 log = logging.getLogger(__name__)
@@ -33,9 +39,10 @@ log = logging.getLogger(__name__)
 REFERENCE_BATCH = 4
 # Step time of each method at equal batch, relative to TI: `nsync-bench bench --only training`, docs/scale.md.
 DEFAULT_RATIO_TO_TI = {"ti": 1.0, "lora": 1.18, "nsync": 1.78, "nsync-lora": 2.26}
-# A training step is about one forward and one backward (~2 forwards) of its batch; a sampling step
-# with classifier-free guidance is one forward of two samples per image.
-FORWARD_SHARE_OF_STEP = 1 / 3
+# Seconds per evaluation image at 50 sampling steps with CFG when no GPU check measured it: nominal for SD 1.5/2
+# at 512 px in fp16 on one H100-class GPU (pipeline.readiness.NOMINAL); without CFG a step is half the samples.
+NOMINAL_IMAGE_S = NOMINAL["sd-image-50-steps"]["gpu"]
+NOMINAL_IMAGE_STEPS = 50
 # Extractor images/s when no measurement is given: a conservative GPU figure for CLIP ViT-L/14@336
 # (the slowest extractor; measure yours with the GPU check).
 NOMINAL_EXTRACTOR_IMAGES_PER_S = 50.0
@@ -66,11 +73,10 @@ class StepTimes:
         return self.ti_step_s * ratio * batch / self.ti_batch
 
     def image_seconds(self, steps: int, guidance: float) -> float:
-        """Seconds per generated image at ``steps`` sampling steps."""
+        """Seconds per generated image at ``steps`` sampling steps (measured, else :data:`NOMINAL_IMAGE_S`)."""
         if self.generation_images_per_s and self.generation_steps:
             return steps / self.generation_steps / self.generation_images_per_s
-        per_sample_forward = self.ti_step_s * FORWARD_SHARE_OF_STEP / self.ti_batch
-        return steps * per_sample_forward * (2 if guidance > 1 else 1)
+        return NOMINAL_IMAGE_S * steps / NOMINAL_IMAGE_STEPS * (1.0 if guidance > 1 else 0.5)
 
     def scoring_seconds(self, images: int, kinds: list[str]) -> float:
         rates = [self.extractor_images_per_s.get(k, NOMINAL_EXTRACTOR_IMAGES_PER_S) for k in kinds]
@@ -87,7 +93,9 @@ def parse_step_time(text: str) -> StepTimes:
         if not 0 < seconds < float("inf"):  # nan and inf too: an estimate from them means nothing
             raise ConfigError(f"--step-time {text!r} must be a positive, finite number of seconds (a TI step at "
                               "batch 4).")
-        return StepTimes(seconds, derived=["other methods (docs/scale.md ratios)", "generation", "scoring"])
+        return StepTimes(seconds, derived=["other methods (docs/scale.md ratios)",
+                                           f"generation (nominal {NOMINAL_IMAGE_S} s per image at 50 steps)",
+                                           "scoring (nominal)"])
     path = Path(text).expanduser()
     if not path.is_file():
         raise ConfigError(f"--step-time {text!r} is neither a number of seconds nor a JSON file. Fix: pass e.g. "
@@ -114,7 +122,7 @@ def step_times_from_json(data: dict[str, Any], source: str) -> StepTimes:
         times.generation_images_per_s = float(generation["images_per_s"])
         times.generation_steps = int(generation["num_inference_steps"])
     else:
-        times.derived.append("generation")
+        times.derived.append(f"generation (nominal {NOMINAL_IMAGE_S} s per image at 50 steps)")
     extractors = (data.get("extractors") or data.get("reference_extractors") or {}).get("extractors", {})
     times.extractor_images_per_s = {kind: float(row["images_per_s"]) for kind, row in extractors.items()}
     if not times.extractor_images_per_s:
@@ -229,25 +237,33 @@ def plan_sweep(spec: SweepSpec, options: SweepOptions, times: StepTimes | None, 
         if times is not None and status != "skip":
             train_images, test_images, _ = counts[task.style]
             evaluation = config["eval"]
-            images = min(test_images, evaluation["max_prompts"] or test_images)
             trains = method_class(task.method).trains  # ldm: evaluation only
             if not trains:
                 run.remaining_steps = remaining = 0
             run.train_s = remaining * times.step_seconds(task.method, int(config["train"]["batch_size"]))
-            # Learning-curve evaluations (eval.at_steps) still ahead, plus the final one.
-            done = int(config["train"]["max_steps"]) - remaining
-            evaluations = 1 + sum(done < step < int(config["train"]["max_steps"])
-                                  for step in (evaluation.get("at_steps") or [])) if trains else 1
-            run.generate_s = evaluations * images * times.image_seconds(evaluation["num_inference_steps"],
-                                                                        evaluation["guidance_scale"])
+            images = evaluated_images(config, test_images, remaining if trains else 0)
+            run.generate_s = images * times.image_seconds(evaluation["num_inference_steps"],
+                                                          evaluation["guidance_scale"])
             kinds = _extractor_kinds(config["metrics"]["names"])
-            run.score_s = evaluations * times.scoring_seconds(images, kinds)
+            run.score_s = times.scoring_seconds(images, kinds)
             if method_class(task.method).needs_negatives and not config["nsync"]["negatives_dir"]:
                 neg = config["negatives"]
                 negatives[task.style] = train_images * times.image_seconds(neg["num_inference_steps"],
                                                                            neg["guidance_scale"])
         runs.append(run)
     return SweepPlan(runs, negatives, counts, times)
+
+
+def evaluated_images(config: dict[str, Any], test_images: int, remaining_steps: int) -> int:
+    """Images a run still generates and scores: the final evaluation's, plus each learning-curve evaluation
+    ahead of it on the curve's prompt subset (pipeline.learning_curve.curve_prompt_count)."""
+    evaluation, max_steps = config["eval"], int(config["train"]["max_steps"])
+    final = min(test_images, evaluation["max_prompts"] or test_images)
+    subset = evaluation.get("curve_prompts")
+    curve = final if subset is None else min(final, subset)
+    done = max_steps - remaining_steps
+    ahead = sum(done < step < max_steps for step in (evaluation.get("at_steps") or [])) if remaining_steps else 0
+    return final + ahead * curve
 
 
 def _extractor_kinds(names: list[str]) -> list[str]:

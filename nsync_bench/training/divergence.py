@@ -6,11 +6,17 @@ is tolerated only under fp16 loss scaling, for at most :data:`FP16_TOLERATED_STE
 steps: there, an overflow makes the gradient scaler skip the step and halve its scale (from 2^16,
 so 16 halvings reach a scale of 1), which is normal at the start of training; more in a row means
 the model itself overflows. In fp32 and bf16 the first non-finite loss ends the run.
+
+The check costs one host transfer per step: the trainer stacks the step's logged scalars and one fused
+finiteness flag of all trained tensors (:func:`parameters_finite`, computed on the device) and copies them
+to the host together (:func:`to_host`); the guard then reads plain floats. Counting the non-finite values
+for the error message costs more transfers, but only once, when the run fails.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -37,14 +43,20 @@ class DivergenceGuard:
                 "gradient clipping (--set train.max_grad_norm=1.0), or fp32 (--set model.mixed_precision=no). "
                 "Nothing was cached: the run is FAILED and a rerun recomputes it.")
 
-    def check(self, step: int, logs: dict[str, float], parameters: list[torch.Tensor]) -> None:
-        """Raise :class:`DivergenceError` if step ``step`` diverged (see the module docstring)."""
-        bad = [p for p in parameters if not bool(torch.isfinite(p.detach()).all())]
-        if bad:
+    def check(self, step: int, logs: dict[str, float], parameters: list[torch.Tensor],
+              finite: bool | None = None) -> None:
+        """Raise :class:`DivergenceError` if step ``step`` diverged (see the module docstring).
+
+        ``finite``: whether every trained tensor is finite, when the caller already has it on the host
+        (the trainer's one transfer per step); None computes it here from ``parameters``.
+        """
+        if finite is None:
+            finite = bool(parameters_finite(parameters))
+        if not finite:
+            count = sum(int((~torch.isfinite(p.detach())).sum()) for p in parameters)  # once, as the run fails
             raise DivergenceError(
                 f"the run diverged: the trained parameters are not finite after step {step} "
-                f"({sum(int((~torch.isfinite(p.detach())).sum()) for p in bad)} non-finite values). "
-                + self._advice())
+                f"({count} non-finite values). " + self._advice())
         losses = {k: logs[k] for k in LOSS_KEYS if k in logs and not math.isfinite(logs[k])}
         if not losses:
             self.consecutive = 0
@@ -59,3 +71,23 @@ class DivergenceGuard:
 
 def trained_parameters(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
     return [p for group in optimizer.param_groups for p in group["params"]]
+
+
+def parameters_finite(parameters: list[torch.Tensor]) -> torch.Tensor:
+    """A 0-dim bool tensor on the parameters' device: all of them finite. No host transfer: the largest
+    absolute value of each tensor (NaN and inf propagate through it, no overflow as a sum could) in one stack."""
+    peaks = torch.stack([p.detach().abs().amax().float() for p in parameters])
+    return torch.isfinite(peaks).all()
+
+
+def to_host(values: dict[str, Any], extra: dict[str, torch.Tensor]) -> tuple[dict[str, float], dict[str, float]]:
+    """``values`` (device scalars or floats) and ``extra`` (device scalars) as floats, with one host transfer."""
+    names = [k for k, v in values.items() if torch.is_tensor(v)]
+    tensors = [values[k] for k in names] + list(extra.values())
+    floats: list[float] = []
+    if tensors:
+        device = tensors[0].device
+        floats = torch.stack([t.detach().reshape(()).to(device=device, dtype=torch.float64) for t in tensors]).tolist()
+    fetched = dict(zip(names, floats, strict=False))
+    host = {k: fetched[k] if k in fetched else float(v) for k, v in values.items()}
+    return host, dict(zip(extra, floats[len(names):], strict=True))

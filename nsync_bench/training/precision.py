@@ -44,6 +44,14 @@ class Precision:
     def scale(self, loss: torch.Tensor) -> torch.Tensor:
         return self.scaler.scale(loss)
 
+    def loss_scale(self) -> torch.Tensor | float:
+        """The current loss scale without a host transfer: the scaler's own device tensor (``get_scale()``
+        would copy it to the host); 1.0 without loss scaling."""
+        if not self.loss_scaling:
+            return 1.0
+        scale = getattr(self.scaler, "_scale", None)  # set by the first scale(); private, so fall back
+        return scale if isinstance(scale, torch.Tensor) else self.scaler.get_scale()
+
     def step(self, optimizer: torch.optim.Optimizer, max_grad_norm: float | None) -> None:
         """Unscale, clip (optional), step; fp16 steps with inf/NaN grads are skipped by the scaler."""
         self.scaler.unscale_(optimizer)

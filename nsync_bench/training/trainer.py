@@ -2,6 +2,10 @@
 
 The trainer owns the optimizer, gradient accumulation, precision, checkpoints, step metrics and
 progress; the method owns what trains and how its gradient is computed (nsync_bench.methods.base).
+
+A step makes one host transfer: methods return their logged scalars as device tensors, and the trainer
+copies them to the host together with the trained tensors' fused finiteness flag and the method's own
+per-step scalars (training.divergence.to_host), so a GPU is not stalled once per logged number or tensor.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -62,6 +67,7 @@ class Trainer:
         )
         self.step = 0  # optimizer steps completed
         self._updating = False  # True between optimizer.step() and the method's repair
+        self.parameters_finite = True  # after each step: whether every trained tensor is finite
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
@@ -92,18 +98,21 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
     def train_step(self) -> dict[str, float]:
-        """One optimizer step over ``gradient_accumulation_steps`` micro-batches."""
+        """One optimizer step over ``gradient_accumulation_steps`` micro-batches; its logs, on the host."""
+        from nsync_bench.training.divergence import parameters_finite, to_host, trained_parameters
+
         train = self.config.train
         accumulation = train.gradient_accumulation_steps
         # 1. Library-internal randomness (e.g. dropout) is a function of the step too.
         torch.manual_seed(seeding.derive_seed(self.config.run.seed, seeding.GLOBAL, self.step))
-        # 2. Accumulate each micro-batch's gradient; the method decides how it is computed.
-        totals: dict[str, float] = {}
+        # 2. Accumulate each micro-batch's gradient; the method decides how it is computed (its logs
+        #    stay on the device).
+        totals: dict[str, Any] = {}
         for micro in range(accumulation):
             micro_step = self.step * accumulation + micro
             logs = self.method.compute_gradients(self.batches.batch(micro_step), micro_step)
             for key, value in logs.items():
-                totals[key] = totals.get(key, 0.0) + value / accumulation
+                totals[key] = totals[key] + value / accumulation if key in totals else value / accumulation
         # 3. Let the method adjust the accumulated gradient, then step and repair.
         self.method.before_optimizer_step()
         self._updating = True
@@ -112,7 +121,13 @@ class Trainer:
         self.method.after_optimizer_step()
         self._updating = False
         self.step += 1
-        return totals
+        # 4. One host transfer: the logs, the trained tensors' finiteness and the method's step scalars.
+        extra = {"parameters_finite": parameters_finite(trained_parameters(self.optimizer)),
+                 **self.method.step_tensors()}
+        host, flags = to_host(totals, extra)
+        self.parameters_finite = bool(flags.pop("parameters_finite"))
+        self.method.after_transfer(flags, self.step - 1)
+        return host
 
     def fit(self) -> None:
         """Train from :attr:`step` to ``train.max_steps``; on Ctrl-C (or a dead tracking server), checkpoint and
@@ -126,7 +141,8 @@ class Trainer:
             while self.step < train.max_steps:
                 started = time.perf_counter()
                 logs = self.train_step()
-                guard.check(self.step, logs, trained_parameters(self.optimizer))  # before anything is saved
+                # before anything is saved; the finiteness came with the step's one host transfer
+                guard.check(self.step, logs, trained_parameters(self.optimizer), finite=self.parameters_finite)
                 logs["train/step_time"] = time.perf_counter() - started
                 logs["train/lr"] = self.learning_rate
                 if self.step % train.log_every == 0 or self.step == train.max_steps:

@@ -8,7 +8,10 @@ For each seed, on one target style:
 * ``floor``: a fresh draw of real renders of the style (the best any method can do).
 
 Every arm is scored against the style's real test split with the profile's metrics, paired by
-seed, and TI vs untrained is tested with paired t-tests, Holm-adjusted over the metrics.
+seed, and judged as the report judges claims: by the declared rule, families and smallest effects of
+the toy world's claims file (``baselines/claims/toy-control.toml``: each comparison a family of the
+four metrics; the paired t-test and the exact sign-flip permutation test; "supported (t only)" where
+only the t-test is below alpha).
 """
 
 from __future__ import annotations
@@ -22,13 +25,17 @@ import numpy as np
 
 from nsync_bench import paths
 from nsync_bench.compat import tomllib
+from nsync_bench.config.claims import ClaimsFile, load_claims
 from nsync_bench.config.run_config import RunConfig
 from nsync_bench.paths import shipped_dir
 from nsync_bench.progress import NullProgress, Progress
+from nsync_bench.stats.rule import rule_text
 
 logger = logging.getLogger(__name__)
 
 ARMS = ("untrained", "ti", "floor")
+CLAIMS = "toy-control"  # baselines/claims/toy-control.toml
+PAIRS = (("ti", "untrained"), ("floor", "ti"), ("floor", "untrained"))
 
 
 def display_name(style: str) -> str:
@@ -47,6 +54,8 @@ class ControlResult:
     values: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     # "ti vs untrained" / "floor vs ti" -> metric -> statistics
     comparisons: dict[str, dict[str, dict[str, float | str]]] = field(default_factory=dict)
+    rule: str = ""  # the claims file's verdict rule, as the report prints it
+    notes: list[str] = field(default_factory=list)  # e.g. "5 seeds cannot reach 0.05 with an exact test ..."
     seconds: float = 0.0
     # arm -> folder of the first seed's images (for the grid)
     image_dirs: dict[str, str] = field(default_factory=dict)
@@ -58,13 +67,15 @@ class ControlResult:
         for arm, per_metric in self.values.items():
             cells = [f"{np.mean(v):.4g} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.2g}" for v in per_metric.values()]
             lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+        lines += ["", f"Rule (baselines/claims/{CLAIMS}.toml): {self.rule}", *(f"- {note}" for note in self.notes)]
         for pair, verdicts in self.comparisons.items():
-            lines += ["", f"**{pair}** (positive difference = first is better; paired t over seeds, Holm over "
-                      "metrics):", "", "| metric | mean diff | d_z | p | Holm p | verdict |",
-                      "|---|---|---|---|---|---|"]
+            lines += ["", f"**{pair}** (positive difference = first is better; Holm within the pair's family of "
+                      "metrics):", "", "| metric | mean diff | d_z | p t | Holm p t | p exact | Holm p exact "
+                      "| better in | verdict |", "|---|---|---|---|---|---|---|---|---|"]
             for metric, c in verdicts.items():
                 lines.append(f"| {metric} | {c['mean_diff']:.4g} | {c['d_z']:.2f} | {c['p_t']:.2g} | "
-                             f"{c['p_holm']:.2g} | {c['verdict']} |")
+                             f"{c['p_holm']:.2g} | {c['p_perm']:.2g} | {c['p_perm_holm']:.2g} | "
+                             f"{c['wins']}/{c['n']} | {c['verdict']} |")
         return "\n".join(lines) + "\n"
 
 
@@ -106,20 +117,42 @@ def _floor_arm(config: RunConfig, style: str, style_dir: Path, out_dir: Path, se
     return _score(files, [t.path for t in test], config)
 
 
-def compare(values: dict[str, dict[str, list[float]]], first: str, second: str,
-            alpha: float = 0.05) -> dict[str, dict[str, float | str]]:
+def _tidy(values: dict[str, dict[str, list[float]]], style: str) -> list[dict[str, object]]:
+    """The arms' per-seed values as the report's tidy rows (one per arm, metric and seed position)."""
     from nsync_bench.metrics.registry import METRICS
-    from nsync_bench.stats.paired import holm_bonferroni, paired_comparison, verdict
 
+    return [{"profile": "toy", "protocol": "control", "style": style, "metric": metric,
+             "direction": METRICS[metric][1], "method": arm, "seed": i, "value": float(v)}
+            for arm, per_metric in values.items() for metric, seeds in per_metric.items() for i, v in enumerate(seeds)]
+
+
+def compare(values: dict[str, dict[str, list[float]]], first: str, second: str, style: str = "world-dusk",
+            claims: ClaimsFile | None = None) -> tuple[dict[str, dict[str, float | str]], list[str]]:
+    """``first`` vs ``second`` per metric, judged by the toy control's claims file, and the file's notes
+    (an exact test that cannot reach alpha at this many seeds)."""
+    import pandas as pd
+
+    from nsync_bench.report.analysis import compare as compare_runs
+    from nsync_bench.report.claims_check import check_claims
+    from nsync_bench.report.families import family_table
+
+    claims = claims or load_claims(CLAIMS)
+    results = pd.DataFrame(_tidy({first: values[first], second: values[second]}, style))
+    comparisons = compare_runs(results, [(first, second)], claims)
+    alpha = claims.rule.alpha
+    verdicts = check_claims(comparisons, claims, alpha, results).set_index(["candidate", "baseline", "metric"])
     out: dict[str, dict[str, float | str]] = {}
-    for metric in values[first]:
-        c = paired_comparison(values[first][metric], values[second][metric], direction=METRICS[metric][1])
-        out[metric] = {"mean_diff": c.mean_diff, "d_z": c.d_z, "p_t": c.p_t, "ci_low": c.ci_low, "ci_high": c.ci_high}
-    adjusted = holm_bonferroni([out[m]["p_t"] for m in out])
-    for m, p in zip(out, adjusted, strict=True):
-        out[m]["p_holm"] = float(p)
-        out[m]["verdict"] = verdict(float(out[m]["mean_diff"]), float(p), alpha)
-    return out
+    for _, c in comparisons.iterrows():
+        key = (first, second, c["metric"])
+        verdict = str(verdicts.loc[key, "verdict"]) if key in verdicts.index else "exploratory"
+        out[str(c["metric"])] = {
+            "mean_diff": c["mean_diff"], "d_z": c["d_z"], "p_t": c["p_t"], "p_holm": c["p_t_adj"],
+            "p_perm": c["p_perm"], "p_perm_holm": c["p_perm_adj"], "p_wilcoxon": c["p_wilcoxon"],
+            "ci_low": c["ci_low"], "ci_high": c["ci_high"], "wins": int(c["wins"]), "n": int(c["n"]),
+            "prob_improvement": c["prob_improvement"], "pi_low": c["pi_low"], "pi_high": c["pi_high"],
+            "verdict": verdict}
+    notes = [f"{first} vs {second}: {note}" for note in family_table(comparisons, claims, alpha)["note"] if note]
+    return out, notes
 
 
 def positive_control(style: str = "world-dusk", seeds: tuple[int, ...] = (0, 1, 2, 3, 4),
@@ -157,9 +190,11 @@ def positive_control(style: str = "world-dusk", seeds: tuple[int, ...] = (0, 1, 
             logger.info("%s seed %d %s: %s", style, seed, arm, {k: round(v, 4) for k, v in scores.items()})
             for metric, value in scores.items():
                 result.values[arm].setdefault(metric, []).append(float(value))
-    result.comparisons["ti vs untrained"] = compare(result.values, "ti", "untrained")
-    result.comparisons["floor vs ti"] = compare(result.values, "floor", "ti")
-    result.comparisons["floor vs untrained"] = compare(result.values, "floor", "untrained")
+    claims = load_claims(CLAIMS)
+    result.rule = rule_text(claims.rule.test, claims.rule.alpha, claims.rule.declared)
+    for first, second in PAIRS:
+        result.comparisons[f"{first} vs {second}"], notes = compare(result.values, first, second, style, claims)
+        result.notes += notes
     result.seconds = time.monotonic() - start
     return result
 

@@ -152,6 +152,20 @@ def save_weights(components: DiffusionComponents, directory: Path, meta: dict[st
     return hashes
 
 
+def _named_for(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` under the module's own key names: transformers 5 saved CLIPTextModel without the
+    ``text_model.`` prefix that transformers 4 expects; the tensors are the same."""
+    expected = set(module.state_dict())
+    if set(state) == expected:
+        return state
+    for prefix in ("text_model.",):
+        if {f"{prefix}{k}" for k in state} == expected:
+            return {f"{prefix}{k}": v for k, v in state.items()}
+        if {k.removeprefix(prefix) for k in state} == expected:
+            return {k.removeprefix(prefix): v for k, v in state.items()}
+    return state  # strict loading names what differs
+
+
 def load_world_components(directory: str | Path | None = None) -> DiffusionComponents:
     """The trained base model from ``directory`` (default: the committed weights), sha256-checked."""
     from safetensors.torch import load_file
@@ -176,7 +190,7 @@ def load_world_components(directory: str | Path | None = None) -> DiffusionCompo
                 "or rebuild with `nsync-bench world build`."
             )
         state = {k: v.float() for k, v in load_file(str(path)).items()}
-        module.load_state_dict(state, strict=True)
+        module.load_state_dict(_named_for(module, state), strict=True)
     for module in (components.unet, components.text_encoder, components.vae):
         module.requires_grad_(False)
         module.eval()

@@ -126,6 +126,13 @@ def resolve_clip_source(model: str, weights_dir: str | Path | None = None) -> tu
     return model, False
 
 
+def _float32() -> dict[str, Any]:
+    """``dtype=float32`` under the name the installed transformers takes (``torch_dtype`` before 5)."""
+    from nsync_bench.models.pretrained import _dtype_kwargs
+
+    return _dtype_kwargs(torch.float32)[0]
+
+
 def load_clip_extractor(
     model: str = CLIP_MODEL, *, weights_dir: str | Path | None = None, offline: bool | None = None
 ) -> ClipExtractor:
@@ -138,7 +145,7 @@ def load_clip_extractor(
     kwargs: dict[str, Any] = {} if local else {"local_files_only": offline}
     try:
         # dtype pinned: transformers 5 defaults to the checkpoint's dtype, cmmd-pytorch ran float32.
-        network = CLIPVisionModelWithProjection.from_pretrained(target, dtype=torch.float32, **kwargs)
+        network = CLIPVisionModelWithProjection.from_pretrained(target, **_float32(), **kwargs)
     except (OSError, ValueError) as err:
         first = (str(err).strip().splitlines() or [""])[0][:300]
         raise _not_available(target, f"{type(err).__name__}: {first}", local, weights_dir) from err

@@ -12,6 +12,13 @@ model, skips the projection when ``proj`` is None. OpenAI CLIP uses QuickGELU; s
 Loading differs from the reference on purpose: CSD loads with ``strict=False``, so a wrong
 checkpoint silently leaves CLIP's initial weights in place. We check the key set strictly and
 never fall back to CLIP weights, and we read the file with ``weights_only=True`` (docs/architecture.md §3).
+
+The public file (``tomg-group-umd/CSD-ViT-L``, ``pytorch_model.bin``) is a training checkpoint: beside
+``model_state_dict`` it pickles the optimizer state and the run's ``argparse.Namespace``, which hold
+NumPy scalars (written by NumPy 1.x as ``numpy.core.multiarray.scalar``) and dtypes. The weights-only
+unpickler gets exactly those names (:func:`checkpoint_globals`): a namespace container, NumPy's
+scalar-from-bytes constructor, ``numpy.dtype`` and the two dtype classes it rebuilds. None of them can
+run code; anything else in a file is refused with its name.
 """
 
 from __future__ import annotations
@@ -62,13 +69,41 @@ class CSDNetwork(nn.Module):
         return F.normalize(feature @ self.last_layer_style, dim=1, p=2)
 
 
-def _read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    """The ``model_state_dict`` of a CSD checkpoint, ``module.`` prefixes stripped, read without pickle.
+def checkpoint_globals() -> list:
+    """What the weights-only unpickler may build while reading the CSD checkpoint, besides tensors.
 
-    CSD's training script saves ``{'model_state_dict', 'opt_bb', 'opt_proj', 'iter', 'args'}`` with
-    ``args`` an ``argparse.Namespace`` (``CSD/train_csd.py``); that one harmless container class is
-    allow-listed for the weights-only unpickler, nothing else. A ``.safetensors`` file (e.g. a
-    conversion of the checkpoint) is read directly.
+    ``(object, name)`` pairs make torch accept a name the object no longer has: NumPy 2 moved
+    ``numpy.core`` to ``numpy._core``, and the public file was written by NumPy 1.x. Nothing here
+    executes code: a plain attribute container, NumPy's scalar constructor (a dtype and raw bytes),
+    ``numpy.dtype`` and the dtype classes whose state it restores.
+    """
+    import numpy as np
+
+    scalar = np.float64(0).__reduce__()[0]  # NumPy's scalar-from-bytes constructor (numpy[._]core.multiarray)
+    return [argparse.Namespace,
+            (scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar"),
+            np.dtype, np.dtypes.Float64DType, np.dtypes.Int64DType]
+
+
+def allowed_global_names() -> set[str]:
+    """The dotted names :func:`checkpoint_globals` admits (what an error message leaves out)."""
+    names = set()
+    for item in checkpoint_globals():
+        names.add(item[1] if isinstance(item, tuple) else f"{item.__module__}.{item.__qualname__}")
+    return names
+
+
+def _load_weights_only(path: Path, *, mmap: bool) -> object:
+    with torch.serialization.safe_globals(checkpoint_globals()):
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+
+
+def _read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    """The ``model_state_dict`` of a CSD checkpoint, ``module.`` prefixes stripped, read without pickle's
+    code execution (``weights_only=True`` with :func:`checkpoint_globals`).
+
+    CSD's training script saves ``model_state_dict`` beside its optimizer state and ``args`` (an
+    ``argparse.Namespace``). A ``.safetensors`` file (e.g. a conversion of the checkpoint) is read directly.
     """
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
@@ -77,15 +112,16 @@ def _read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
         state = {k.removeprefix("model_state_dict."): v for k, v in state.items()}
     else:
         try:
-            with torch.serialization.safe_globals([argparse.Namespace]):
-                checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            checkpoint = _load_weights_only(path, mmap=True)
         except pickle.UnpicklingError as err:
             raise WeightsError(_unsafe_message(path, err)) from err
         except RuntimeError as err:
             if "mmap" not in str(err):  # legacy (non-zip) torch files cannot be memory-mapped
                 raise WeightsError(f"cannot read {path} as a torch checkpoint: {err}") from err
-            with torch.serialization.safe_globals([argparse.Namespace]):
-                checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            try:
+                checkpoint = _load_weights_only(path, mmap=False)
+            except pickle.UnpicklingError as err2:
+                raise WeightsError(_unsafe_message(path, err2)) from err2
         if not isinstance(checkpoint, dict) or "model_state_dict" not in checkpoint:
             keys = list(checkpoint)[:8] if isinstance(checkpoint, dict) else type(checkpoint).__name__
             raise WeightsError(
@@ -97,19 +133,19 @@ def _read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _unsafe_message(path: Path, err: Exception) -> str:
+    allowed = allowed_global_names()
     try:
-        unsafe = [g for g in torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-                  if g != "argparse.Namespace"]
+        unsafe = [g for g in torch.serialization.get_unsafe_globals_in_checkpoint(str(path)) if g not in allowed]
     except Exception:  # the listing itself may fail on odd files; the torch message still helps
         unsafe = []
     detail = f"it references Python objects {unsafe}" if unsafe else f"torch said: {str(err).splitlines()[0]}"
     return (
-        f"{path} cannot be read safely: {detail}. nsync-bench only loads tensors (torch.load with "
-        "weights_only=True; docs/architecture.md), never arbitrary pickled objects, because unpickling a downloaded "
-        "file can run code. If you trust the file (check its sha256 against the registry), convert it once "
-        "in an isolated environment: unpickle it there, keep only checkpoint['model_state_dict'] and save "
-        f"that dict with safetensors.torch.save_file to {path.with_name(CONVERTED_NAME)}; it is then used "
-        "instead (its own sha256 goes into the implementation id)."
+        f"{path} cannot be read safely: {detail}. nsync-bench only loads tensors and a few harmless containers "
+        "(torch.load with weights_only=True; docs/architecture.md), never arbitrary pickled objects, because "
+        "unpickling a downloaded file can run code. The public CSD checkpoint loads as is; this file is another "
+        f"one. Check its sha256 against `nsync-bench weights list`, or replace it: `nsync-bench weights fetch "
+        f"csd-vit-l --force`. A tensors-only conversion saved with safetensors as {path.with_name(CONVERTED_NAME)} "
+        "is used instead when present (its own sha256 goes into the implementation id)."
     )
 
 
