@@ -37,6 +37,16 @@ class TrainingError(NsyncBenchError, FloatingPointError):
     """Training cannot continue correctly (e.g. a non-finite gradient with no loss scale to back off)."""
 
 
+class CorruptFileError(NsyncBenchError):
+    """A file the project wrote earlier and now trusts is torn, truncated or altered (its name is in the message)."""
+
+
+class DiskFullError(NsyncBenchError):
+    """A folder's file system has no room for a file the project must write; nothing written before is lost."""
+
+    exit_code = 1  # the run failed; nothing is wrong with the input
+
+
 def unknown_name(kind: str, value: str, allowed: Iterable[str], hint: str = "") -> UnknownNameError:
     """Build an :class:`UnknownNameError` listing the valid names and the closest match."""
     allowed = sorted(allowed)

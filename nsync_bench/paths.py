@@ -9,6 +9,7 @@ a ``file://`` store (MLflow's file store is gone) would otherwise end in a raw t
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from nsync_bench.errors import NsyncBenchError
@@ -130,3 +131,31 @@ def check_tracking_uri(uri: str, *, must_exist: bool = False) -> None:
     if db.is_dir():
         raise PathError(f"the SQLite store {db} is a folder, not a database file. {fix}")
     usable_dir(db.parent, "the SQLite store's folder", fix)
+
+
+# A user string that becomes one folder name (an experiment under the runs folder): portable characters
+# only, so it can neither climb out ('/', '..'), split a line ('\n'), hide ('.x') nor exceed a file
+# system's 255-byte limit once the run folder's own parts are added.
+NAME_CHARACTERS = "letters, digits, '.', '_', '+', '=', '@' and '-'"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=@-]*")
+MAX_NAME_LENGTH = 100
+
+
+def check_name(value: str, what: str, option: str) -> str:
+    """``value`` if it is safe as one folder name; else a :class:`PathError` saying why and what would do."""
+    if not value:
+        problem = "is empty"
+    elif len(value) > MAX_NAME_LENGTH:
+        problem = f"has {len(value)} characters (at most {MAX_NAME_LENGTH})"
+    elif not _NAME.fullmatch(value):
+        odd = sorted({c for c in value if not re.fullmatch(r"[A-Za-z0-9._+=@-]", c)})
+        problem = (f"contains {', '.join(repr(c) for c in odd)}" if odd else
+                   f"starts with {value[0]!r}")
+    else:
+        return value
+    suggestion = re.sub(r"-+", "-", re.sub(r"[^A-Za-z0-9._+=@-]+|\.{2,}", "-", value))
+    suggestion = suggestion.strip("._-+=@")[:MAX_NAME_LENGTH] or "my-experiment"
+    shown = repr(value) if len(value) <= 80 else f"{value[:40]!r}..."
+    raise PathError(f"{what} name {shown} {problem}; it becomes a folder name, so use {NAME_CHARACTERS}, starting "
+                    f"with a letter or digit, at most {MAX_NAME_LENGTH} characters (e.g. {suggestion!r}). Pass "
+                    f"another {option}. Nothing was run.")

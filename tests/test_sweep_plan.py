@@ -43,8 +43,13 @@ def test_statuses_skip_resume_retry(tmp_path):
     tasks = {r.task.method: r.task for r in plan_sweep(spec, options, None).runs}
     from pathlib import Path
 
-    (Path(tasks["ti"].run_dir)).mkdir(parents=True)
-    (Path(tasks["ti"].run_dir) / "result.json").write_text("{}")
+    (Path(tasks["ti"].run_dir) / "adapter").mkdir(parents=True)
+    (Path(tasks["ti"].run_dir) / "adapter" / "weights.safetensors").write_bytes(b"w")
+    (Path(tasks["ti"].run_dir) / "config.json").write_text(json.dumps({"run_key": tasks["ti"].run_key, "config": {}}))
+    (Path(tasks["ti"].run_dir) / "result.json").write_text(json.dumps({
+        "run_key": tasks["ti"].run_key, "metrics": {"eval/num_images": 2.0}, "adapter": "adapter/weights.safetensors"}))
+    (Path(tasks["nsync-lora"].run_dir)).mkdir(parents=True)
+    (Path(tasks["nsync-lora"].run_dir) / "result.json").write_text("{}")  # not a result: still to start
     checkpoint = Path(tasks["lora"].run_dir) / "checkpoints" / "checkpoint-0000004"
     checkpoint.mkdir(parents=True)
     (checkpoint / "state.pt").write_bytes(b"")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import signal
+import threading
 import typing
 from collections.abc import Callable
 from functools import wraps
@@ -50,13 +52,26 @@ def _is_cli_control_flow(err: Exception) -> bool:
     return type(err).__module__.split(".")[0] in ("typer", "click")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def teaching_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Print a user-fixable error as one red line and exit (status 2, or the error's ``exit_code``), no traceback."""
+    """Print a user-fixable error as one red line and exit (status 2, or the error's ``exit_code``), no traceback.
+
+    SIGTERM is handled like Ctrl-C, so a command stopped by ``kill`` or a scheduler cleans up as one stopped
+    from the keyboard (temporary folders removed, checkpoints saved): an interrupted command exits 130."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _interrupt)
         try:
             return func(*args, **kwargs)
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]; nothing half-written was kept. Run the same command again "
+                              "to continue.", highlight=False, soft_wrap=True)
+            raise typer.Exit(130) from None
         except NsyncBenchError as err:
             _print_error(str(err))
             raise typer.Exit(getattr(err, "exit_code", 2)) from None

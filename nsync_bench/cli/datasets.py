@@ -58,13 +58,18 @@ def import_command(
     seed: Annotated[int, typer.Option(help="Seed of the split of a flat folder (same seed, same split).")] = 0,
     force: ForceOption = False,
     data_root: DataRootOption = None,
+    caption_encoding: Annotated[str, typer.Option(help="Encoding of the source's .txt captions (stored as "
+                                                  "UTF-8), e.g. latin-1.")] = "utf-8",
 ) -> None:
     """Copy a local collection (images and .txt captions) into the data root, split by seed if needed."""
     from nsync_bench import paths
     from nsync_bench.data.importer import import_style
 
     report = import_style(style, path, paths.data_root(data_root), test_fraction=test_fraction, seed=seed,
-                          force=force)
+                          force=force, caption_encoding=caption_encoding)
+    if report.skipped_links:
+        console.print(f"[yellow]skipped {len(report.skipped_links)} symbolic link(s)[/] (not followed: an import "
+                      f"copies image files), e.g. {report.skipped_links[0]}", soft_wrap=True)
     counts = ", ".join(f"{split} {n} ({report.captions[split]} captioned)" for split, n in report.images.items())
     how = f"split by seed {report.seed}" if report.split_by_seed else "splits kept from the source"
     console.print(f"[bold green]imported {style}[/] into {report.directory}: {counts}; {how}", soft_wrap=True)

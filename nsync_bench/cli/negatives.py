@@ -17,6 +17,8 @@ def negatives(
     protocol: ProtocolOption = None,
     overrides: SetOption = None,
     data_root: DataRootOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Render again even if cached (e.g. after a damaged "
+                                        "image was reported).")] = False,
 ) -> None:
     """Generate the negative set NSYNC trains on (cached; `run --method nsync` does this itself)."""
     from nsync_bench import paths
@@ -25,6 +27,6 @@ def negatives(
     from nsync_bench.data.negatives import negatives_for_config
 
     config = resolve_config(style=style, method="nsync", profile=profile, protocol=protocol, overrides=overrides)
-    images = negatives_for_config(config, paths.data_root(data_root), RichProgress())
+    images = negatives_for_config(config, paths.data_root(data_root), RichProgress(), force=force)
     folder = images[0].parent if images else None
     console.print(f"[bold green]{len(images)} negative images[/] for {style}: {folder}", soft_wrap=True)

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 SlurmLogsOption = Annotated[Path, typer.Option(help="Per-job logs folder.", rich_help_panel="Slurm")]
 
 def _csv(text: str | None) -> list[str]:
-    return [item.strip() for item in (text or "").split(",") if item.strip()]
+    """A comma list without blanks or repeats (``ti,ti`` names one method)."""
+    return list(dict.fromkeys(item.strip() for item in (text or "").split(",") if item.strip()))
 
 
 def _print_claims_notes(spec: SweepSpec) -> None:
@@ -91,7 +92,7 @@ def sweep(
     spec.styles = _csv(styles) or spec.styles
     spec.methods = _csv(methods) or spec.methods
     try:
-        spec.seeds = [int(s) for s in _csv(seeds)] or spec.seeds
+        spec.seeds = list(dict.fromkeys(int(s) for s in _csv(seeds))) or spec.seeds
     except ValueError:
         raise ConfigError(f"--seeds {seeds!r} must be a comma list of integers, e.g. 0,1,2.") from None
     spec.profile = profile or spec.profile
@@ -131,9 +132,17 @@ def sweep(
         runner = make_executor(executor, max_parallel=max_parallel, slurm=slurm, devices=_csv(devices) or None)
     except ValueError as err:
         raise ConfigError(str(err)) from None
+    from nsync_bench.sweep.interrupts import SweepInterrupted, interrupt_on_sigterm
+
+    interrupt_on_sigterm()  # SIGTERM stops the sweep as Ctrl-C does: checkpoints, KILLED runs, no orphans
     workers = getattr(runner, "max_parallel", 1) if executor == "local" else array_parallelism
-    with SweepView(console, workers) as view:
-        summary = run_sweep(spec, runner, options, retry_failed=retry_failed, on_event=view.update)
+    view = SweepView(console, workers)
+    try:
+        with view:
+            summary = run_sweep(spec, runner, options, retry_failed=retry_failed, on_event=view.update)
+    except KeyboardInterrupt as stop:
+        view.print_interrupted(stop.results if isinstance(stop, SweepInterrupted) else [])
+        raise typer.Exit(130) from None
     view.print_summary(summary, tracking_uri)
     if summary.counts().get("failed"):
         raise typer.Exit(1)

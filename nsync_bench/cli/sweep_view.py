@@ -9,9 +9,9 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-STATUSES = ("queued", "running", "finished", "skipped", "failed", "busy")
+STATUSES = ("queued", "running", "finished", "skipped", "failed", "busy", "killed")
 COLOURS = {"queued": "white", "running": "cyan", "finished": "green", "skipped": "blue", "failed": "red",
-           "busy": "yellow"}
+           "busy": "yellow", "killed": "magenta"}
 
 
 class SweepView:
@@ -58,12 +58,19 @@ class SweepView:
                 running.add_row(label, f"{time.monotonic() - self.started.get(label, time.monotonic()):.0f} s")
         return Group(counts, running) if running.row_count else Group(counts)
 
+    def print_interrupted(self, results: list[Any]) -> None:
+        stopped = [r for r in results if r.status == "killed"]
+        self.console.print()
+        self.console.print(f"[yellow]interrupted[/]: {len(stopped)} running run(s) saved a checkpoint, were marked "
+                           "KILLED in MLflow and released their locks; run the same command again to resume them "
+                           "(finished runs are skipped).", soft_wrap=True)
+
     def print_summary(self, summary: Any, tracking_uri: str | None) -> None:
         counts = summary.counts()
         self.console.print()
         self.console.print("sweep done: " + ", ".join(f"[{COLOURS.get(k, 'white')}]{v} {k}[/]"
                                                        for k, v in sorted(counts.items())))
-        failed = [r for r in summary.results if r.status in ("failed", "busy")]
+        failed = [r for r in summary.results if r.status in ("failed", "busy", "killed")]
         if failed:
             table = Table("run", "status", "error", "log", title="not finished")
             for column in table.columns:

@@ -33,6 +33,10 @@ def build_command(
     from nsync_bench.cli.progress import RichProgress
     from nsync_bench.world.train import BuildConfig, build
 
+    if max_minutes is not None and not max_minutes > 0:  # nan and negatives; inf means no limit
+        from nsync_bench.errors import ConfigError
+
+        raise ConfigError(f"--max-minutes {max_minutes!r} must be a positive number of minutes (or left out).")
     config = BuildConfig(seed=seed, steps=steps, threads=threads)
     done, finished = build(config, work_dir, out or work_dir / "weights", max_minutes, RichProgress())
     state = "finished" if finished else "stopped early (rerun the same command to continue)"

@@ -38,7 +38,9 @@ KEY_NEUTRAL_DEFAULTS: dict[str, Any] = {"eval.curve_prompts": None, "eval.cpu_pr
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: no float option of a run means anything at infinity (eval.guidance_scale=inf made
+    # the sampler produce NaN); inf is refused like nan, for every float here.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class RunSpec(_Section):

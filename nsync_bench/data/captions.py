@@ -78,10 +78,12 @@ class FilesCaptioner(Captioner):
         return self.caption_paths([Path(p) for p in paths])
 
     def caption_paths(self, paths: Sequence[Path]) -> list[str]:
+        from nsync_bench.data.styles import read_caption
+
         captions, missing = [], []
         for path in paths:
             text = Path(path).with_suffix(".txt")
-            caption = text.read_text(encoding="utf-8").strip() if text.is_file() else ""
+            caption = read_caption(text) if text.is_file() else ""
             if not caption:
                 missing.append(text.name)
             captions.append(caption)

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from nsync_bench.data.styles import IMAGE_SUFFIXES
+from nsync_bench.data.styles import IMAGE_SUFFIXES, read_caption
 from nsync_bench.io import atomic_write_json, file_sha256
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def split_identity(style: str, style_dir: Path, split: str, cache: DigestCache |
         text_path = path.with_suffix(".txt")
         if not text_path.is_file():
             continue
-        text = text_path.read_text(encoding="utf-8").strip()
+        text = read_caption(text_path)  # a caption that is not UTF-8 text is named here, not a crash
         captions.append([path.stem, text])
         entry = manifest.get(f"{split}/{path.stem}") or {}
         if entry.get("sha256") == hashlib.sha256(text.encode("utf-8")).hexdigest():

@@ -8,6 +8,11 @@ benchmark's evaluation prompts and real-image statistics depend on. Captions (``
 travel with their images; file stems are kept because captions, negatives and per-image scores
 are keyed by stem. The style appears atomically: it is assembled in a temporary folder beside
 the destination and renamed into place, so an interrupted import leaves nothing half-written.
+
+Only what is there is copied: a symbolic link (``x.png -> /etc/passwd``) is skipped with a
+warning, never followed; every image must decode completely and every caption must decode (UTF-8, or
+``--caption-encoding``) into printable text, else the import is refused naming the files and
+nothing is written. Captions are stored as UTF-8.
 """
 
 from __future__ import annotations
@@ -43,11 +48,17 @@ class ImportReport:
     captions: dict[str, int] = field(default_factory=dict)
     split_by_seed: bool = False  # True when the source had no splits and --seed decided them
     seed: int | None = None
+    skipped_links: list[str] = field(default_factory=list)  # symbolic links found and not followed
 
 
-def split_images(folder: Path) -> list[Path]:
-    """Image files directly in ``folder``, sorted by name (stable across file systems)."""
-    images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+def split_images(folder: Path, skipped: list[str] | None = None) -> list[Path]:
+    """Image files directly in ``folder``, sorted by name (stable across file systems). Symbolic links are
+    left out (and listed in ``skipped``): an import copies images, not whatever a name points at."""
+    entries = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    links = [p for p in entries if p.is_symlink()]
+    if skipped is not None:
+        skipped += [str(p) for p in links]
+    images = [p for p in entries if not p.is_symlink() and p.is_file()]
     by_stem: dict[str, list[str]] = {}
     for path in images:
         by_stem.setdefault(path.stem, []).append(path.name)
@@ -100,21 +111,45 @@ def seeded_split(names: list[str], test_fraction: float, seed: int) -> tuple[lis
     return train, test
 
 
-def _copy(images: list[Path], folder: Path) -> int:
-    """Copy images and their captions into ``folder``; return the number of captions copied."""
-    folder.mkdir(parents=True, exist_ok=True)
-    captions = 0
+def check_sources(images: list[Path], caption_encoding: str, skipped: list[str]) -> dict[Path, str]:
+    """Every image decodes completely and every caption decodes into printable text; returns the captions.
+    Raises one :class:`DataError` listing every bad file (nothing has been written yet)."""
+    from nsync_bench.data.styles import caption_problem
+    from nsync_bench.data.validate import inspect_image
+
+    problems, captions = [], {}
     for path in images:
-        shutil.copy2(path, folder / path.name)
+        error = inspect_image(path)["error"]
+        if error:
+            problems.append(f"{path}: {error}")
         caption = path.with_suffix(".txt")
-        if caption.is_file():
-            shutil.copy2(caption, folder / caption.name)
-            captions += 1
+        if caption.is_symlink():
+            skipped.append(str(caption))
+        elif caption.is_file():
+            text, problem = caption_problem(caption.read_bytes(), caption_encoding)
+            if problem is not None:
+                problems.append(f"{caption}: {problem}")
+            else:
+                captions[path] = text or ""
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise DataError(f"{len(problems)} file(s) cannot be imported: {shown}. Nothing was imported. Fix or remove "
+                        "them; captions in another encoding import with --caption-encoding (e.g. latin-1, cp1252).")
     return captions
 
 
+def _copy(images: list[Path], folder: Path, captions: dict[Path, str]) -> int:
+    """Copy images (their bytes) and their captions (as UTF-8) into ``folder``; return the captions copied."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in images:
+        shutil.copyfile(path, folder / path.name, follow_symlinks=False)
+        if path in captions:
+            (folder / f"{path.stem}.txt").write_text(captions[path] + "\n", encoding="utf-8")
+    return sum(1 for path in images if path in captions)
+
+
 def import_style(style: str, source: Path, data_root: Path, *, test_fraction: float = 0.1, seed: int = 0,
-                 force: bool = False) -> ImportReport:
+                 force: bool = False, caption_encoding: str = "utf-8") -> ImportReport:
     """Copy the images (and captions) of ``source`` into ``<data_root>/<style>``.
 
     Refuses to touch an existing style folder unless ``force``; the old folder is then replaced
@@ -133,10 +168,12 @@ def import_style(style: str, source: Path, data_root: Path, *, test_fraction: fl
                         "only after the new one is complete).")
     report = ImportReport(style, target, source)
     splits = detect_splits(source)
+    skipped = report.skipped_links
     if splits is not None:
-        chosen = {info.train_split: split_images(splits["train"]), info.test_split: split_images(splits["test"])}
+        chosen = {info.train_split: split_images(splits["train"], skipped),
+                  info.test_split: split_images(splits["test"], skipped)}
     else:
-        images = split_images(source)
+        images = split_images(source, skipped)
         if not images:
             raise DataError(f"no images in {source} (looked for {', '.join(IMAGE_SUFFIXES)}, and for "
                             "train/ + test/ sub-folders).")
@@ -147,13 +184,16 @@ def import_style(style: str, source: Path, data_root: Path, *, test_fraction: fl
     for split, images in chosen.items():
         if not images:
             raise DataError(f"the {split} split of {source} has no images.")
+    captions = check_sources([p for images in chosen.values() for p in images], caption_encoding, skipped)
+    for link in skipped:
+        log.warning("skipped the symbolic link %s: an import copies image files, not what a link points at", link)
 
     data_root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{style}.", suffix=".import", dir=data_root))
     try:
         prepared = work / style
         for split, images in chosen.items():
-            report.captions[split] = _copy(images, prepared / split)
+            report.captions[split] = _copy(images, prepared / split, captions)
             report.images[split] = len(images)
         record = {
             "style": style, "source": str(source), "imported_at": datetime.now(timezone.utc).isoformat(),

@@ -9,8 +9,11 @@ cached by what determines it:
     <data_root>/negatives/<base model>/<style>/<key>/train/<stem>.png   + negatives.json
 
 where ``key`` hashes (base model, prompt template, generic word, seed, steps, guidance,
-resolution, save size, the captions). A user-supplied folder (``nsync.negatives_dir``) is used
-as is, after checking it has an image for every training stem.
+resolution, save size, the captions). ``negatives.json`` records each image's sha256; a cached set
+is verified against it before every use, and a torn or altered image is an error naming the command
+that re-renders the set (``data negatives STYLE --force``). A set whose rendering produced a non-finite
+image is never cached (nsync_bench.pipeline.finite). A user-supplied folder (``nsync.negatives_dir``)
+is used as is, after checking it has an image for every training stem.
 """
 
 from __future__ import annotations
@@ -18,10 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,8 @@ from typing import Any
 from nsync_bench import seeding
 from nsync_bench.config.run_config import EvalConfig, RunConfig
 from nsync_bench.data.styles import IMAGE_SUFFIXES, StyleImage, StyleInfo
-from nsync_bench.errors import DataError
+from nsync_bench.errors import CorruptFileError, DataError
+from nsync_bench.io import atomic_dir, file_sha256, read_json
 from nsync_bench.progress import NullProgress, Progress
 
 log = logging.getLogger(__name__)
@@ -107,37 +109,51 @@ def generate_negative_set(
     target: Path,
     progress: Progress | None = None,
 ) -> Path:
-    """Render the set into ``target/train`` atomically (a temp sibling renamed into place)."""
+    """Render the set into ``target/train`` atomically (a temp sibling renamed into place); an existing
+    ``target`` (another process finished the same set first) is kept."""
+    from nsync_bench.pipeline.finite import NonFiniteSamplesError
     from nsync_bench.pipeline.generation import EvalPrompt, generate_batch
 
     progress = progress or NullProgress()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-negatives-", dir=target.parent))
     sampling = EvalConfig(num_inference_steps=spec.num_inference_steps, guidance_scale=spec.guidance_scale,
                           save_size=spec.save_size)
-    try:
+    items = [EvalPrompt(k, caption, spec.prompt_template.format(caption=caption, generic=spec.generic_word),
+                        image_seed(spec, image.path.stem), image.path.stem)
+             for k, (image, caption) in enumerate(zip(positives, captions, strict=True))]
+    with atomic_dir(target, replace=False) as tmp:  # Ctrl-C, SIGTERM or an error: no temp folder stays behind
         (tmp / "train").mkdir()
-        items = [EvalPrompt(k, caption, spec.prompt_template.format(caption=caption, generic=spec.generic_word),
-                            image_seed(spec, image.path.stem), image.path.stem)
-                 for k, (image, caption) in enumerate(zip(positives, captions, strict=True))]
         progress.start(f"negatives {spec.style}", total=len(items))
-        for start in range(0, len(items), spec.batch_size):
-            chunk = items[start : start + spec.batch_size]
-            for item, picture in zip(chunk, generate_batch(pipe, chunk, sampling, spec.resolution), strict=True):
-                picture.save(tmp / "train" / f"{item.source}.png")
-            progress.advance(len(chunk))
-        progress.stop()
-        records = [{"stem": item.source, "prompt": item.prompt, "seed": item.seed} for item in items]
-        meta = {"spec": spec.__dict__, "images": records}
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
-        if target.exists():  # another process finished the same set first: keep theirs
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        try:
+            for start in range(0, len(items), spec.batch_size):
+                chunk = items[start : start + spec.batch_size]
+                for item, picture in zip(chunk, generate_batch(pipe, chunk, sampling, spec.resolution), strict=True):
+                    picture.save(tmp / "train" / f"{item.source}.png")
+                progress.advance(len(chunk))
+        except NonFiniteSamplesError as err:
+            raise err.at(f"rendering the negative set of {spec.style}", "Nothing was cached; lower "
+                         "negatives.guidance_scale or fix the base model, then run again.") from None
+        finally:
+            progress.stop()
+        records = [{"stem": item.source, "prompt": item.prompt, "seed": item.seed,
+                    "sha256": file_sha256(tmp / "train" / f"{item.source}.png")} for item in items]
+        (tmp / META_FILE).write_text(json.dumps({"spec": spec.__dict__, "images": records}, indent=2))
     return target
+
+
+def verify_negative_set(target: Path, style: str) -> None:
+    """Check a cached set against the sha256 its ``negatives.json`` recorded; a torn, missing or altered
+    image (or record) is a :class:`CorruptFileError` naming it and the command that re-renders the set."""
+    fix = f"Re-render the set: `nsync-bench data negatives {style} --force` (with the run's --profile and --set)."
+    meta = read_json(target / META_FILE, "the negative-set record", fix, required=("images",))
+    for record in meta["images"]:
+        if not isinstance(record, dict) or "stem" not in record:
+            raise CorruptFileError(f"the negative-set record {target / META_FILE} is malformed. {fix}")
+        if "sha256" not in record:  # rendered before digests were recorded
+            continue
+        path = target / "train" / f"{record['stem']}.png"
+        if not path.is_file() or file_sha256(path) != record["sha256"]:
+            state = "is missing" if not path.is_file() else "does not match the sha256 recorded when it was rendered"
+            raise CorruptFileError(f"cached negative image {path} {state} (torn, truncated or altered). {fix}")
 
 
 def ensure_negative_set(
@@ -148,21 +164,28 @@ def ensure_negative_set(
     components: Any,
     data_root: Path,
     progress: Progress | None = None,
+    force: bool = False,
 ) -> list[Path]:
-    """Paths of the negatives paired with ``positives``: the user's folder, the cache, or newly rendered."""
+    """Paths of the negatives paired with ``positives``: the user's folder, the cache (verified), or newly
+    rendered (``force``: rendered again even when cached)."""
     if config.nsync.negatives_dir:
         return paired_paths(Path(config.nsync.negatives_dir).expanduser(), positives)
     spec = negative_spec(config, style, components.source)
     target = negative_set_dir(data_root, spec, captions)
+    if force and target.exists():
+        log.info("--force: removing the cached negative set %s to render it again", target)
+        shutil.rmtree(target)
     if not (target / META_FILE).is_file():
         from nsync_bench.models.pipeline import build_pipeline
 
         log.info("generating the negative set of %s (%d images) into %s", style.name, len(positives), target)
         generate_negative_set(build_pipeline(components), spec, positives, captions, target, progress)
+    verify_negative_set(target, style.name)
     return paired_paths(target / "train", positives)
 
 
-def negatives_for_config(config: RunConfig, data_root: Path, progress: Progress | None = None) -> list[Path]:
+def negatives_for_config(config: RunConfig, data_root: Path, progress: Progress | None = None,
+                         force: bool = False) -> list[Path]:
     """Build (or find) the negative set a run with ``config`` would train on; return its paths."""
     from nsync_bench.data.styles import ensure_style_data, get_style, list_images, require_captions
     from nsync_bench.models.loading import components_for
@@ -174,4 +197,4 @@ def negatives_for_config(config: RunConfig, data_root: Path, progress: Progress 
     if config.nsync.negatives_dir:
         return paired_paths(Path(config.nsync.negatives_dir).expanduser(), positives)
     components = components_for(config)[2]
-    return ensure_negative_set(config, style, positives, captions, components, data_root, progress)
+    return ensure_negative_set(config, style, positives, captions, components, data_root, progress, force)

@@ -122,11 +122,34 @@ def list_images(style_dir: Path, split: str) -> list[StyleImage]:
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             continue
         caption_path = path.with_suffix(".txt")
-        caption = caption_path.read_text(encoding="utf-8").strip() if caption_path.is_file() else None
+        caption = read_caption(caption_path) if caption_path.is_file() else None
         images.append(StyleImage(path, caption))
     if not images:
         raise DataError(f"no images in {folder} (looked for {', '.join(IMAGE_SUFFIXES)})")
     return images
+
+
+def caption_problem(raw: bytes, encoding: str = "utf-8") -> tuple[str | None, str | None]:
+    """``(caption, None)`` for bytes that decode as ``encoding`` into printable text; else ``(None, why)``.
+    A NUL or another control character (tabs and line breaks aside) is never part of a caption."""
+    try:
+        text = raw.decode(encoding)
+    except (UnicodeDecodeError, LookupError) as err:
+        return None, f"is not valid {encoding} ({err})"
+    control = sorted({c for c in text if (ord(c) < 32 and c not in "\t\n\r") or ord(c) == 127})
+    if control:
+        return None, f"contains the control character(s) {', '.join(repr(c) for c in control)}"
+    return text.strip(), None
+
+
+def read_caption(path: Path) -> str:
+    """A caption file's text (UTF-8, printable), or a :class:`DataError` naming the file and the fix."""
+    caption, problem = caption_problem(path.read_bytes())
+    if problem is not None:
+        raise DataError(f"caption {path} {problem}. Save it as UTF-8 text without control characters, or import the "
+                        "style again with `nsync-bench data import STYLE PATH --force --caption-encoding ENCODING` "
+                        "(e.g. latin-1); `nsync-bench data validate STYLE` lists every such file.")
+    return caption or ""
 
 
 def require_captions(images: list[StyleImage]) -> list[str]:

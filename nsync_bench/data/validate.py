@@ -13,6 +13,7 @@ Checks, each naming the file (relative to the style folder, e.g. ``train/0042.pn
   into training, inflating every metric; the train copy is the one flagged, so the evaluation set
   stays fixed); within one split a warning (the image is weighted twice).
 * ``missing_caption``: no ``<stem>.txt``; an error only when captions are required.
+* ``bad_caption`` (error): a caption that is not UTF-8 or holds a control character (NUL, ...).
 * ``empty_split`` (error) and ``ignored_file`` (warning: not an image suffix, never used).
 
 Per-file facts (sha256, mode, size, decode error) are cached in ``<style_dir>/.validated.json``
@@ -36,12 +37,12 @@ from typing import Any, Literal
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from nsync_bench.data.styles import IMAGE_SUFFIXES, ensure_style_data, get_style
+from nsync_bench.data.styles import IMAGE_SUFFIXES, caption_problem, ensure_style_data, get_style
 from nsync_bench.errors import DataError
 from nsync_bench.io import atomic_write_json
 
 __all__ = ["CACHE_FILE", "QUARANTINE_DIR", "Problem", "ValidationReport", "check_before_run", "fix_advice",
-           "restore_quarantine", "validate_style"]
+           "inspect_image", "restore_quarantine", "validate_style"]
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def _inspect(path: Path) -> dict[str, Any]:
+def inspect_image(path: Path) -> dict[str, Any]:
     """Facts about one image file; decoding it completely is the only reliable corruption check."""
     data = path.read_bytes()
     facts: dict[str, Any] = {"sha256": hashlib.sha256(data).hexdigest(), "error": None, "error_kind": None}
@@ -152,7 +153,7 @@ def _facts(style_dir: Path, files: dict[str, list[Path]]) -> tuple[dict[str, dic
             rel, stat = f"{split}/{path.name}", path.stat()
             entry = entries.get(rel)
             if not entry or entry.get("size") != stat.st_size or entry.get("mtime_ns") != stat.st_mtime_ns:
-                entry = {**_inspect(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+                entry = {**inspect_image(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
                 decoded += 1
             facts[rel] = entry
     if decoded or set(facts) != set(entries):
@@ -253,6 +254,10 @@ def validate_style(style: str, data_root: Path, resolution: int, *, quarantine: 
         report.images[split] = len(paths)
         have = [p for p in paths if p.with_suffix(".txt").is_file()]
         report.captions[split] = len(have)
+        for image in have:  # a caption that does not decode would stop the run after its data was prepared
+            problem = caption_problem(image.with_suffix(".txt").read_bytes())[1]
+            if problem is not None:
+                problems.append(Problem(f"{split}/{image.stem}.txt", "bad_caption", f"the caption {problem}", "error"))
         if captions != "ignore":
             severity: Severity = "error" if captions == "require" else "warning"
             problems += [Problem(f"{split}/{p.name}", "missing_caption", f"no caption file {p.stem}.txt", severity)

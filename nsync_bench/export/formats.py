@@ -15,7 +15,10 @@ Layouts, checked against the loaders' sources (see docs/adapters.md, "Export"):
   (extensions-builtin/Lora/networks.py); diffusers' ``load_lora_weights`` converts them back.
 - ``diffusers``: the run's own adapter, as saved.
 
-Every export writes a model card (README.md with YAML front matter) beside the file.
+Every export writes a model card (README.md with YAML front matter) beside the file. Before anything
+is written the source is verified: ``result.json`` and ``config.json`` must parse, and the adapter
+must match the sha256 recorded in its ``checksums.json`` when it was saved (and parse as safetensors);
+a damaged one is refused, naming the file. An ``ldm`` run has no adapter to export.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nsync_bench.errors import NsyncBenchError
+from nsync_bench.errors import CorruptFileError, NsyncBenchError
 from nsync_bench.export.model_card import card_fields, diffusers_usage, write_model_card
+from nsync_bench.io import CHECKSUMS_FILE, read_json, verify_checksums
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +65,12 @@ def load_source(source: str, tracking_uri: str | None, workdir: Path) -> ExportS
         if not result.is_file():
             raise NsyncBenchError(f"{path} has no result.json: the run has not finished. Finish it (run the same "
                                   "`nsync-bench run` command again) before exporting.")
-        record = json.loads((path / "config.json").read_text())
-        return ExportSource(path / "adapter", record, json.loads(result.read_text()).get("metrics", {}))
+        fix = ("Run the same `nsync-bench run` command again: it verifies the run folder and recomputes what is "
+               "damaged; then export.")
+        metrics = read_json(result, "the run's result", fix, required=("metrics",))["metrics"]
+        record = _run_record(read_json(path / "config.json", "the run record", fix, required=("config",)),
+                             path / "config.json", fix)
+        return ExportSource(path / "adapter", record, metrics if isinstance(metrics, dict) else {})
     match = _RUN_ID.match(source)
     if match is None:
         raise NsyncBenchError(f"{source!r} is neither a run directory nor an MLflow run id (32 hex digits, or "
@@ -90,7 +98,52 @@ def _from_mlflow(run_id: str, tracking_uri: str | None, workdir: Path) -> Export
     if run.info.status != "FINISHED":
         raise NsyncBenchError(f"MLflow run {run_id} is {run.info.status}, not FINISHED: export a finished run.")
     metrics = {k: v for k, v in run.data.metrics.items() if k.startswith("metrics/")}
-    return ExportSource(Path(adapter), json.loads(Path(config).read_text()), metrics)
+    fix = f"MLflow run {run_id}'s artifacts are damaged; export from its run folder, or recompute the run."
+    return ExportSource(Path(adapter), _run_record(read_json(config, "the run record", fix, required=("config",)),
+                                                   Path(config), fix), metrics)
+
+
+def _run_record(record: dict[str, Any], path: Path, fix: str) -> dict[str, Any]:
+    run = record["config"].get("run") if isinstance(record["config"], dict) else None
+    if not isinstance(run, dict) or not {"style", "method", "seed"} <= set(run):
+        raise CorruptFileError(f"the run record {path} lacks the run's style, method and seed. {fix}")
+    return record
+
+
+def verify_adapter(src: ExportSource) -> Path:
+    """The adapter file to export, checked: present (an ``ldm`` run has none), matching the sha256 recorded
+    when it was saved, and readable as safetensors. Raises naming the file otherwise."""
+    method = src.record["config"]["run"]["method"]
+    weights = src.adapter_dir / (LORA_FILE if src.is_lora else TI_FILE)
+    if not weights.is_file():
+        if method == "ldm":
+            raise NsyncBenchError(f"{src.adapter_dir.parent} is an `ldm` run: the untrained base model has no adapter "
+                                  "to export (its adapter/ folder holds only a note of the prompts). Export a trained "
+                                  "run (ti, lora, nsync or nsync-lora).")
+        raise CorruptFileError(f"the adapter {weights} is missing; nothing was exported. Recompute the run (the same "
+                               "`nsync-bench run` command with --restart).")
+    fix = "Nothing was exported. Recompute the run (the same `nsync-bench run` command with --restart)."
+    if (src.adapter_dir / CHECKSUMS_FILE).is_file():  # runs saved before checksums were recorded have none
+        verify_checksums(src.adapter_dir, "the adapter", fix)
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(weights), "pt") as handle:
+            for key in handle.keys():  # noqa: SIM118 - safe_open has no __iter__
+                handle.get_tensor(key)
+    except Exception as err:  # safetensors raises its own error types for a torn file
+        raise CorruptFileError(f"the adapter {weights} does not read as safetensors ({type(err).__name__}: "
+                               f"{err}). {fix}") from None
+    return weights
+
+
+def _check_out(out: Path, src: ExportSource) -> None:
+    """The run's own adapter folder is no place for an export: it would overwrite the run's model card."""
+    target, adapter = out.expanduser().resolve(), src.adapter_dir.resolve()
+    if target == adapter or adapter in target.parents:
+        raise NsyncBenchError(f"--out {out} is the run's own adapter folder; an export there would overwrite the "
+                              "run's model card (and, for --format diffusers, its adapter). Pass another --out, e.g. "
+                              "exports/NAME.")
 
 
 def default_name(record: dict[str, Any]) -> str:
@@ -108,11 +161,13 @@ def export(source: str, fmt: str, out: Path, *, name: str | None = None, trackin
         if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
             raise NsyncBenchError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only (it becomes the "
                                   "file name, which AUTOMATIC1111 and ComfyUI use as the embedding's name).")
+        weights = verify_adapter(src)  # before anything is written: a refusal leaves no (empty) folder
+        _check_out(out, src)
         out.mkdir(parents=True, exist_ok=True)
         fields = card_fields(src.record, src.metrics, fmt)
         if fmt == "diffusers":
-            target = out / (LORA_FILE if src.is_lora else TI_FILE)
-            shutil.copyfile(src.adapter_dir / target.name, target)
+            target = out / weights.name
+            shutil.copyfile(weights, target)
             usage = diffusers_usage(fields)
         elif src.is_lora:
             target = out / f"{name}.safetensors"

@@ -68,8 +68,8 @@ def extract_features(extractor, files: list[Path], *, batch_size: int, cache: Fe
 
     key = cache_key(extractor.implementation_id, files) if cache is not None else ""
     if cache is not None:
-        cached = cache.get(extractor.kind, key)
-        if cached is not None and len(cached) == len(files):
+        cached = cache.get(extractor.kind, key, rows=len(files))
+        if cached is not None:
             return cached
     chunks = []
     progress.start(f"{extractor.kind} features: {label}", total=len(files))

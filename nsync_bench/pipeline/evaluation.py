@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from nsync_bench import paths, timeline
 from nsync_bench.data.styles import StyleInfo, list_images, require_captions
+from nsync_bench.io import atomic_open
 from nsync_bench.pipeline.generation import GeneratedImage, evaluation_prompts, generate_images, image_grid
 from nsync_bench.progress import Progress
 from nsync_bench.tracking.tracker import Tracker
@@ -113,7 +114,7 @@ def log_endpoints(style: str, generated: list[GeneratedImage], image_dir: Path, 
 
 def write_per_image(path: Path, generated: list[GeneratedImage], csd: list[float]) -> None:
     """One row per evaluation prompt and seed: the unit of the per-prompt paired analysis."""
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    with atomic_open(path, "w", encoding="utf-8") as handle:  # the report's paired analysis reads it back
         writer = csv.writer(handle)
         writer.writerow(["index", "file", "source", "seed", "prompt", "csd"])
         for k, image in enumerate(generated):

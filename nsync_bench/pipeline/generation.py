@@ -19,6 +19,8 @@ from PIL import Image
 
 from nsync_bench import seeding
 from nsync_bench.config.run_config import EvalConfig
+from nsync_bench.io import atomic_write_text
+from nsync_bench.pipeline.finite import NonFiniteSamplesError, nonfinite_rows
 from nsync_bench.progress import NullProgress, Progress
 
 log = logging.getLogger(__name__)
@@ -68,12 +70,13 @@ def generate_batch(pipe: Any, prompts: list[EvalPrompt], config: EvalConfig, res
 
     Batching changes pixels only at floating-point level: image i always starts from the latent of
     its seed. On a GPU the pipeline runs in the frozen modules' half precision with SDPA attention
-    (diffusers' default attention processor).
+    (diffusers' default attention processor). A batch with non-finite latents or pixels raises
+    :class:`~nsync_bench.pipeline.finite.NonFiniteSamplesError` instead of becoming (black) images.
     """
     latents = torch.cat([initial_latents(pipe, p.seed, resolution) for p in prompts])
     generators = [torch.Generator("cpu").manual_seed(p.seed) for p in prompts]  # for stochastic samplers
     with torch.inference_mode(), _autocast(pipe, config):
-        images = pipe(
+        latents = pipe(
             [p.prompt for p in prompts],
             height=resolution,
             width=resolution,
@@ -81,8 +84,14 @@ def generate_batch(pipe: Any, prompts: list[EvalPrompt], config: EvalConfig, res
             guidance_scale=config.guidance_scale,
             latents=latents.to(pipe.device, pipe.unet.dtype),
             generator=generators,
-            output_type="pil",
+            output_type="latent",
         ).images
+        # The pipeline's own decode, done here so the raw pixels can be checked before PIL clips NaN to black.
+        pixels = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False, generator=generators)[0]
+        bad = nonfinite_rows(latents, pixels)  # one check per batch (nsync_bench.pipeline.finite)
+        if bad:
+            raise NonFiniteSamplesError([prompts[i].index for i in bad], len(prompts))
+        images = pipe.image_processor.postprocess(pixels, output_type="pil", do_denormalize=[True] * len(prompts))
     size = (config.save_size, config.save_size)
     return [img if img.size == size else img.resize(size, resample=Image.Resampling.BICUBIC) for img in images]
 
@@ -126,9 +135,7 @@ def generate_images(
             progress.advance(len(chunk))
     finally:
         progress.stop()
-    with (out_dir / MANIFEST).open("w", encoding="utf-8") as handle:
-        for row in results:
-            handle.write(json.dumps(asdict(row)) + "\n")
+    atomic_write_text(out_dir / MANIFEST, "".join(json.dumps(asdict(row)) + "\n" for row in results))
     return results
 
 

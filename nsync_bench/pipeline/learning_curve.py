@@ -26,6 +26,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nsync_bench.io import atomic_write_text
 from nsync_bench.progress import Progress
 from nsync_bench.tracking.tracker import NullTracker, Tracker
 
@@ -64,11 +65,19 @@ def evaluation_steps(config: RunConfig) -> list[int]:
 
 
 def read_curve(path: Path) -> dict[int, dict[str, float]]:
-    """``{step: metrics}`` from ``curve.jsonl`` (empty when absent)."""
+    """``{step: metrics}`` from ``curve.jsonl`` (empty when absent). A line that does not parse (a file
+    damaged outside the project: it is written whole) is skipped with a warning: that step is evaluated again."""
     if not path.is_file():
         return {}
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return {int(row["step"]): row["metrics"] for row in rows}
+    curve: dict[int, dict[str, float]] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        try:
+            row = json.loads(line) if line.strip() else None
+            if row is not None:
+                curve[int(row["step"])] = dict(row["metrics"])
+        except (ValueError, KeyError, TypeError) as err:
+            log.warning("%s line %d is damaged (%s); that evaluation is run again", path, number, err)
+    return curve
 
 
 class _StepTracker(NullTracker):
@@ -123,6 +132,7 @@ class CurveEvaluator:
         import torch
 
         from nsync_bench.pipeline.evaluation import evaluate
+        from nsync_bench.pipeline.finite import NonFiniteSamplesError
 
         log.info("learning curve: evaluating at step %d", step)
         snapshot = copy.deepcopy(self.method)  # evaluation must not touch the model that keeps training
@@ -131,6 +141,9 @@ class CurveEvaluator:
                 metrics = evaluate(curve_config(self.config), snapshot, self.style_dir, self.style,
                                    self.eval_dir / "steps" / f"{step:06d}", _StepTracker(self.tracker, step),
                                    self.progress, self.weights_dir)
+        except NonFiniteSamplesError as err:
+            raise err.at(f"the learning-curve evaluation at step {step}", "The run is FAILED: no result was "
+                         "written, and a rerun recomputes it from its last checkpoint.") from None
         finally:
             del snapshot
             if torch.cuda.is_available():
@@ -164,9 +177,8 @@ class CurveEvaluator:
     def _record(self, step: int, metrics: dict[str, float]) -> None:
         scores = {k.removeprefix("metrics/"): float(v) for k, v in metrics.items() if k.startswith("metrics/")}
         self.done[step] = scores
-        self.eval_dir.mkdir(parents=True, exist_ok=True)
-        with (self.eval_dir / CURVE_FILE).open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"step": step, "metrics": scores}) + "\n")
+        lines = [json.dumps({"step": s, "metrics": m}) + "\n" for s, m in sorted(self.done.items())]
+        atomic_write_text(self.eval_dir / CURVE_FILE, "".join(lines))  # whole: never a torn last line
         self.tracker.flush()
 
 

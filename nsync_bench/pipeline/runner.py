@@ -7,18 +7,17 @@ A run lives in ``<runs_dir>/<experiment>/<style>/<method>/seed<seed>-<run key>/`
     adapter/           the final adapter in a format diffusers loads
     eval/              evaluation images, manifest.jsonl, grid.png
     mlflow_run_id      the MLflow run this directory logs to (reused on resume)
-    result.json        written last: its presence means "finished"
+    result.json        written last, atomically: a result that verifies means "finished"
+                       (nsync_bench.pipeline.results; docs/running.md, "After a crash")
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import shutil
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,9 @@ from nsync_bench import paths
 from nsync_bench.config.recipes import resolve_config
 from nsync_bench.config.run_config import RunConfig, run_key
 from nsync_bench.errors import NsyncBenchError
+from nsync_bench.io import atomic_write_json, atomic_write_text, disk_full_error, read_json
+from nsync_bench.pipeline.results import RESULT_FILE, finished_record, reconcile, save_adapter, write_result
+from nsync_bench.pipeline.run_lock import RunBusyError, run_lock
 from nsync_bench.progress import NullProgress, Progress
 from nsync_bench.tracking import provenance
 from nsync_bench.tracking.remote import open_tracker
@@ -39,7 +41,6 @@ if TYPE_CHECKING:  # types only: importing these pulls in torch, which the CLI l
 
 log = logging.getLogger(__name__)
 
-RESULT_FILE = "result.json"
 LOG_FILE = "run.log"
 
 
@@ -68,10 +69,6 @@ class RunOptions:
     progress: Progress = field(default_factory=NullProgress)
     callbacks: list[Callable[[int], None]] = field(default_factory=list)
     lock_wait_s: float = 0.0  # how long to wait for a key held elsewhere (a sweep's Slurm jobs: one stale window)
-
-
-class RunBusyError(NsyncBenchError):
-    """Another live process holds this run key's lock."""
 
 
 def data_identity(config: RunConfig, options: RunOptions) -> dict[str, Any]:
@@ -117,12 +114,13 @@ def execute(config: RunConfig, options: RunOptions) -> RunResult:
             "training of one run is not supported (NSYNC's rule needs all-reduced branch gradients). Run it as "
             "one process per GPU instead: `nsync-bench sweep ... --devices 0,1,...` or a Slurm array."
         )
+    paths.check_name(experiment_name(config, options), "experiment", "--experiment")  # a path component
     _check_locations(options)
     # A missing dataset is the user's to fix: say so before any run folder or MLflow run exists.
     identity = data_identity(config, options)
     key = run_key(config, identity)
     run_dir = run_directory(config, options, key)
-    with _run_lock(run_dir, key, options.lock_wait_s):
+    with run_lock(run_dir, key, options.lock_wait_s):
         finished = finished_result(config, options, key) if options.resume != "never" else None
         if finished is not None:
             return finished
@@ -147,30 +145,6 @@ def _check_locations(options: RunOptions) -> None:
         check_tracking_uri(paths.tracking_uri(options.tracking_uri))
 
 
-@contextlib.contextmanager
-def _run_lock(run_dir: Path, key: str, wait_s: float = 0.0) -> Iterator[None]:
-    """One process per run key (the sweep's lock): a second one refuses, naming the holder."""
-    from nsync_bench.sweep.locking import LockHeld, RunLock
-
-    lock = RunLock(run_dir.parent / f".{run_dir.name}.lock")
-    try:
-        lock.acquire(wait_s)
-    except LockHeld:
-        owner = lock.owner() or {}
-        since = owner.get("since")
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since)) if isinstance(since, (int, float)) else "?"
-        raise RunBusyError(
-            f"run {key} is already running: process {owner.get('pid', '?')} on host {owner.get('host', '?')} holds "
-            f"its lock {lock.path} (since {when}). Wait for it to finish, then run the same command again (a "
-            "finished run is reused, not recomputed). A lock whose process died is broken automatically (at once "
-            "on this host, after 5 minutes of silence from another host)."
-        ) from None
-    try:
-        yield
-    finally:
-        lock.release()
-
-
 def _execute_locked(config: RunConfig, options: RunOptions, key: str, run_dir: Path,
                     identity: dict[str, Any]) -> RunResult:
     """Train, evaluate and track under the lock; MLflow's status is FAILED unless everything finished."""
@@ -189,9 +163,13 @@ def _execute_locked(config: RunConfig, options: RunOptions, key: str, run_dir: P
             # caller shows it; only run.log gets it here (no traceback, no second copy on the console)
             handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, "run %s failed: %s", (key, err), None))
             raise
-        except BaseException:
-            log.exception("run %s failed", key)
-            raise
+        except BaseException as err:
+            full = disk_full_error(err, run_dir)  # a plain write (an image, an artifact copy) hit a full disk
+            if full is None:
+                log.exception("run %s failed", key)
+                raise
+            handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, "run %s failed: %s", (key, full), None))
+            raise full from None
         finally:
             handler.flush()
             tracker.log_artifact(run_dir / LOG_FILE)
@@ -205,12 +183,14 @@ def finished_result(config: RunConfig, options: RunOptions, key: str | None = No
     """The result of a finished run with this config's key: on local disk, or else in MLflow."""
     key = key or full_run_key(config, options)
     run_dir = run_directory(config, options, key)
-    if (run_dir / RESULT_FILE).is_file():
-        result = json.loads((run_dir / RESULT_FILE).read_text())
+    result, damaged = finished_record(run_dir, key)  # verified; a torn or incomplete one is set aside
+    if result is not None:
         log.info("run %s already finished in %s; not recomputed", key, run_dir)
-        return RunResult(key, run_dir, result.get("mlflow_run_id"), result.get("metrics", {}),
-                         result.get("adapter", ""), skipped=True)
-    if options.track:
+        if options.track:  # a crash after result.json may have left its MLflow run open
+            reconcile(result, run_dir, paths.tracking_uri(options.tracking_uri))
+        return RunResult(key, run_dir, result.get("mlflow_run_id"), result["metrics"], result["adapter"],
+                         skipped=True)
+    if options.track and not damaged:  # a damaged folder is recomputed, not vouched for by MLflow
         from nsync_bench.tracking.remote import find_finished_run
 
         found = find_finished_run(paths.tracking_uri(options.tracking_uri), experiment_name(config, options), key)
@@ -240,7 +220,7 @@ def _log_to_file(path: Path) -> logging.Handler:
 def _write_config(run_dir: Path, config: RunConfig, key: str, identity: dict[str, Any]) -> None:
     record = {"run_key": key, "config": config.model_dump(mode="json"), "data_identity": identity,
               "git_sha": provenance.git_sha(), "libraries": provenance.library_versions()}
-    (run_dir / "config.json").write_text(json.dumps(record, indent=2))
+    atomic_write_json(run_dir / "config.json", record, indent=2)
 
 
 def _start_tracker(config: RunConfig, key: str, run_dir: Path, options: RunOptions,
@@ -250,6 +230,9 @@ def _start_tracker(config: RunConfig, key: str, run_dir: Path, options: RunOptio
     spec = config.run
     id_file = run_dir / "mlflow_run_id"
     previous = id_file.read_text().strip() if id_file.is_file() else None
+    if previous is not None and not (len(previous) == 32 and previous.isalnum()):  # torn: start a new MLflow run
+        log.warning("ignoring the unreadable MLflow run id %r in %s", previous[:40], id_file)
+        previous = None
     from nsync_bench.tracking import inputs as tracking_inputs
 
     tags = {"style": spec.style, "method": spec.method, "seed": spec.seed, "profile": spec.profile,
@@ -264,7 +247,7 @@ def _start_tracker(config: RunConfig, key: str, run_dir: Path, options: RunOptio
         run_id=previous,
         system_metrics=tracking_inputs.system_metrics_enabled(spec.profile, options.system_metrics),
     )
-    id_file.write_text(tracker.run_id or "")
+    atomic_write_text(id_file, tracker.run_id or "")
     from nsync_bench.data.identity import identity_digest, identity_params
 
     tracker.log_params({**config.flat(), **identity_params(identity)})
@@ -339,6 +322,7 @@ def _train_and_evaluate(config: RunConfig, key: str, run_dir: Path, tracker: Tra
     import torch
 
     from nsync_bench.pipeline.evaluation import evaluate
+    from nsync_bench.pipeline.finite import NonFiniteSamplesError
 
     training = build_training(config, data_root=options.data_root, checkpoint_dir=run_dir / "checkpoints",
                               tracker=tracker, progress=options.progress, callbacks=options.callbacks)
@@ -371,12 +355,17 @@ def _train_and_evaluate(config: RunConfig, key: str, run_dir: Path, tracker: Tra
             curve(trainer.step)  # a checkpoint saved at an evaluation step before its evaluation ran
         trainer.fit()
 
-    adapter = method.save_adapter(run_dir / "adapter")
+    adapter = save_adapter(method, run_dir / "adapter")  # whole, with its checksums
     tracker.log_artifact(run_dir / "adapter", "adapter")
     tracker.log_artifact(run_dir / "config.json")
-    with torch.no_grad():
-        metrics = evaluate(config, method, training.style_dir, training.style, run_dir / "eval", tracker,
-                           options.progress, options.weights_dir)
+    step = trainer.step if trainer else 0
+    try:
+        with torch.no_grad():
+            metrics = evaluate(config, method, training.style_dir, training.style, run_dir / "eval", tracker,
+                               options.progress, options.weights_dir)
+    except NonFiniteSamplesError as err:
+        raise err.at(f"the evaluation after step {step}", "The run is FAILED: no result was written, and a rerun "
+                     "recomputes it.") from None
 
     if curve is not None:
         assert trainer is not None  # a learning curve is set up only for a method that trains
@@ -384,18 +373,17 @@ def _train_and_evaluate(config: RunConfig, key: str, run_dir: Path, tracker: Tra
 
     from nsync_bench.export.model_card import write_run_card
 
-    run_record = json.loads((run_dir / "config.json").read_text())
+    run_record = read_json(run_dir / "config.json", "the run record", "Run the same command with --restart.")
     tracker.log_artifact(write_run_card(run_dir / "adapter", run_record, metrics), "adapter")  # what the adapter is
     spec = config.run  # the adapter as a logged model: MLflow's Models tab shows its metrics as columns
     tracker.log_model(f"{spec.style}-{spec.method}-seed{spec.seed}", metrics, inputs.get("evaluation"),
                       {"run_key": key, "method": spec.method, "style": spec.style, "artifact_path": "adapter"})
     result = RunResult(key, run_dir, tracker.run_id, metrics, str(adapter.relative_to(run_dir)))
-    record: dict[str, Any] = {"run_key": key, "mlflow_run_id": tracker.run_id, "metrics": metrics,
-                              "adapter": result.adapter, "steps": trainer.step if trainer else 0}
-    (run_dir / RESULT_FILE).write_text(json.dumps(record, indent=2))
+    write_result(run_dir, {"run_key": key, "mlflow_run_id": tracker.run_id, "metrics": metrics,
+                           "adapter": result.adapter, "steps": step})  # finished on disk from here
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    return result
+    return result  # the MLflow run is closed FINISHED last (_execute_locked)
 
 
-__all__ = ["RunBusyError", "RunOptions", "RunResult", "Training", "build_training", "data_identity", "execute",
-           "full_run_key", "run", "run_directory"]
+__all__ = ["RESULT_FILE", "RunBusyError", "RunOptions", "RunResult", "Training", "build_training", "data_identity",
+           "execute", "full_run_key", "run", "run_directory"]

@@ -2,7 +2,9 @@
 
 The folder holds ``report.md``, a self-contained ``index.html``, ``figures/*.png`` (the same
 figures the HTML embeds), and the tables as CSV (``summary.csv``, ``comparisons.csv``,
-``per_prompt.csv``, ``claims.csv``, ``families.csv``) for anyone who wants to redo the analysis. Heavy modules
+``per_prompt.csv``, ``claims.csv``, ``families.csv``) for anyone who wants to redo the analysis. It is
+written into a hidden temporary sibling and renamed into place whole: a report killed midway leaves no
+folder that looks like a report, and the same ``--out`` works again. Heavy modules
 (mlflow, matplotlib) are imported inside :func:`build_report` so that importing
 ``nsync_bench.report.runs_table`` stays cheap.
 """
@@ -10,6 +12,7 @@ figures the HTML embeds), and the tables as CSV (``summary.csv``, ``comparisons.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import re
@@ -18,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nsync_bench.paths import default_experiment
 from nsync_bench.progress import NullProgress, Progress
@@ -211,7 +214,38 @@ def _warnings(data: ReportData, analysis: Analysis, pairs: list[tuple[str, str]]
     return warnings
 
 
-def build_report(
+def build_report(experiments: list[str], *, out_dir: Path | None = None, tracking_uri: str | None = None,
+                 alpha: float | None = None, log_to_mlflow: bool = True, **options: Any) -> ReportResult:
+    """Build the report of ``experiments`` into ``out_dir`` (default: a fresh time-stamped folder), whole or
+    not at all; ``options`` are :func:`_build_into`'s. Logged to MLflow once in place."""
+    from nsync_bench import paths
+    from nsync_bench.io import atomic_dir
+    from nsync_bench.paths import usable_dir
+
+    _check_arguments(experiments, alpha, options.get("pairs"))
+    final = Path(out_dir) if out_dir is not None else default_out_dir(experiments)
+    if final.exists() and (not final.is_dir() or any(final.iterdir())):
+        raise ReportError(f"the report folder {final} already exists and is not empty; a report never overwrites "
+                          "another. Pass a new --out, or leave it out for a fresh time-stamped folder.")
+    usable_dir(final, "the report folder", "Pass another --out.")
+    with atomic_dir(final) as staging:
+        result = _build_into(experiments, tracking_uri=tracking_uri, out_dir=staging, alpha=alpha,
+                             log_to_mlflow=False, **options)
+
+    def moved(path: Path) -> Path:
+        return final / path.relative_to(staging)
+
+    result = dataclasses.replace(
+        result, out_dir=final, markdown=moved(result.markdown), html=moved(result.html),
+        summary_csv=moved(result.summary_csv), comparisons_csv=moved(result.comparisons_csv),
+        per_prompt_csv=moved(result.per_prompt_csv), claims_csv=moved(result.claims_csv),
+        figures=[moved(p) for p in result.figures])
+    if log_to_mlflow:
+        result.run_id = _log_run(paths.tracking_uri(tracking_uri), experiments, result.analysis, final)
+    return result
+
+
+def _build_into(
     experiments: list[str],
     *,
     tracking_uri: str | None = None,

@@ -20,6 +20,7 @@ import pandas as pd
 
 from nsync_bench.errors import NsyncBenchError
 from nsync_bench.metrics.registry import METRICS
+from nsync_bench.report.run_states import state_mismatches
 
 if TYPE_CHECKING:
     from nsync_bench.config.claims import Endpoint
@@ -80,8 +81,9 @@ def load_report_data(tracking_uri: str, experiments: list[str],
     frame, bad_seeds = _parse_seeds(frame)
     if not len(frame):
         left_out = f" ({len(unfinished)} run(s) did not finish: {_describe(unfinished)})" if len(unfinished) else ""
+        notes = "".join(f" {note}" for note in state_mismatches(unfinished)) if len(unfinished) else ""
         raise ReportError(f"no finished runs in experiment(s) {', '.join(experiments)}{left_out}; run "
-                          "`nsync-bench run` or `nsync-bench sweep` first.")
+                          f"`nsync-bench run` or `nsync-bench sweep` first.{notes}")
     frame = frame.sort_values("start_time", ascending=False).drop_duplicates("tags.run_key")
     runs = pd.DataFrame({
         "run_id": frame["run_id"],
@@ -178,7 +180,7 @@ def _left_out_warnings(unfinished: pd.DataFrame) -> list[str]:
         return []
     counts = ", ".join(f"{n} {status}" for status, n in unfinished["status"].value_counts().sort_index().items())
     return [f"left out {len(unfinished)} run(s) that did not finish ({counts}): {_describe(unfinished)}; see "
-            "failed_runs.csv and each run's run.log."]
+            "failed_runs.csv and each run's run.log.", *state_mismatches(unfinished)]
 
 
 def _metric_warnings(frame: pd.DataFrame) -> list[str]:

@@ -3,13 +3,17 @@
 Every executor implements :class:`Executor`: ``prepare(jobs)`` runs the styles' prerequisite jobs (their
 negative sets) to completion before their tasks (on Slurm all at once, as parallel jobs), and ``run`` calls
 :func:`nsync_bench.sweep.matrix.run_task` for each task and reports status changes through
-``on_event(task, status, result)``; a failed task never stops the others.
+``on_event(task, status, result)``; a failed task never stops the others. SIGINT or SIGTERM stops them
+all: each running task checkpoints, is marked KILLED and unlocked, and ``run`` raises
+:class:`~nsync_bench.sweep.interrupts.SweepInterrupted` (nsync_bench.sweep.interrupts).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -20,6 +24,7 @@ from typing import Any, Protocol
 
 from nsync_bench.config.run_config import RunConfig
 from nsync_bench.errors import unknown_name
+from nsync_bench.sweep.interrupts import STOP_TIMEOUT_S, SweepInterrupted, init_worker, signals_ignored, task_running
 from nsync_bench.sweep.matrix import PrepareStyle, SweepOptions, Task, TaskResult, run_task
 
 log = logging.getLogger(__name__)
@@ -71,6 +76,8 @@ class InProcessExecutor:
             result = run_task(task, options, experiment)
             on_event(task, result.status, result)
             results.append(result)
+            if result.status == "killed":  # SIGINT/SIGTERM: this run checkpointed; the others wait for a rerun
+                raise SweepInterrupted(results)
         return results
 
 
@@ -79,7 +86,8 @@ def _worker(task: dict, options: dict, experiment: str) -> dict:
     handler = logging.StreamHandler()
     handler.setLevel(logging.WARNING)  # the run's INFO lines go to its run.log, not to the sweep's terminal
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
-    return asdict(run_task(Task(**task), SweepOptions(**options), experiment))
+    with task_running():  # a signal now interrupts this run (nsync_bench.sweep.interrupts)
+        return asdict(run_task(Task(**task), SweepOptions(**options), experiment))
 
 
 def _pin_device(devices: Any) -> None:
@@ -87,6 +95,7 @@ def _pin_device(devices: Any) -> None:
 
     Runs before the worker imports torch, so CUDA initialises with that device alone.
     """
+    init_worker()
     device = devices.get()
     os.environ["CUDA_VISIBLE_DEVICES"] = device
     log.info("worker %d pinned to GPU %s", os.getpid(), device)
@@ -96,7 +105,7 @@ def make_pool(max_parallel: int, devices: list[str] | None = None) -> ProcessPoo
     """Spawned workers (torch is not fork-safe); with ``devices``, worker k gets GPU ``devices[k]``."""
     context = get_context("spawn")
     if not devices:
-        return ProcessPoolExecutor(max_parallel, mp_context=context)
+        return ProcessPoolExecutor(max_parallel, mp_context=context, initializer=init_worker)
     if len(devices) < max_parallel:
         raise ValueError(f"--devices names {len(devices)} GPUs for {max_parallel} workers: one GPU per worker.")
     queue = context.Queue()
@@ -123,22 +132,56 @@ class LocalPoolExecutor:
         pending = list(tasks)
         running: dict[Any, Task] = {}
         # Workers are reused across tasks: importing torch, diffusers and mlflow costs ~10 s per process.
+        # At most max_parallel tasks are submitted at a time, so none waits in the pool's queue.
         with make_pool(self.max_parallel, self.devices) as pool:
-            while pending or running:
-                while pending and len(running) < self.max_parallel:
-                    task = pending.pop(0)
-                    running[pool.submit(_worker, asdict(task), asdict(options), experiment)] = task
-                    on_event(task, "running", None)
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    task = running.pop(future)
-                    try:
-                        result = TaskResult(**future.result())
-                    except Exception as err:  # the worker process itself died (killed, out of memory, ...)
-                        result = _failed(task, err)
-                    on_event(task, result.status, result)
-                    results.append(result)
+            try:
+                while pending or running:
+                    while pending and len(running) < self.max_parallel:
+                        task = pending.pop(0)
+                        running[pool.submit(_worker, asdict(task), asdict(options), experiment)] = task
+                        on_event(task, "running", None)
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        results.append(_collect(running.pop(future), future, on_event))
+            except KeyboardInterrupt:
+                with signals_ignored():
+                    results += _stop_workers(pool, running, on_event)
+                raise SweepInterrupted(results) from None
         return results
+
+
+def _collect(task: Task, future: Any, on_event: EventHandler) -> TaskResult:
+    try:
+        result = TaskResult(**future.result())
+    except Exception as err:  # the worker process itself died (killed, out of memory, ...)
+        result = _failed(task, err)
+    on_event(task, result.status, result)
+    return result
+
+
+def _stop_workers(pool: ProcessPoolExecutor, running: dict[Any, Task], on_event: EventHandler) -> list[TaskResult]:
+    """SIGTERM every worker (a running task checkpoints, turns KILLED, unlocks; an idle one ignores it), wait for
+    the running tasks, kill what did not stop in time. No worker outlives this (the pool's exit joins them)."""
+    processes = list(getattr(pool, "_processes", {}).values())  # the pool has no public handle on its workers
+    for process in processes:
+        if process.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGTERM)
+    log.warning("interrupted: stopping %d running task(s); each saves a checkpoint first", len(running))
+    done, late = wait(running, timeout=STOP_TIMEOUT_S)
+    results = [_collect(running.pop(future), future, on_event) for future in done]
+    if late:
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+        for future in late:
+            task = running.pop(future)
+            result = TaskResult(task.run_key, task.label, "killed", log_path=str(Path(task.run_dir) / "run.log"),
+                                error=f"did not stop within {STOP_TIMEOUT_S:.0f} s of SIGTERM and was killed; it "
+                                "resumes from its last periodic checkpoint")
+            on_event(task, "killed", result)
+            results.append(result)
+    return results
 
 
 @dataclass

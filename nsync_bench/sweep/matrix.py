@@ -28,6 +28,7 @@ from nsync_bench.config.run_config import RunConfig, run_key
 from nsync_bench.errors import ConfigError, NsyncBenchError, unknown_name
 from nsync_bench.io import atomic_write_json
 from nsync_bench.paths import shipped_dir
+from nsync_bench.sweep.interrupts import SweepInterrupted
 
 if TYPE_CHECKING:  # executors imports this module
     from nsync_bench.sweep.executors import EventHandler, Executor
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # executors imports this module
 log = logging.getLogger(__name__)
 
 STATE_FILE = "sweep-state.json"
+RETRY_STATUSES = ("failed", "busy", "killed")  # what --retry-failed reruns
 
 
 @dataclass
@@ -94,7 +96,7 @@ class Task:
 class TaskResult:
     run_key: str
     label: str
-    status: str  # finished | skipped | failed | busy
+    status: str  # finished | skipped | failed | busy | killed
     seconds: float = 0.0
     mlflow_run_id: str | None = None
     log_path: str = ""
@@ -118,10 +120,32 @@ def load_sweep_file(name_or_path: str) -> SweepSpec:
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ConfigError(f"unknown keys {unknown} in sweep file {path}; allowed: {', '.join(sorted(allowed))}.")
-    return SweepSpec(styles=list(data["styles"]), methods=list(data["methods"]), seeds=[int(s) for s in data["seeds"]],
-                     profile=data.get("profile", "smoke"), protocol=data.get("protocol"),
-                     overrides=list(data.get("set", [])), experiment=data.get("experiment"),
-                     description=data.get("description", ""), claims=data.get("claims"))
+    return SweepSpec(styles=_names(data, "styles", path), methods=_names(data, "methods", path),
+                     seeds=_seeds(data.get("seeds"), path), profile=data.get("profile", "smoke"),
+                     protocol=data.get("protocol"), overrides=_names(data, "set", path, required=False),
+                     experiment=data.get("experiment"), description=data.get("description", ""),
+                     claims=data.get("claims"))
+
+
+def _names(data: dict[str, Any], key: str, path: Path, required: bool = True) -> list[str]:
+    """A list of strings from a sweep file; a bare string (``styles = "monet"``) is the usual slip."""
+    value = data.get(key, None if required else [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        example = '["monet", "vangogh"]' if key != "set" else '["train.max_steps=10"]'
+        raise ConfigError(f"{key} = {value!r} in sweep file {path} must be a list of strings, e.g. {key} = {example}.")
+    return unique(value)
+
+
+def _seeds(value: Any, path: Path) -> list[int]:
+    """Integers only: TOML's 1.5 or true would otherwise become seed 1."""
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise ConfigError(f"seeds = {value!r} in sweep file {path} must be a list of integers, e.g. seeds = [0, 1, 2].")
+    return unique(value)
+
+
+def unique(values: list[Any]) -> list[Any]:
+    """``values`` without repeats, in first-seen order (``ti,ti`` is one method, not two tasks of one key)."""
+    return list(dict.fromkeys(values))
 
 
 def expand(spec: SweepSpec, options: SweepOptions) -> list[Task]:
@@ -131,6 +155,8 @@ def expand(spec: SweepSpec, options: SweepOptions) -> list[Task]:
 
     if not (spec.styles and spec.methods and spec.seeds):
         raise ConfigError("a sweep needs at least one style, one method and one seed.")
+    paths.check_name(spec.experiment_name(), "experiment", "--experiment (or the sweep file's experiment)")
+    spec.styles, spec.methods, spec.seeds = unique(spec.styles), unique(spec.methods), unique(spec.seeds)
     run_options = options.run_options(spec.experiment_name())
     tasks = []
     for style in spec.styles:
@@ -204,7 +230,10 @@ def run_task(task: Task, options: SweepOptions, experiment: str) -> TaskResult:
                           log_path)
     except RunBusyError as err:
         return TaskResult(task.run_key, task.label, "busy", error=str(err), log_path=log_path)
-    except (Exception, KeyboardInterrupt) as err:  # a failed run never stops the sweep
+    except KeyboardInterrupt:  # SIGINT/SIGTERM: the run checkpointed, is KILLED in MLflow and unlocked; the sweep stops
+        return TaskResult(task.run_key, task.label, "killed", time.perf_counter() - started, None, log_path,
+                          "interrupted; the same sweep command resumes it from its checkpoint")
+    except Exception as err:  # a failed run never stops the sweep
         detail = f"{type(err).__name__}: {err}"
         if not isinstance(err, NsyncBenchError):
             detail += "\n" + traceback.format_exc(limit=5)
@@ -217,10 +246,18 @@ def state_path(spec: SweepSpec, options: SweepOptions) -> Path:
 
 
 def read_state(path: Path) -> dict[str, dict]:
+    """The last outcome per run key; a torn or foreign file counts as no state (with a warning)."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        state = json.loads(path.read_text())
+    except FileNotFoundError:
         return {}
+    except (OSError, ValueError) as err:
+        log.warning("ignoring the unreadable sweep state %s (%s): every run counts as never attempted", path, err)
+        return {}
+    if not isinstance(state, dict) or not all(isinstance(v, dict) for v in state.values()):
+        log.warning("ignoring the sweep state %s: not a JSON object of runs", path)
+        return {}
+    return state
 
 
 def write_state(path: Path, results: list[TaskResult]) -> None:
@@ -260,7 +297,7 @@ def select_tasks(tasks: list[Task], spec: SweepSpec, options: SweepOptions, retr
     if not retry_failed:
         return tasks
     state = read_state(state_path(spec, options))
-    return [t for t in tasks if state.get(t.run_key, {}).get("status") in ("failed", "busy")]
+    return [t for t in tasks if state.get(t.run_key, {}).get("status") in RETRY_STATUSES]
 
 
 def run_sweep(spec: SweepSpec, executor: Executor, options: SweepOptions, *, retry_failed: bool = False,
@@ -291,8 +328,13 @@ def run_sweep(spec: SweepSpec, executor: Executor, options: SweepOptions, *, ret
         # Create the store and experiment once, here: workers racing to create a new SQLite store
         # would trip over each other's schema migrations.
         ensure_experiment(paths.tracking_uri(options.tracking_uri), experiment)
-    results.extend(executor.run(runnable, options, experiment, on_event))
     path = state_path(spec, options)
+    try:
+        results.extend(executor.run(runnable, options, experiment, on_event))
+    except KeyboardInterrupt as stop:  # every running task checkpointed, turned KILLED and unlocked
+        results += stop.results if isinstance(stop, SweepInterrupted) else []
+        write_state(path, results)
+        raise SweepInterrupted(results) from None
     write_state(path, results)
     return SweepSummary(results, path, experiment, failed_styles)
 

@@ -32,7 +32,7 @@ from typing import Any
 from nsync_bench import paths
 from nsync_bench.errors import ConfigError
 from nsync_bench.pipeline.readiness import NOMINAL
-from nsync_bench.sweep.matrix import SweepOptions, SweepSpec, Task, expand, read_state, state_path
+from nsync_bench.sweep.matrix import RETRY_STATUSES, SweepOptions, SweepSpec, Task, expand, read_state, state_path
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,9 @@ def parse_step_time(text: str) -> StepTimes:
     except ValueError:
         seconds = None
     if seconds is not None:
-        if seconds <= 0:
-            raise ConfigError(f"--step-time {text!r} must be a positive number of seconds (a TI step at batch 4).")
+        if not 0 < seconds < float("inf"):  # nan and inf too: an estimate from them means nothing
+            raise ConfigError(f"--step-time {text!r} must be a positive, finite number of seconds (a TI step at "
+                              "batch 4).")
         return StepTimes(seconds, derived=["other methods (docs/scale.md ratios)",
                                            f"generation (nominal {NOMINAL_IMAGE_S} s per image at 50 steps)",
                                            "scoring (nominal)"])
@@ -201,19 +202,17 @@ def _finished_in_mlflow(options: SweepOptions) -> bool:
 
 def _status(task: Task, options: SweepOptions, experiment: str, state: dict[str, dict],
             ask_mlflow: bool) -> tuple[str, int]:
-    from nsync_bench.config.run_config import RunConfig
-    from nsync_bench.pipeline.runner import RESULT_FILE, finished_result
+    from nsync_bench.pipeline.results import check_result
+    from nsync_bench.tracking.tracker import find_finished_run
 
     run_dir = Path(task.run_dir)
-    if (run_dir / RESULT_FILE).is_file():
+    if check_result(run_dir, task.run_key)[0] is not None:  # a complete, verified result (read only)
         return "skip", 0
-    if ask_mlflow:
-        config = RunConfig.model_validate(task.config)
-        if finished_result(config, options.run_options(experiment)) is not None:
-            return "skip", 0
+    if ask_mlflow and find_finished_run(paths.tracking_uri(options.tracking_uri), experiment, task.run_key):
+        return "skip", 0
     done = _checkpoint_step(run_dir)
     max_steps = int(task.config["train"]["max_steps"])
-    if state.get(task.run_key, {}).get("status") in ("failed", "busy"):
+    if state.get(task.run_key, {}).get("status") in RETRY_STATUSES:
         return "retry", max_steps - done
     return ("resume" if done else "start"), max_steps - done
 

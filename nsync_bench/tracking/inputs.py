@@ -55,7 +55,12 @@ def log_dataset_inputs(client: Any, run_id: str, identity: DataIdentity) -> None
                           profile=json.dumps(profile) if profile else None)
         inputs.append(DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)]))
     if inputs:
-        client.log_inputs(run_id, datasets=inputs)
+        try:
+            client.log_inputs(run_id, datasets=inputs)
+        except Exception as err:  # two workers of a sweep logging the same new dataset: the loser retries once
+            if "UNIQUE constraint failed: datasets" not in str(err):
+                raise
+            client.log_inputs(run_id, datasets=inputs)  # the dataset exists now: MLflow links it
 
 
 def log_adapter_model(client: Any, experiment_id: str, run_id: str, name: str, metrics: dict[str, float],

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nsync_bench.errors import NsyncBenchError
+from nsync_bench.io import disk_full_error
 from nsync_bench.paths import artifact_root
 
 log = logging.getLogger(__name__)
@@ -76,12 +77,56 @@ class NullTracker:
         pass
 
 
+# MLflow's HTTP client retries a dead server 7 times with exponential backoff and a 120 s timeout per
+# try: a run would hang for ~10 minutes before failing. These make it fail within a minute (3 tries of
+# at most 15 s each, 1-2 s apart); a user's own settings of the same variables win.
+FAIL_FAST_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+
+
+class TrackingError(NsyncBenchError):
+    """The MLflow store stopped answering during a run: the run stops (resumable), it does not hang."""
+
+    exit_code = 1
+
+
 @cache
-def _client(tracking_uri: str) -> Any:
-    """One MLflow client per store and process (a run looks up, creates and logs through the same one)."""
+def client_for(tracking_uri: str) -> Any:
+    """One ``MlflowClient`` per store and process (a run looks up, creates and logs through the same one),
+    one that gives up on a dead server within a minute (:data:`FAIL_FAST_ENV`)."""
+    import os
+
     from mlflow.tracking import MlflowClient
 
+    for name, value in FAIL_FAST_ENV.items():
+        os.environ.setdefault(name, value)
     return MlflowClient(tracking_uri=tracking_uri)
+
+
+_client = client_for
+
+
+_UNREACHABLE = ("API request to", "database is locked", "unable to open database", "timed out")
+
+
+def tracking_failure(err: BaseException) -> bool:
+    """Whether ``err`` means the store cannot be reached (a dead server, a locked or vanished SQLite file),
+    as opposed to a request the store refused, which stays an ordinary error."""
+    if isinstance(err, OSError):
+        return True
+    names = {cls.__module__.split(".")[0] for cls in type(err).__mro__}
+    if names & {"requests", "urllib3"}:
+        return True
+    return bool(names & {"mlflow", "sqlalchemy"}) and any(marker in str(err) for marker in _UNREACHABLE)
+
+
+def _short_reason(err: BaseException) -> str:
+    """One line out of MLflow's multi-line, URL-laden messages: the OS error when there is one."""
+    import re
+
+    text = " ".join(str(err).split())
+    found = re.search(r"\[Errno -?\d+\] ([^\"')]+)", text) or re.search(r"(timed out|[Tt]imeout)", text)
+    return found.group(1).strip() if found else text[:160]
 
 
 def check_reachable(tracking_uri: str, timeout: float = 10.0) -> None:
@@ -158,7 +203,7 @@ class MlflowTracker:
         self.tracking_uri = tracking_uri
         self.client = _client(tracking_uri)
         experiment_id = self.experiment_id = ensure_experiment(tracking_uri, experiment)
-        if run_id is not None:
+        if run_id is not None and self._exists(run_id):
             self.client.update_run(run_id, status="RUNNING")
             self.run_id = run_id
         else:
@@ -166,25 +211,61 @@ class MlflowTracker:
             self.run_id = run.info.run_id
         self._pending: list[Any] = []
         self._monitor = None
+        self._failed: str | None = None  # why the store stopped answering, once it has
         if system_metrics:
             from nsync_bench.tracking.inputs import start_system_metrics
 
             self._monitor = start_system_metrics(self.run_id, tracking_uri, resume=run_id is not None)
 
+    def _exists(self, run_id: str) -> bool:
+        """Whether the run a folder remembers is in this store (not after a change of --tracking-uri)."""
+        try:
+            self.client.get_run(run_id)
+        except Exception as err:
+            if getattr(err, "error_code", None) != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            log.warning("MLflow run %s is not in %s; logging to a new run", run_id, self.tracking_uri)
+            return False
+        return True
+
+    def _call(self, action: str, func: Any, *args: Any, **kwargs: Any) -> Any:
+        """One client call; a store that stopped answering becomes one :class:`TrackingError`, after
+        which the tracker does nothing (closing the run would only wait for the same dead server)."""
+        if self._failed is not None:
+            return None
+        try:
+            return func(*args, **kwargs)
+        except Exception as err:
+            full = disk_full_error(err, (artifact_root(self.tracking_uri) or ".").removeprefix("file://"))
+            if full is not None:  # a local store's disk, not a dead server
+                raise full from None
+            if not tracking_failure(err):
+                raise
+            self._failed = _short_reason(err)
+            if self._monitor is not None:
+                self._monitor = None  # its daemon thread dies with the process; finishing it would log again
+            raise TrackingError(
+                f"the MLflow store {self.tracking_uri} stopped answering while {action} ({self._failed}); the run "
+                "stopped there instead of waiting. Restart the tracking server (or fix --tracking-uri / "
+                "MLFLOW_TRACKING_URI) and run the same command again: it resumes from the run's last checkpoint "
+                "and logs to the same MLflow run.") from None
+
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
-        existing = self.client.get_run(self.run_id).data.params
+        run = self._call("reading the run", self.client.get_run, self.run_id)
+        existing = run.data.params if run is not None else {}
         items = [Param(k, str(v)[:_PARAM_MAX_LEN]) for k, v in params.items() if k not in existing]
         for start in range(0, len(items), _PARAM_BATCH):
-            self.client.log_batch(self.run_id, params=items[start : start + _PARAM_BATCH])
+            self._call("logging params", self.client.log_batch, self.run_id,
+                       params=items[start : start + _PARAM_BATCH])
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         from mlflow.entities import RunTag
 
         items = [RunTag(k, str(v)) for k, v in tags.items()]
         for start in range(0, len(items), _PARAM_BATCH):  # one store transaction per 100 tags, not one per tag
-            self.client.log_batch(self.run_id, tags=items[start : start + _PARAM_BATCH])
+            self._call("setting tags", self.client.log_batch, self.run_id, tags=items[start : start + _PARAM_BATCH])
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         import time
@@ -197,31 +278,31 @@ class MlflowTracker:
             self.flush()
 
     def flush(self) -> None:
-        while self._pending:
+        while self._pending and self._failed is None:
             chunk, self._pending = self._pending[:1000], self._pending[1000:]
-            self.client.log_batch(self.run_id, metrics=chunk)
+            self._call("logging metrics", self.client.log_batch, self.run_id, metrics=chunk)
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         if path.is_dir():
-            self.client.log_artifacts(self.run_id, str(path), artifact_path)
+            self._call(f"uploading {path.name}/", self.client.log_artifacts, self.run_id, str(path), artifact_path)
         else:
-            self.client.log_artifact(self.run_id, str(path), artifact_path)
+            self._call(f"uploading {path.name}", self.client.log_artifact, self.run_id, str(path), artifact_path)
 
     def log_inputs(self, identity: dict[str, dict[str, str]]) -> None:
         from nsync_bench.tracking.inputs import log_dataset_inputs
 
-        log_dataset_inputs(self.client, self.run_id, identity)
+        self._call("logging the datasets", log_dataset_inputs, self.client, self.run_id, identity)
 
     def log_model(self, name: str, metrics: dict[str, float], dataset: dict[str, str] | None,
                   tags: dict[str, Any]) -> None:
         from nsync_bench.tracking.inputs import log_adapter_model
 
-        log_adapter_model(self.client, self.experiment_id, self.run_id, name, metrics, dataset,
-                          {k: str(v) for k, v in tags.items()})
+        self._call("logging the model", log_adapter_model, self.client, self.experiment_id, self.run_id, name,
+                   metrics, dataset, {k: str(v) for k, v in tags.items()})
 
     def finish(self, status: str = "FINISHED") -> None:
         if self._monitor is not None:
             self._monitor.finish()  # its last samples are logged before the run ends
             self._monitor = None
         self.flush()
-        self.client.set_terminated(self.run_id, status=status)
+        self._call("closing the run", self.client.set_terminated, self.run_id, status=status)

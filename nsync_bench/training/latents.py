@@ -50,8 +50,9 @@ class LatentCache:
     def _load_or_compute(self) -> tuple[torch.Tensor, torch.Tensor]:
         path = self.cache_dir / f"{self.key()}.safetensors" if self.cache_dir else None
         if path is not None and path.is_file():
-            tensors = load_file(str(path))
-            return tensors["mean"].to(self.device), tensors["std"].to(self.device)
+            cached = self._load(path, 2 * len(self.images))
+            if cached is not None:
+                return cached[0].to(self.device), cached[1].to(self.device)
         means, stds = [], []
         for index in range(len(self.images)):
             for flip in (False, True):  # row 2*i + flip
@@ -63,6 +64,24 @@ class LatentCache:
             self._save(path, mean, std)
         log.info("encoded %d training images (and mirrors) into the latent cache", len(self.images))
         return mean.to(self.device), std.to(self.device)
+
+    @staticmethod
+    def _load(path: Path, rows: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """A cache entry that reads back whole (both tensors, one row per image and mirror, finite), else None:
+        a damaged entry is removed with a warning and encoded again."""
+        try:
+            tensors = load_file(str(path))
+            mean, std = tensors["mean"], tensors["std"]
+            whole = mean.shape == std.shape and mean.shape[0] == rows and bool(torch.isfinite(mean).all()) \
+                and bool(torch.isfinite(std).all())
+        except Exception as err:  # safetensors raises its own error type for a torn file
+            whole, mean, std = False, None, None
+            log.debug("latent cache entry %s: %s", path, err)
+        if not whole or mean is None or std is None:
+            log.warning("latent cache entry %s is damaged; removed, the training images are encoded again", path)
+            path.unlink(missing_ok=True)
+            return None
+        return mean, std
 
     @staticmethod
     def _save(path: Path, mean: torch.Tensor, std: torch.Tensor) -> None:

@@ -22,7 +22,7 @@ from nsync_bench import seeding
 from nsync_bench.config.run_config import RunConfig
 from nsync_bench.methods.base import Method
 from nsync_bench.progress import NullProgress, Progress
-from nsync_bench.tracking.tracker import NullTracker, Tracker
+from nsync_bench.tracking.tracker import NullTracker, Tracker, TrackingError
 from nsync_bench.training import checkpoint as ckpt
 from nsync_bench.training.batches import PositiveBatches
 
@@ -83,10 +83,11 @@ class Trainer:
 
     def resume(self) -> int:
         """Load the newest checkpoint, if any; return the step training continues from."""
-        path = ckpt.latest_checkpoint(self.checkpoint_dir)
-        if path is None:
+        found = ckpt.load_latest(self.checkpoint_dir, "Start the run over with the same `nsync-bench run` command "
+                                 f"plus --restart (or delete {self.checkpoint_dir} and run it again).")
+        if found is None:
             return 0
-        state = ckpt.load_checkpoint(path)
+        path, state = found
         self.method.load_trainable_state(state["method"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.method.precision.load_state_dict(state["scaler"])
@@ -129,7 +130,8 @@ class Trainer:
         return host
 
     def fit(self) -> None:
-        """Train from :attr:`step` to ``train.max_steps``; on Ctrl-C, checkpoint and re-raise."""
+        """Train from :attr:`step` to ``train.max_steps``; on Ctrl-C (or a dead tracking server), checkpoint and
+        re-raise."""
         from nsync_bench.training.divergence import DivergenceGuard, trained_parameters
 
         train = self.config.train
@@ -150,9 +152,10 @@ class Trainer:
                     self.save_checkpoint()
                 for callback in self.callbacks:
                     callback(self.step)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, TrackingError) as stop:  # Ctrl-C, SIGTERM, a dead tracking server: resumable
             if not self._updating and self.step > 0:
-                log.warning("interrupted at step %d; saving a checkpoint to resume from", self.step)
+                log.warning("%s at step %d; saving a checkpoint to resume from",
+                            "interrupted" if isinstance(stop, KeyboardInterrupt) else "tracking failed", self.step)
                 self.save_checkpoint()
             raise
         finally:

@@ -92,16 +92,17 @@ class BaseTrainer:
         # The last LOSS_WINDOW losses travel in the checkpoint, so a build resumed at its last step
         # still exports the final loss.
         self.recent_losses: deque[float] = deque(maxlen=LOSS_WINDOW)
-        latest = ckpt.latest_checkpoint(self.work_dir / "checkpoints")
-        if latest is not None:
-            state = ckpt.load_checkpoint(latest)
+        found = ckpt.load_latest(self.work_dir / "checkpoints", f"Delete {self.work_dir / 'checkpoints'} to build "
+                                 "from scratch.")
+        if found is not None:
+            state = found[1]
             self.unet.load_state_dict(state["unet"])
             self.text.load_state_dict(state["text"])
             self.ema = dict(state["ema"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.step = int(state["step"])
             self.recent_losses.extend(state.get("recent_losses", torch.zeros(0)).tolist())
-            logger.info("resuming the base-model build at step %d from %s", self.step, latest)
+            logger.info("resuming the base-model build at step %d from %s", self.step, found[0])
         self._data: tuple[torch.Tensor, list[wr.Content], list[wr.WorldStyle]] | None = None
 
     @property
