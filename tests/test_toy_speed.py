@@ -174,8 +174,9 @@ def test_the_reused_untrained_arm_is_what_the_control_generated_itself(tmp_path,
     assert [p.name for p in reused] == [g.file for g in own]
     assert all(p.read_bytes() == (tmp_path / "own" / p.name).read_bytes() for p in reused)
     values = score_image_sets([tmp_path / "own" / g.file for g in own], [t.path for t in test], config.metrics)
-    assert {f"metrics/{k}": v.value for k, v in values.results.items()} == {
-        k: v for k, v in ldm.metrics.items() if k.startswith("metrics/") and not k.endswith("_std")}
+    scored = {f"metrics/{k}": v.value for k, v in values.results.items()}
+    assert set(scored) == {"metrics/fid", "metrics/kid", "metrics/cmmd", "metrics/csd"}
+    assert scored == {k: ldm.metrics[k] for k in scored}  # the run also logs the world's endpoints beside these
 
 
 def test_the_spelled_out_mlflow_tag_names_are_mlflows():
@@ -205,4 +206,4 @@ def test_the_toy_bench_compares_both_paths_in_one_run(monkeypatch, tmp_path, dat
     assert set(generation["metric_delta"]) == {"fid", "kid", "cmmd", "csd"}
     phases = seed["variants"]["new"]["phases_s"]
     assert {"to_first_step", "training", "after_training", "images", "scoring", "exit"} <= set(phases)
-    assert seed["ratio"] > 0 and set(seed["metric_delta"]) == {"fid", "kid", "cmmd", "csd"}
+    assert seed["ratio"] > 0 and {"fid", "kid", "cmmd", "csd"} <= set(seed["metric_delta"])  # + the world's endpoints

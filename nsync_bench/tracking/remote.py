@@ -8,7 +8,8 @@ another core while the run imports torch and diffusers and builds its model, the
 MLflow calls. The run talks to it through :class:`RemoteTracker` (the
 :class:`~nsync_bench.tracking.tracker.Tracker` protocol) and :func:`find_finished_run`, one JSON line
 per call over the helper's stdin/stdout. Params, tags, dataset inputs and step metrics go without
-waiting for an answer (the run builds its model and trains meanwhile); the finished-run lookup,
+waiting for an answer (the run builds its model and trains meanwhile; a ping every 10 s of step metrics
+surfaces their errors); the finished-run lookup,
 opening the run, artifacts, the logged model and finishing wait, and report any earlier error too, so
 an error (an unreachable store, a failed write) stops the run before its result is written, with
 MLflow's message.
@@ -25,6 +26,7 @@ import logging
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -72,6 +74,10 @@ class Sidecar:
                                "messages above. Rerun the same command.")
         reply = json.loads(answer)
         if "error" in reply:
+            if reply.get("tracking"):  # the store stopped answering: the trainer checkpoints and stops
+                from nsync_bench.tracking.tracker import TrackingError
+
+                raise TrackingError(reply["error"])
             if reply.get("teaching"):
                 raise NsyncBenchError(reply["error"])
             raise SidecarError(f"MLflow ({self.tracking_uri}): {reply['error']}")
@@ -118,10 +124,15 @@ def find_finished(sidecar: Sidecar, experiment: str, run_key: str) -> Any | None
 class RemoteTracker:
     """A :class:`~nsync_bench.tracking.tracker.MlflowTracker` living in the helper process."""
 
+    # Step metrics do not wait, but at most this many seconds pass between two calls that do: a store that
+    # stops answering mid-training stops the run within a minute (as in-process tracking does), not after it.
+    PING_EVERY_S = 10.0
+
     def __init__(self, sidecar: Sidecar, experiment: str, run_name: str, tags: dict[str, Any],
                  run_id: str | None = None, system_metrics: bool = False) -> None:
         self.sidecar = sidecar
         self.run_id: str | None = sidecar.call("open", experiment, run_name, tags, run_id, system_metrics)
+        self._last_wait = time.monotonic()
 
     # Params, tags, dataset inputs and step metrics go without waiting for the store's answer (the run
     # builds its model meanwhile); an error of theirs is reported by the next call that waits: the
@@ -134,6 +145,9 @@ class RemoteTracker:
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         self.sidecar.call("log_metrics", metrics, step, wait=False)
+        if time.monotonic() - self._last_wait > self.PING_EVERY_S:
+            self.sidecar.call("ping")  # raises an earlier call's error, e.g. TrackingError
+            self._last_wait = time.monotonic()
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         self.sidecar.call("log_artifact", str(path), artifact_path)

@@ -31,6 +31,8 @@ class _Helper:
         if op == "find_finished_run":
             found = find_finished_run(self.tracking_uri, *args)
             return None if found is None else {"run_id": found.info.run_id, "metrics": dict(found.data.metrics)}
+        if op == "ping":  # nothing to do: the answer carries any deferred error
+            return None
         if op == "open":
             experiment, run_name, tags, run_id, system_metrics = args
             self.tracker = MlflowTracker(self.tracking_uri, experiment, run_name, tags, run_id, system_metrics)
@@ -44,11 +46,11 @@ class _Helper:
 
 def _serve(tracking_uri: str, requests: IO[str], replies: IO[str]) -> None:
     """Answer one JSON line per request until end of input (the helper's main loop)."""
-    deferred: str | None = None  # an error nobody has heard of yet, reported with the next answer
+    deferred: dict[str, Any] | None = None  # an error reply nobody has heard of yet, sent with the next answer
     try:
         _warm_up(tracking_uri)
     except Exception as err:  # a bad store: the run learns it (with MLflow's message) from its first call
-        deferred = f"{type(err).__name__}: {err}"
+        deferred = {"error": f"{type(err).__name__}: {err}"}
     helper = _Helper(tracking_uri)
     for line in requests:
         request = json.loads(line)
@@ -56,14 +58,14 @@ def _serve(tracking_uri: str, requests: IO[str], replies: IO[str]) -> None:
         try:
             reply = {"result": helper.handle(request["op"], request["args"])}
         except NsyncBenchError as err:
-            reply = {"error": str(err), "teaching": True}
+            reply = {"error": str(err), "teaching": True, "tracking": type(err).__name__ == "TrackingError"}
         except Exception as err:  # every failure goes back to the run, which decides
             reply = {"error": f"{type(err).__name__}: {err}"}
         if not request["wait"]:
-            deferred = deferred or reply.get("error")
+            deferred = deferred or (reply if "error" in reply else None)
             continue
         if deferred is not None and "error" not in reply:
-            reply, deferred = {"error": deferred}, None
+            reply, deferred = deferred, None
         replies.write(json.dumps(reply, default=str) + "\n")
         replies.flush()
 
