@@ -80,7 +80,7 @@ def smoke(session: nox.Session) -> None:
     session.run("nsync-bench", "report", "--experiment", "toy-quick", "--claims", "toy-quick", "--out", report,
                 env=env)
     _require_supported(session, os.path.join(report, "claims.csv"))
-    session.log(f"main job done: open {os.path.join(report, 'index.html')} (or report.md) for the verdict, "
+    session.log(f"the report: {os.path.join(report, 'index.html')} (or report.md): the verdict, "
                 "the floor row and the image grid")
 
 
