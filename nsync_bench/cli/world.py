@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from nsync_bench.cli.app import console, world_app
-from nsync_bench.cli.options import SetOption, WorldStyleArgument
+from nsync_bench.cli.options import SetOption, TrackingUriOption, WorldStyleArgument
 
 # ruff: noqa: UP045
 # (Typer needs Optional rather than X | None in option annotations.)
@@ -166,3 +166,42 @@ def endpoints_command(
             writer.writeheader()
             writer.writerows(rows)
         console.print(f"written to {csv_out}")
+
+
+@world_app.command("mechanism")
+def mechanism_command(
+    experiments: Annotated[list[str], typer.Option("--experiment", help="Experiment(s) holding the runs.")],
+    style: Annotated[str, typer.Option(help="A nuisance target, e.g. world-linen.")] = "world-linen",
+    out: Annotated[Optional[Path], typer.Option(help="Write mechanism.md and mechanism_runs.csv here.")] = None,
+    tracking_uri: TrackingUriOption = None,
+) -> None:
+    """What NSYNC's mechanism did on a nuisance target: whether TI leaks the nuisance (its leakage against
+    the real images', with the t and exact tests), each run's endpoints, and NSYNC's cos(a, b) and |b|/|a|
+    over training, read from MLflow (docs/toy-world.md)."""
+    import csv
+
+    from nsync_bench import paths
+    from nsync_bench.io import atomic_write_text
+    from nsync_bench.paths import check_tracking_uri
+    from nsync_bench.world.mechanism import CURVES, ENDPOINTS, load_records, premise, render_markdown
+
+    uri = paths.tracking_uri(tracking_uri)
+    check_tracking_uri(uri, must_exist=True)
+    records = load_records(uri, experiments, style)
+    if not records:
+        from nsync_bench.errors import DataError
+
+        raise DataError(f"no finished run of {style} in {', '.join(experiments)} ({uri}).")
+    text = render_markdown(records, premise(records, style), style, experiments)
+    console.print(text, markup=False, highlight=False)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "mechanism.md", text)
+        with (out / "mechanism_runs.csv").open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            windows = [f"{k} {w}" for k in CURVES for w in ("first", "middle", "last")]
+            writer.writerow(["arm", "seed", *ENDPOINTS, *windows])
+            for r in records:
+                writer.writerow([r.arm, r.seed, *(r.metrics.get(e, "") for e in ENDPOINTS),
+                                 *(x for k in CURVES for x in r.curves.get(k, ("", "", "")))])
+        console.print(f"written to {out}")
