@@ -337,9 +337,9 @@ def parse_claims(data: Mapping[str, Any], source: object = "<claims>",
     description = _text(data.get("description"), source, "description")
     arms = _names(data["arms"], source, "arms") if data.get("arms") else ()
     if methods is None:
-        from nsync_bench.methods import METHODS
+        from nsync_bench.config.methods import METHOD_INFO
 
-        methods = METHODS
+        methods = METHOD_INFO
     builtin = _builtin_directions()
     endpoints = _endpoints(data.get("endpoints"), source, set(builtin))
     known = {**builtin, **{name: e.direction for name, e in endpoints.items()}}

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
     from nsync_bench.config.run_config import ModelConfig, RunConfig
     from nsync_bench.models.components import DiffusionComponents
-    from nsync_bench.training.precision import Precision
+    from nsync_bench.models.precision import Precision
 
 
 def load_components(model: ModelConfig, device: torch.device, weight_dtype: torch.dtype) -> DiffusionComponents:
@@ -49,14 +49,14 @@ def components_for(config: RunConfig) -> tuple[torch.device, Precision, Diffusio
     import torch
 
     from nsync_bench.models.device import resolve_device
-    from nsync_bench.training.precision import Precision
+    from nsync_bench.models.precision import Precision
 
     device = resolve_device(config.device)
     if config.cpu_threads is not None:
         torch.set_num_threads(config.cpu_threads)
     precision = Precision(config.model.mixed_precision, device)
     components = load_components(config.model, device, precision.weight_dtype)
-    from nsync_bench.training.memory import apply_memory_knobs
+    from nsync_bench.models.memory import apply_memory_knobs
 
     apply_memory_knobs(components, config)
     return device, precision, components

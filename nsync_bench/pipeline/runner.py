@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from nsync_bench import paths
 from nsync_bench.config.recipes import resolve_config
-from nsync_bench.config.run_config import RunConfig, run_key
+from nsync_bench.config.run_config import RunConfig
+from nsync_bench.data.run_key import run_key
 from nsync_bench.errors import NsyncBenchError
 from nsync_bench.io import atomic_write_json, atomic_write_text, disk_full_error, read_json
 from nsync_bench.pipeline.results import RESULT_FILE, finished_record, reconcile, save_adapter, write_result
@@ -272,6 +273,7 @@ def build_training(config: RunConfig, *, data_root: Path | None, checkpoint_dir:
                    callbacks: list[Callable[[int], None]] | None = None) -> Training:
     """Data, components, method and trainer for ``config`` (no training happens yet)."""
 
+    from nsync_bench.config.methods import method_info
     from nsync_bench.data.styles import ensure_style_data, get_style, list_images, require_captions
     from nsync_bench.data.validate import check_before_run
     from nsync_bench.methods import method_class
@@ -287,16 +289,16 @@ def build_training(config: RunConfig, *, data_root: Path | None, checkpoint_dir:
     captions = require_captions(train_images) if config.prompts.mode == "caption" else [""] * len(train_images)
 
     device, precision, components = components_for(config)
-    cls = method_class(spec.method)
+    cls, info = method_class(spec.method), method_info(spec.method)
     negatives = None
-    if cls.needs_negatives:  # rendered by the pristine base model, before the method changes it
+    if info.needs_negatives:  # rendered by the pristine base model, before the method changes it
         from nsync_bench.data.negatives import ensure_negative_set
 
         negative_paths = ensure_negative_set(config, style, train_images, captions, components,
                                              paths.data_root(data_root), progress)
         negatives = ImageSet(negative_paths, config.model.resolution, config.data)
     method = cls(config, components, style, device, precision)
-    if not cls.trains:  # ldm: nothing to train, so no batches, latents or trainer
+    if not info.trains:  # ldm: nothing to train, so no batches, latents or trainer
         return Training(config, style, style_dir, method, None)
 
     images = ImageSet([img.path for img in train_images], config.model.resolution, config.data)
@@ -309,9 +311,6 @@ def build_training(config: RunConfig, *, data_root: Path | None, checkpoint_dir:
                 image_set.latent_cache = LatentCache(components, image_set, device, latent_dir)
     batches = PositiveBatches(images, captions, spec.seed, config.train.batch_size)
     if negatives is not None:
-        from nsync_bench.methods.nsync import NsyncMixin
-
-        assert isinstance(method, NsyncMixin)  # needs_negatives: the NSYNC methods
         method.attach_negatives(negatives, batches)
     trainer = Trainer(config, method, batches, checkpoint_dir, tracker, progress, callbacks)
     return Training(config, style, style_dir, method, trainer, negative_paths if negatives is not None else None)
@@ -321,8 +320,8 @@ def _train_and_evaluate(config: RunConfig, key: str, run_dir: Path, tracker: Tra
                         options: RunOptions, identity: dict[str, Any]) -> RunResult:
     import torch
 
+    from nsync_bench.models.finite import NonFiniteSamplesError
     from nsync_bench.pipeline.evaluation import evaluate
-    from nsync_bench.pipeline.finite import NonFiniteSamplesError
 
     training = build_training(config, data_root=options.data_root, checkpoint_dir=run_dir / "checkpoints",
                               tracker=tracker, progress=options.progress, callbacks=options.callbacks)

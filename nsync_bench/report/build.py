@@ -299,10 +299,10 @@ def _build_into(
         progress.start("building report", total=STAGES)
         try:
             progress.advance(1)
-            from nsync_bench.report.analysis import DEFAULT_PAIRS
+            from nsync_bench.config.methods import default_pairs
             from nsync_bench.report.cells import variant_pairs
 
-            wanted = list(pairs or DEFAULT_PAIRS)  # cells that differ from the plain one pair among themselves
+            wanted = list(pairs or default_pairs())  # cells that differ from the plain one pair among themselves
             analysis = analyze(data, load_per_image(data, work), alpha=alpha, claims=claims_file,
                                pairs=wanted + variant_pairs(data.runs, wanted), seed=seed)
             if reference:

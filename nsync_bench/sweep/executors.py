@@ -209,10 +209,10 @@ class SweepJob:
 
     def __call__(self, task: Task) -> TaskResult:
         # A lock held on another host may be this job's own dead predecessor's (or an earlier sweep's): wait
-        # out one stale window rather than report the run busy (nsync_bench.sweep.locking).
+        # out one stale window rather than report the run busy (nsync_bench.pipeline.locking).
         from dataclasses import replace
 
-        from nsync_bench.sweep.locking import HEARTBEAT_S, STALE_AFTER_S
+        from nsync_bench.pipeline.locking import HEARTBEAT_S, STALE_AFTER_S
 
         wait = max(self.options.lock_wait_s, STALE_AFTER_S + HEARTBEAT_S)
         return run_task(task, replace(self.options, lock_wait_s=wait), self.experiment)
