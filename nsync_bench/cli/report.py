@@ -74,7 +74,9 @@ def print_summary(result: ReportResult) -> None:
                         ("claims", result.claims_csv), ("families", result.out_dir / "families.csv")):
         files.add_row(label, str(path))
     if result.run_id:
-        files.add_row("mlflow run", f"{result.run_id} (tag nsync_bench.kind=report)")
+        from nsync_bench.tracking.schema import KIND, REPORT_KIND
+
+        files.add_row("mlflow run", f"{result.run_id} (tag {KIND}={REPORT_KIND})")
     console.print(f"[bold green]report written to {result.out_dir}[/]")
     console.print(files, soft_wrap=True)
 

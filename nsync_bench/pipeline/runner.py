@@ -31,7 +31,7 @@ from nsync_bench.io import atomic_write_json, atomic_write_text, disk_full_error
 from nsync_bench.pipeline.results import RESULT_FILE, finished_record, reconcile, save_adapter, write_result
 from nsync_bench.pipeline.run_lock import RunBusyError, run_lock
 from nsync_bench.progress import NullProgress, Progress
-from nsync_bench.tracking import provenance
+from nsync_bench.tracking import provenance, schema
 from nsync_bench.tracking.remote import open_tracker
 from nsync_bench.tracking.tracker import NullTracker, Tracker
 
@@ -236,8 +236,7 @@ def _start_tracker(config: RunConfig, key: str, run_dir: Path, options: RunOptio
         previous = None
     from nsync_bench.tracking import inputs as tracking_inputs
 
-    tags = {"style": spec.style, "method": spec.method, "seed": spec.seed, "profile": spec.profile,
-            "protocol": spec.protocol, "run_key": key, "git_sha": provenance.git_sha(), "run_dir": str(run_dir),
+    tags = {**schema.run_tags(spec, key), "git_sha": provenance.git_sha(), "run_dir": str(run_dir),
             **tracking_inputs.source_tags(provenance.git_sha(),
                                           tracking_inputs.reproduce_command(config, options.experiment))}
     tracker = open_tracker(  # in this process, or in the MLflow helper `nsync-bench run` started
@@ -328,7 +327,7 @@ def _train_and_evaluate(config: RunConfig, key: str, run_dir: Path, tracker: Tra
     method, trainer = training.method, training.trainer
     tracker.set_tags({"hardware": json.dumps(provenance.hardware(str(method.device))),
                       "libraries": json.dumps(provenance.library_versions()),
-                      "model_source": method.components.source, "nsync_bench.kind": "run"})
+                      "model_source": method.components.source, **schema.kind_tag(schema.RUN_KIND)})
     from nsync_bench.data.identity import dataset_inputs, files_identity
 
     rendered = None
@@ -376,7 +375,7 @@ def _train_and_evaluate(config: RunConfig, key: str, run_dir: Path, tracker: Tra
     tracker.log_artifact(write_run_card(run_dir / "adapter", run_record, metrics), "adapter")  # what the adapter is
     spec = config.run  # the adapter as a logged model: MLflow's Models tab shows its metrics as columns
     tracker.log_model(f"{spec.style}-{spec.method}-seed{spec.seed}", metrics, inputs.get("evaluation"),
-                      {"run_key": key, "method": spec.method, "style": spec.style, "artifact_path": "adapter"})
+                      {schema.RUN_KEY: key, "method": spec.method, "style": spec.style, "artifact_path": "adapter"})
     result = RunResult(key, run_dir, tracker.run_id, metrics, str(adapter.relative_to(run_dir)))
     write_result(run_dir, {"run_key": key, "mlflow_run_id": tracker.run_id, "metrics": metrics,
                            "adapter": result.adapter, "steps": step})  # finished on disk from here

@@ -28,6 +28,7 @@ from nsync_bench.progress import NullProgress, Progress
 from nsync_bench.report.claims_check import COLUMNS as CLAIM_COLUMNS
 from nsync_bench.report.reference_rows import COLUMNS as REFERENCE_COLUMNS
 from nsync_bench.report.runs_table import ReportError
+from nsync_bench.tracking import schema
 
 if TYPE_CHECKING:
     from nsync_bench.config.claims import ClaimsFile
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REPORT_KIND_TAG = "nsync_bench.kind"
 _MLFLOW_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 STAGES = 5  # progress: data, per-image scores, analysis, plots, grids
 _COMPARISON = ["profile", "protocol", "style", "metric", "candidate", "baseline", "unit", "n", "direction", "transform",
@@ -185,7 +185,7 @@ def _log_run(tracking_uri: str, experiments: list[str], analysis: Analysis, out_
     from nsync_bench.tracking.tracker import MlflowTracker
 
     claims = analysis.claims_file
-    tags = {REPORT_KIND_TAG: "report", "experiments": ",".join(experiments), "alpha": f"{analysis.alpha:g}",
+    tags = {**schema.kind_tag(schema.REPORT_KIND), "experiments": ",".join(experiments), "alpha": f"{analysis.alpha:g}",
             "claims_file": str(claims.path) if claims and claims.path else "", "plan": (claims.plan or "") if claims
             else ""}
     tracker = MlflowTracker(tracking_uri, experiments[0], run_name="report", tags=tags)
