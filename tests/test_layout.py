@@ -129,43 +129,14 @@ def test_the_graph_sees_lazy_and_parent_imports(tmp_path):
     assert "nsync_bench.cli" in graph["nsync_bench.cli.main"] or "nsync_bench.cli.app" in graph["nsync_bench.cli.main"]
 
 
-# Module cycles inside one package not yet broken (debt, like KNOWN_UPWARD): the captioner registry's strings
-# name modules that import its base class; the matrix names the executors' types for run_sweep's signature.
-KNOWN_CYCLES = [
-    ["nsync_bench.data.blip", "nsync_bench.data.captions", "nsync_bench.data.internvl"],
-    ["nsync_bench.sweep.executors", "nsync_bench.sweep.matrix"],
-]
-
-
 def test_no_import_cycles():
-    assert sorted(cycles(import_graph())) == KNOWN_CYCLES
+    assert cycles(import_graph()) == []
 
 
 # The layers, bottom to top (docs/architecture.md, "Layers"): a module may import its own package and
 # any layer below it, never one above. "" is the top-level utilities (paths, io, errors, ...).
 LAYERS = ("", "stats", "config", "models", "data", "tracking", "training", "methods", "metrics", "export",
           "pipeline", "sweep", "report", "world", "perf", "cli")
-# Upward edges not yet removed, (importer, imported) by module: each is debt, listed so that the
-# test fails on any new one. Remove a row when its edge goes; the test below fails on stale rows.
-KNOWN_UPWARD: set[tuple[str, str]] = {
-    # Claims files are checked against the metric directions and style names when read; the fix is to pass
-    # them in (as ``methods`` already is) from the report and the CLI.
-    ("nsync_bench.config.claims", "nsync_bench.data"),
-    ("nsync_bench.config.claims", "nsync_bench.data.styles"),
-    ("nsync_bench.config.claims", "nsync_bench.metrics"),
-    ("nsync_bench.config.claims", "nsync_bench.metrics.registry"),
-    # resolve_config takes the style's initializer token: the style table belongs below config/.
-    ("nsync_bench.config.recipes", "nsync_bench.data"),
-    ("nsync_bench.config.recipes", "nsync_bench.data.styles"),
-    # The toy world wired into lower layers by name (its target styles, its base model, its probe): to become
-    # registries that world/ registers into.
-    ("nsync_bench.data.styles", "nsync_bench.world"),
-    ("nsync_bench.data.styles", "nsync_bench.world.targets"),
-    ("nsync_bench.metrics.extractors.registry", "nsync_bench.world"),
-    ("nsync_bench.metrics.extractors.registry", "nsync_bench.world.extractors"),
-    ("nsync_bench.models.loading", "nsync_bench.world"),
-    ("nsync_bench.models.loading", "nsync_bench.world.model"),
-}
 
 
 def layer(module: str) -> str:
@@ -193,11 +164,8 @@ def test_the_layer_check_sees_an_upward_import():
 
 
 def test_imports_point_down_the_layers():
-    found = upward_edges(import_graph())
-    new = sorted(found - KNOWN_UPWARD)
-    assert not new, f"imports that climb a layer (docs/architecture.md, Layers): {new}"
-    stale = sorted(KNOWN_UPWARD - found)
-    assert not stale, f"these upward edges are gone: remove them from KNOWN_UPWARD: {stale}"
+    found = sorted(upward_edges(import_graph()))
+    assert not found, f"imports that climb a layer (docs/architecture.md, Layers): {found}"
 
 
 def test_the_docs_list_the_layers_in_order():

@@ -94,7 +94,7 @@ def resolve_config(
     overrides: list[str] | None = None,
 ) -> RunConfig:
     """Resolve a run's config: defaults < protocol < profile < ``--set`` (see nsync_bench.config.run_config)."""
-    from nsync_bench.data.styles import get_style
+    from nsync_bench.config.styles import get_style
 
     check_method(method)
     style_info = get_style(style)

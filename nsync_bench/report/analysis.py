@@ -23,8 +23,8 @@ from typing import Literal
 
 import pandas as pd
 
-from nsync_bench.config.claims import EXPLORATORY, ClaimsFile, load_claims
 from nsync_bench.config.methods import default_pairs
+from nsync_bench.report.claims import EXPLORATORY, ClaimsFile, load_claims
 from nsync_bench.report.families import add_power, adjust_within_families, family_table
 from nsync_bench.report.runs_table import ReportData
 from nsync_bench.stats import paired as stats

@@ -31,8 +31,8 @@ from nsync_bench.report.runs_table import ReportError
 from nsync_bench.tracking import schema
 
 if TYPE_CHECKING:
-    from nsync_bench.config.claims import ClaimsFile
     from nsync_bench.report.analysis import Analysis
+    from nsync_bench.report.claims import ClaimsFile
     from nsync_bench.report.render import Picture
     from nsync_bench.report.runs_table import ReportData
 
@@ -273,10 +273,10 @@ def _build_into(
     when the runs cannot be reported.
     """
     from nsync_bench import paths
-    from nsync_bench.config.claims import ClaimsFile, load_claims
     from nsync_bench.paths import check_tracking_uri, usable_dir
     from nsync_bench.report.analysis import analyze
     from nsync_bench.report.artifacts import load_per_image
+    from nsync_bench.report.claims import ClaimsFile, load_claims
     from nsync_bench.report.grids import build_grids
     from nsync_bench.report.render import ReportContent, render_html, render_markdown
     from nsync_bench.report.runs_table import load_report_data

@@ -3,7 +3,7 @@
 One row per (run, metric): ``run_id, run_key, experiment, profile, protocol, style, method, seed,
 metric, value, direction, implementation, git_sha``. The latest finished run per run key wins.
 Metrics are the built-ins of nsync_bench.metrics.registry plus any endpoint a claims file declares
-(nsync_bench.config.claims: read from the MLflow metric ``metrics/<name>``, with the declared direction).
+(nsync_bench.report.claims: read from the MLflow metric ``metrics/<name>``, with the declared direction).
 Numbers from different metric implementations (network, weights, preprocessing, estimator) are
 never compared: mixing them is an error.
 """
@@ -24,7 +24,7 @@ from nsync_bench.report.run_states import state_mismatches
 from nsync_bench.tracking import schema
 
 if TYPE_CHECKING:
-    from nsync_bench.config.claims import Endpoint
+    from nsync_bench.report.claims import Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def load_report_data(tracking_uri: str, experiments: list[str],
 def _metric_rows(run: pd.Series, endpoints: Mapping[str, Endpoint]) -> list[dict]:
     """One row per metric the run logged: built-ins with their logged direction, declared endpoints with the
     declared one (a logged direction tag that disagrees is an error, not a silent choice)."""
-    from nsync_bench.config.claims import DECLARED_IMPLEMENTATION
+    from nsync_bench.report.claims import DECLARED_IMPLEMENTATION
 
     rows = []
     for metric in (*METRIC_NAMES, *endpoints):

@@ -18,9 +18,10 @@ import json
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from nsync_bench import paths
 from nsync_bench.compat import tomllib
@@ -30,9 +31,6 @@ from nsync_bench.errors import ConfigError, NsyncBenchError, unknown_name
 from nsync_bench.io import atomic_write_json
 from nsync_bench.paths import shipped_dir
 from nsync_bench.sweep.interrupts import SweepInterrupted
-
-if TYPE_CHECKING:  # executors imports this module
-    from nsync_bench.sweep.executors import EventHandler, Executor
 
 log = logging.getLogger(__name__)
 
@@ -299,6 +297,23 @@ def select_tasks(tasks: list[Task], spec: SweepSpec, options: SweepOptions, retr
         return tasks
     state = read_state(state_path(spec, options))
     return [t for t in tasks if state.get(t.run_key, {}).get("status") in RETRY_STATUSES]
+
+
+EventHandler = Callable[[Task, str, TaskResult | None], None]
+
+
+class Executor(Protocol):
+    """Where a sweep's jobs run (nsync_bench.sweep.executors implements it; :func:`run_sweep` drives it)."""
+
+    def prepare(self, jobs: list[PrepareStyle]) -> dict[str, str]:
+        """Run the styles' prerequisite jobs to completion (the negative sets need the GPU); ``{style: error}``
+        of those that failed (their runs cannot start; the others go on)."""
+        ...
+
+    def run(self, tasks: list[Task], options: SweepOptions, experiment: str,
+            on_event: EventHandler) -> list[TaskResult]:
+        """Run every task (a failed one never stops the others); one result per task, in any order."""
+        ...
 
 
 def run_sweep(spec: SweepSpec, executor: Executor, options: SweepOptions, *, retry_failed: bool = False,

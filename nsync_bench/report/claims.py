@@ -286,7 +286,7 @@ def _claim(data: Any, index: int, source: object, known: dict[str, str], parties
                         "(declare a new one under [endpoints.<name>]).")
     styles = None
     if "styles" in data:
-        from nsync_bench.data.styles import style_names
+        from nsync_bench.config.styles import style_names
 
         styles = _names(data["styles"], source, f"{where}.styles")
         allowed = style_names()
