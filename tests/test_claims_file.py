@@ -1,4 +1,4 @@
-"""Claims files (nsync_bench.config.claims): the schema, its teaching errors, and every shipped file."""
+"""Claims files (nsync_bench.report.claims): the schema, its teaching errors, and every shipped file."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from nsync_bench.compat import tomllib
-from nsync_bench.config.claims import EXPLORATORY, claims_path, load_claims, parse_claims
 from nsync_bench.errors import ConfigError
 from nsync_bench.paths import shipped_dir
+from nsync_bench.report.claims import EXPLORATORY, claims_path, load_claims, parse_claims
 
 EXAMPLE = """
 schema = 1

@@ -1,4 +1,4 @@
-"""Before any run: family sizes, reachability and seeds needed from a claims file (config.claims_plan,
+"""Before any run: family sizes, reachability and seeds needed from a claims file (report.claims_plan,
 `nsync-bench claims`)."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import dataclasses
 
 from typer.testing import CliRunner
 
-from nsync_bench.config.claims import load_claims
-from nsync_bench.config.claims_plan import plan_claims, reach_notes
+from nsync_bench.report.claims import load_claims
+from nsync_bench.report.claims_plan import plan_claims, reach_notes
 from nsync_bench.stats.design import seeds_needed_for
 from nsync_bench.stats.rule import seeds_to_reach
 

@@ -3,7 +3,8 @@
 import pytest
 
 from nsync_bench.config.recipes import profile_names, protocol_names, resolve_config
-from nsync_bench.config.run_config import parse_override, run_key
+from nsync_bench.config.run_config import parse_override
+from nsync_bench.data.run_key import run_key
 from nsync_bench.errors import ConfigError, UnknownNameError
 
 

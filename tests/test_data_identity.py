@@ -9,9 +9,9 @@ from mlflow.tracking import MlflowClient
 
 import nsync_bench.data.identity as identity_module
 from nsync_bench.config.recipes import resolve_config
-from nsync_bench.config.run_config import run_key
 from nsync_bench.data.captions import TemplateCaptioner, caption_style
 from nsync_bench.data.identity import dataset_inputs, run_data_identity
+from nsync_bench.data.run_key import run_key
 from nsync_bench.data.styles import ensure_style_data
 from nsync_bench.pipeline.runner import full_run_key, run
 from nsync_bench.sweep.matrix import SweepOptions, SweepSpec, expand

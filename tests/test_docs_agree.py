@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from nsync_bench.cli.main import app
 from nsync_bench.config.recipes import resolve_config
 from nsync_bench.perf.gpu_check import VARIANTS, estimate_seconds
-from nsync_bench.sweep.plan import DEFAULT_RATIO_TO_TI, NOMINAL_IMAGE_S
+from nsync_bench.sweep.plan import NOMINAL_IMAGE_S, ratios_to_ti
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 COMMAND = "$ nsync-bench sweep --file paper --dry-run --step-time 0.35"
@@ -45,7 +45,7 @@ def test_the_dry_run_example_is_what_the_code_prints(tmp_path, monkeypatch):
 
 def test_the_ratio_table_is_the_cost_models():
     rows = dict(re.findall(r"^\| `([a-z-]+)` \| [^|]+\| [^|]+\| ([0-9.]+) \|$", _scale(), flags=re.M))
-    assert {name: float(rows[name]) for name in DEFAULT_RATIO_TO_TI} == DEFAULT_RATIO_TO_TI
+    assert {name: float(rows[name]) for name in ratios_to_ti()} == ratios_to_ti()
 
 
 def test_nominal_rates_and_the_checks_estimate_are_stated_as_the_code_has_them():

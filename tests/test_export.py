@@ -141,7 +141,7 @@ def test_export_errors_teach(runs, tmp_path):
 
 
 def test_model_card_names_the_real_base_model_and_its_license(tmp_path):
-    from nsync_bench.config.run_config import run_key
+    from nsync_bench.data.run_key import run_key
     from nsync_bench.export.model_card import card_fields, write_run_card
 
     for profile, base, license_id in (("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", "creativeml-openrail-m"),

@@ -6,7 +6,7 @@ from test_methods import training_for
 
 from nsync_bench.config.recipes import resolve_config
 from nsync_bench.errors import TrainingError
-from nsync_bench.training.precision import Precision
+from nsync_bench.models.precision import Precision
 
 CPU = torch.device("cpu")
 

@@ -27,7 +27,7 @@ DIVERGED_SAMPLER = "eval.guidance_scale=1e30"
 
 
 def test_nonfinite_rows_names_each_bad_row_across_tensors():
-    from nsync_bench.pipeline.finite import nonfinite_rows
+    from nsync_bench.models.finite import nonfinite_rows
 
     latents = torch.zeros(4, 2, 3, 3)
     pixels = torch.zeros(4, 3, 6, 6)

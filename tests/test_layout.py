@@ -1,14 +1,17 @@
-"""The package's layout stays what docs/architecture.md describes: no import cycles, a short top level,
-no logic in ``__init__.py``, and the CLI's shared behaviour set once.
+"""The package's layout stays what docs/architecture.md describes: packages in a declared layer order,
+each importing only the layers below it; no import cycles; a short top level; no logic in
+``__init__.py``; and the CLI's shared behaviour set once.
 
-The import graph is read from the source (``ast``), not by importing: every ``import`` counts, at
-module level or inside a function (a lazy import that closes a cycle still couples two modules), except
-those under ``if TYPE_CHECKING:``.
+The import graph is read from the source (``ast``), not by importing. Every edge counts: module-level
+imports, imports inside functions (a lazy import that closes a cycle still couples two modules),
+imports under ``if TYPE_CHECKING:`` (a type is a dependency too), and registry strings such as
+``"nsync_bench.methods.lora:Lora"`` that ``importlib`` resolves at run time.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,8 @@ import typer
 PACKAGE = Path(__file__).resolve().parents[1] / "nsync_bench"
 MAX_TOP_LEVEL_MODULES = 10
 REGISTRY_INITS = {"methods/__init__.py"}  # the method registry lives in its package's __init__ (documented)
+# A string naming a module of the package, optionally with ":attribute" (a lazy registry row).
+REGISTRY_STRING = re.compile(r"^(nsync_bench(?:\.[A-Za-z_][A-Za-z0-9_]*)+)(?::[A-Za-z_][A-Za-z0-9_.]*)?$")
 
 
 def _modules() -> dict[str, tuple[Path, bool]]:
@@ -54,15 +59,13 @@ def import_graph() -> dict[str, set[str]]:
     for name, (path, is_package) in modules.items():
         edges: set[str] = set()
 
-        def visit(node: ast.AST, module: str = name, package: bool = is_package, out: set[str] = edges) -> None:
-            for child in ast.iter_child_nodes(node):
-                if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
-                    continue
-                if isinstance(child, (ast.Import, ast.ImportFrom)):
-                    out.update(_targets(module, package, child, known))
-                visit(child)
-
-        visit(ast.parse(path.read_text(encoding="utf-8")))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                edges.update(_targets(name, is_package, node, known))
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                match = REGISTRY_STRING.match(node.value)
+                if match and match.group(1) in known:
+                    edges.update(_targets(name, is_package, ast.Import(names=[ast.alias(match.group(1))]), known))
         # A module's own parent packages are already initialising when it runs: not an edge.
         graph[name] = {t for t in edges if t != name and not name.startswith(t + ".")}
     return graph
@@ -128,6 +131,48 @@ def test_the_graph_sees_lazy_and_parent_imports(tmp_path):
 
 def test_no_import_cycles():
     assert cycles(import_graph()) == []
+
+
+# The layers, bottom to top (docs/architecture.md, "Layers"): a module may import its own package and
+# any layer below it, never one above. "" is the top-level utilities (paths, io, errors, ...).
+LAYERS = ("", "stats", "config", "models", "data", "tracking", "training", "methods", "metrics", "export",
+          "pipeline", "sweep", "report", "world", "perf", "cli")
+
+
+def layer(module: str) -> str:
+    parts = module.split(".")
+    if parts[1:] == ["__main__"]:
+        return "cli"  # the `python -m nsync_bench` entry point is the command line
+    return parts[1] if len(parts) > 1 and (PACKAGE / parts[1]).is_dir() else ""
+
+
+def upward_edges(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+    rank = {name: i for i, name in enumerate(LAYERS)}
+    return {(source, target) for source, targets in graph.items() for target in targets
+            if rank[layer(target)] > rank[layer(source)]}
+
+
+def test_every_package_has_a_layer():
+    packages = {path.parent.name for path in PACKAGE.glob("*/__init__.py")}
+    assert packages | {""} == set(LAYERS), "add the new package to LAYERS and to docs/architecture.md"
+
+
+def test_the_layer_check_sees_an_upward_import():
+    graph = {"nsync_bench.config.run_config": {"nsync_bench.pipeline.runner", "nsync_bench.errors"},
+             "nsync_bench.cli.run": {"nsync_bench.pipeline.runner"}}
+    assert upward_edges(graph) == {("nsync_bench.config.run_config", "nsync_bench.pipeline.runner")}
+
+
+def test_imports_point_down_the_layers():
+    found = sorted(upward_edges(import_graph()))
+    assert not found, f"imports that climb a layer (docs/architecture.md, Layers): {found}"
+
+
+def test_the_docs_list_the_layers_in_order():
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (\d+) \| `([a-z_]*)/?` ", text, flags=re.M)
+    named = [name for _, name in sorted(rows, key=lambda row: int(row[0]))]
+    assert named == [name or "" for name in LAYERS], named
 
 
 def test_the_top_level_is_short():

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from nsync_bench.config.claims import load_claims
-from nsync_bench.config.claims_plan import plan_claims
 from nsync_bench.config.recipes import resolve_config
+from nsync_bench.report.claims import load_claims
+from nsync_bench.report.claims_plan import plan_claims
 from nsync_bench.sweep.matrix import load_sweep_file
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from nsync_bench.config.recipes import resolve_config
+from nsync_bench.models.memory import text_encoder_dtype
 from nsync_bench.pipeline.runner import build_training
-from nsync_bench.training.memory import text_encoder_dtype
 
 
 def _train(method, data_root, tmp_path, checkpointing):

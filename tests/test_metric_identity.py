@@ -18,6 +18,7 @@ from nsync_bench.metrics.registry import METRIC_MODULES, METRICS, SPECS
 from nsync_bench.metrics.scoring import MetricResult, ScoreReport, score_image_sets
 from nsync_bench.paths import artifact_root
 from nsync_bench.pipeline.evaluation import log_scores
+from nsync_bench.tracking import schema
 
 SMOKE = MetricsConfig(extractors="smoke", device="cpu", batch_size=16)
 LEGACY = MetricsConfig(inception_mode="nsync-legacy")
@@ -156,8 +157,8 @@ def test_the_report_reads_back_each_specs_direction(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
     experiment_id = client.create_experiment("identity", artifact_location=artifact_root(uri))
-    tags = {"style": "toy-pastel", "method": "ti", "seed": "0", "profile": "smoke", "protocol": "matched",
-            "run_key": "ti-0", "nsync_bench.kind": "run", **tracker.tags}
+    coordinates = {"style": "toy-pastel", "method": "ti", "seed": "0", "profile": "smoke", "protocol": "matched"}
+    tags = {**schema.run_tags(coordinates, "ti-0"), **schema.kind_tag(schema.RUN_KIND), **tracker.tags}
     run_id = client.create_run(experiment_id, tags=tags).info.run_id
     for key, value in metrics.items():
         client.log_metric(run_id, key, value)

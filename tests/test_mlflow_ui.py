@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from nsync_bench.config.recipes import resolve_config
-from nsync_bench.config.run_config import run_key
+from nsync_bench.data.run_key import run_key
 from nsync_bench.pipeline.runner import RunOptions, run
 from nsync_bench.tracking.inputs import (
     EXPERIMENT_KIND,

@@ -24,6 +24,7 @@ from nsync_bench.paths import artifact_root
 from nsync_bench.report.build import ReportError, build_report, default_out_dir
 from nsync_bench.report.interpretation import fmt, fmt_p
 from nsync_bench.report.render import redact
+from nsync_bench.tracking import schema
 
 STYLE = "toy-pastel"
 SEEDS = [0, 1, 2, 3, 4]
@@ -134,13 +135,14 @@ def _png(color, size=8):
 
 
 def _create_run(client, experiment_id, method, seed, implementations=IMPLEMENTATIONS, values=VALUES):
-    tags = {"style": STYLE, "method": method, "seed": str(seed), "profile": "smoke", "protocol": "matched",
-            "run_key": f"{method}-{seed}", "git_sha": "abc1234", "nsync_bench.kind": "run",
+    coordinates = {"style": STYLE, "method": method, "seed": str(seed), "profile": "smoke", "protocol": "matched"}
+    tags = {**schema.run_tags(coordinates, f"{method}-{seed}"), **schema.kind_tag(schema.RUN_KIND),
+            "git_sha": "abc1234",
             "libraries": json.dumps({"numpy": "2.0.0", "mlflow": "3.17.2"}),
             "hardware": json.dumps({"python": "3.11", "device": "cpu"})}
     for metric, implementation in implementations.items():
-        tags[f"metric.{metric}.direction"] = f"{DIRECTIONS[metric]} is better"
-        tags[f"metric.{metric}.implementation"] = implementation
+        tags[schema.metric_tag(metric, schema.DIRECTION)] = schema.direction_text(DIRECTIONS[metric])
+        tags[schema.metric_tag(metric, schema.IMPLEMENTATION)] = implementation
     run_id = client.create_run(experiment_id, run_name=f"{STYLE}/{method}/seed{seed}", tags=tags).info.run_id
     client.log_batch(run_id, metrics=[Metric(f"metrics/{m}", float(values[method][m][seed]), 0, 0)
                                       for m in implementations])
@@ -312,7 +314,7 @@ def test_report_is_logged_to_mlflow_and_ignored_by_later_reports(report, store):
 
     client = MlflowClient(store["uri"])
     experiment = client.get_experiment_by_name("known")
-    runs = client.search_runs([experiment.experiment_id], "tags.`nsync_bench.kind` = 'report'")
+    runs = client.search_runs([experiment.experiment_id], schema.kind_filter(schema.REPORT_KIND))
     assert [r.info.run_id for r in runs] == [report.run_id]
     run = runs[0]
     assert run.info.status == "FINISHED" and run.info.run_name == "report"

@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 from nsync_bench.paths import artifact_root
 from nsync_bench.report.build import build_report
 from nsync_bench.report.runs_table import load_report_data
+from nsync_bench.tracking import schema
 
 BASE = {"run.style": "toy-pastel", "run.profile": "smoke", "run.protocol": "matched", "train.learning_rate": "0.0005",
         "train.max_steps": "30", "data_identity.train.images": "a" * 64}
@@ -26,10 +27,12 @@ class Store:
     def add(self, method, seed, fid, *, params=None, status="FINISHED", run_key=None):
         """One run; later calls start later (the report keeps the latest run of a cell and seed)."""
         params = {**BASE, "run.method": method, "run.seed": str(seed), **(params or {})}
-        tags = {"style": "toy-pastel", "method": method, "seed": str(seed), "profile": "smoke", "protocol": "matched",
-                "run_key": run_key or f"{method}-{seed}-{sorted(params.items())}", "nsync_bench.kind": "run",
-                "metric.fid.direction": "lower is better", "metric.fid.implementation": "fid|test",
-                "metric.csd.direction": "higher is better", "metric.csd.implementation": "csd|test"}
+        coordinates = {"style": "toy-pastel", "method": method, "seed": str(seed), "profile": "smoke",
+                       "protocol": "matched"}
+        tags = {**schema.run_tags(coordinates, run_key or f"{method}-{seed}-{sorted(params.items())}"),
+                **schema.kind_tag(schema.RUN_KIND),
+                **schema.metric_tags("fid", direction="lower", implementation="fid|test"),
+                **schema.metric_tags("csd", direction="higher", implementation="csd|test")}
         self.clock += 1_000
         run = self.client.create_run(self.experiment, start_time=self.clock, tags=tags)
         run_id = run.info.run_id
@@ -110,7 +113,8 @@ def test_failed_and_running_runs_are_listed_never_analysed(store, tmp_path):
 def test_metric_warnings_of_the_runs_are_repeated_by_the_report(store, tmp_path):
     for seed in (0, 1):
         run_id = store.add("ti", seed, 50.0 + seed)
-        store.client.set_tag(run_id, "metric.fid.warning", "FID from 2 generated and 8 real images (fewer than 50)")
+        warning = schema.metric_tag("fid", schema.WARNING)
+        store.client.set_tag(run_id, warning, "FID from 2 generated and 8 real images (fewer than 50)")
     result = build_report(["cells"], tracking_uri=store.uri, out_dir=tmp_path / "report", log_to_mlflow=False,
                           data_root=tmp_path / "data")
     assert any("fid: 2 run(s) carry a warning" in w for w in result.warnings)

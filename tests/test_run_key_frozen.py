@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from nsync_bench.config.recipes import resolve_config
-from nsync_bench.config.run_config import run_key
 from nsync_bench.data.identity import identity_digest, identity_params, run_data_identity
+from nsync_bench.data.run_key import run_key
 
 FROZEN = [  # (profile, style, method, overrides): (config-only key, data digest, key with the data identity)
     (("smoke", "toy-pastel", "nsync", ("train.max_steps=4", "eval.max_prompts=2")),

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from nsync_bench.cli.main import app
 from nsync_bench.errors import ConfigError
+from nsync_bench.pipeline.locking import LockHeld, RunLock, slurm_identity
 from nsync_bench.sweep import executors
 from nsync_bench.sweep.executors import SlurmExecutor, SlurmSettings, SweepJob, check_store_for_executor
-from nsync_bench.sweep.locking import LockHeld, RunLock, slurm_identity
 from nsync_bench.sweep.matrix import SweepOptions, Task, TaskResult
 
 

@@ -15,8 +15,8 @@ from mlflow.tracking import MlflowClient
 from safetensors.torch import load_file
 
 from nsync_bench.errors import ConfigError
+from nsync_bench.pipeline.locking import LockHeld, RunLock
 from nsync_bench.sweep.executors import InProcessExecutor, LocalPoolExecutor, SlurmExecutor, SlurmSettings
-from nsync_bench.sweep.locking import LockHeld, RunLock
 from nsync_bench.sweep.matrix import SweepOptions, SweepSpec, expand, load_sweep_file, read_state, run_sweep
 
 

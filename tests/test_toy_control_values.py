@@ -15,8 +15,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from nsync_bench.config.claims import load_claims
 from nsync_bench.report.analysis import compare
+from nsync_bench.report.claims import load_claims
 from nsync_bench.report.claims_check import check_claims
 from nsync_bench.stats.paired import holm_bonferroni, paired_comparison
 

@@ -14,7 +14,8 @@ import pytest
 
 from nsync_bench import timeline
 from nsync_bench.config.recipes import resolve_config
-from nsync_bench.config.run_config import EvalConfig, run_key
+from nsync_bench.config.run_config import EvalConfig
+from nsync_bench.data.run_key import run_key
 from nsync_bench.sweep.progress import SweepProgress, format_duration
 
 PROMPTS = ["a red circle on the left", "a blue square at the top", "a green ring on the right",
@@ -67,7 +68,7 @@ def test_bf16_sampling_is_declared_and_close(toy_pipe):
 def test_cpu_precision_enters_the_key_only_when_it_changes_something():
     # At fp32 (what every run did before the field existed) it stays out of the hashed config, so no
     # finished run's key changes (tests/test_run_key_frozen.py holds the smoke keys); bf16 changes the key.
-    from nsync_bench.config.run_config import key_config
+    from nsync_bench.data.run_key import key_config
 
     config = resolve_config(style="toy-pastel", method="ti", profile="smoke")
     assert config.eval.cpu_precision == "fp32" and "cpu_precision" not in key_config(config)["eval"]

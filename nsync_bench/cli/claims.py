@@ -29,8 +29,8 @@ def claims_command(
     """Validate a claims file; print its rule, families, declared effects and the seeds they need."""
     from rich.table import Table
 
-    from nsync_bench.config.claims import load_claims
-    from nsync_bench.config.claims_plan import plan_claims
+    from nsync_bench.report.claims import load_claims
+    from nsync_bench.report.claims_plan import plan_claims
     from nsync_bench.stats.rule import rule_text
 
     if seeds is not None and seeds < 1:

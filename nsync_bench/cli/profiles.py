@@ -35,7 +35,7 @@ def profiles(
             table.add_row(proto.name, ", ".join(sorted(proto.methods)) or "-", proto.description)
         console.print(table)
         return
-    from nsync_bench.config.run_config import run_key
+    from nsync_bench.data.run_key import run_key
 
     config = recipes.resolve_config(style=style, method=method, seed=seed, profile=name, protocol=protocol,
                                     overrides=overrides)

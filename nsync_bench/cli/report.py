@@ -74,7 +74,9 @@ def print_summary(result: ReportResult) -> None:
                         ("claims", result.claims_csv), ("families", result.out_dir / "families.csv")):
         files.add_row(label, str(path))
     if result.run_id:
-        files.add_row("mlflow run", f"{result.run_id} (tag nsync_bench.kind=report)")
+        from nsync_bench.tracking.schema import KIND, REPORT_KIND
+
+        files.add_row("mlflow run", f"{result.run_id} (tag {KIND}={REPORT_KIND})")
     console.print(f"[bold green]report written to {result.out_dir}[/]")
     console.print(files, soft_wrap=True)
 
@@ -101,10 +103,10 @@ def report(
     """
     extra = parse_pairs(compare)
     from nsync_bench.cli.progress import RichProgress
-    from nsync_bench.report.analysis import DEFAULT_PAIRS
+    from nsync_bench.config.methods import default_pairs
     from nsync_bench.report.build import build_report
 
-    pairs = list(dict.fromkeys([*DEFAULT_PAIRS, *extra])) if extra else None  # --compare adds to the defaults
+    pairs = list(dict.fromkeys([*default_pairs(), *extra])) if extra else None  # --compare adds to the defaults
 
     result = build_report(experiments or [DEFAULT_EXPERIMENT], tracking_uri=tracking_uri, out_dir=out, alpha=alpha,
                           pairs=pairs, claims=claims, data_root=data_root, log_to_mlflow=not no_mlflow,

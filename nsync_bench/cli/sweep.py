@@ -32,8 +32,8 @@ def _csv(text: str | None) -> list[str]:
 def _print_claims_notes(spec: SweepSpec) -> None:
     """Before anything runs: the families of the claims file whose declared test cannot reach alpha with
     these seeds (e.g. "5 seeds cannot reach 0.05 with an exact test; need >= 6, or >= 8 with Holm over 4")."""
-    from nsync_bench.config.claims import load_claims
-    from nsync_bench.config.claims_plan import reach_notes
+    from nsync_bench.report.claims import load_claims
+    from nsync_bench.report.claims_plan import reach_notes
 
     claims = load_claims(spec.claims)
     notes = reach_notes(claims, len(set(spec.seeds)), list(spec.styles), list(spec.methods))

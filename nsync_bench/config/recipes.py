@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from nsync_bench.compat import tomllib
+from nsync_bench.config.methods import check_method
 from nsync_bench.config.run_config import RunConfig, check_keys, deep_merge, overrides_to_tree, validate
 from nsync_bench.errors import ConfigError, unknown_name
-from nsync_bench.methods import check_method
 from nsync_bench.paths import shipped_dir
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
@@ -94,7 +94,7 @@ def resolve_config(
     overrides: list[str] | None = None,
 ) -> RunConfig:
     """Resolve a run's config: defaults < protocol < profile < ``--set`` (see nsync_bench.config.run_config)."""
-    from nsync_bench.data.styles import get_style
+    from nsync_bench.config.styles import get_style
 
     check_method(method)
     style_info = get_style(style)

@@ -10,14 +10,12 @@ layers winning:
    profile also shrinks the step budget) — files in ``nsync_bench/config/profiles/``;
 4. ``--set key=value`` overrides.
 
-The resolved config is saved with every run; :func:`run_key` hashes it.
+The resolved config is saved with every run; :func:`nsync_bench.data.run_key.run_key` hashes it.
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -29,13 +27,6 @@ from nsync_bench.errors import ConfigError
 DEFAULT_EPS = 1e-20
 # CMMD's CLIP (cmmd-pytorch): metrics.clip_model, the extractor's default and its weights entry.
 CLIP_MODEL = "openai/clip-vit-large-patch14-336"
-
-# Bump when a change of code changes results for an unchanged config: old run keys then miss.
-RUN_KEY_VERSION = 1
-# Settings added after run keys were published, at the default that reproduces what runs did before
-# the setting existed: at that value they stay out of the key, so no finished run is recomputed for them.
-KEY_NEUTRAL_DEFAULTS: dict[str, Any] = {"eval.curve_prompts": None, "eval.cpu_precision": "fp32"}
-
 
 class _Section(BaseModel):
     # allow_inf_nan=False: no float option of a run means anything at infinity (eval.guidance_scale=inf made
@@ -334,31 +325,3 @@ def validate(tree: dict[str, Any], origin: str) -> RunConfig:
             value = item.get("input")
             problems.append(f"{key} = {value!r}: {item['msg']}")
         raise ConfigError(f"invalid config ({origin}): " + "; ".join(problems)) from None
-
-
-def key_config(config: RunConfig) -> dict[str, Any]:
-    """The config as the run key hashes it: everything but :data:`KEY_NEUTRAL_DEFAULTS` at their default."""
-    tree = config.model_dump(mode="json")
-    for dotted, neutral in KEY_NEUTRAL_DEFAULTS.items():
-        section, _, name = dotted.rpartition(".")
-        node = tree
-        for part in section.split("."):
-            node = node[part]
-        if node.get(name) == neutral:
-            del node[name]
-    return tree
-
-
-def run_key(config: RunConfig, data: dict[str, Any] | None = None) -> str:
-    """A 16-hex-digit hash of the resolved config and, for runs, the data identity: equal keys mean equal runs.
-
-    ``data`` is :func:`nsync_bench.data.identity.run_data_identity` (content digests of the images,
-    captions and captioner a run consumes); without it the key covers the config alone.
-    """
-    record: dict[str, Any] = {"v": RUN_KEY_VERSION, "config": key_config(config)}
-    if data is not None:
-        from nsync_bench.data.identity import identity_for_key
-
-        record["data"] = identity_for_key(data)
-    payload = json.dumps(record, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]

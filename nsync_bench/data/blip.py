@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from nsync_bench.data.captions import Captioner, captioner_model_id, model_not_available, pinned_revision
+from nsync_bench.data.captioner import Captioner, captioner_model_id, model_not_available, pinned_revision
 from nsync_bench.errors import ConfigError
 from nsync_bench.models.device import resolve_device
 from nsync_bench.models.hub import load_hf

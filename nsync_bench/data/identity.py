@@ -147,15 +147,15 @@ def run_data_identity(config: Any, data_root: Path) -> dict[str, Any]:
     Renders a procedural style on first use (like the run would); a missing style is the
     :class:`~nsync_bench.errors.DataError` that says how to get it.
     """
+    from nsync_bench.config.methods import method_info
     from nsync_bench.data.styles import ensure_style_data, get_style
-    from nsync_bench.methods import method_class
 
     info = get_style(config.run.style)
     style_dir = ensure_style_data(info.name, data_root)
     cache = _cache()
     identity = {"train": split_identity(info.name, style_dir, info.train_split, cache),
                 "test": split_identity(info.name, style_dir, info.test_split, cache)}
-    if method_class(config.run.method).needs_negatives:
+    if method_info(config.run.method).needs_negatives:
         if config.nsync.negatives_dir:
             folder = Path(config.nsync.negatives_dir).expanduser()
             identity["negatives"] = files_identity(f"{info.name}/negatives", image_files(folder), str(folder), cache)

@@ -12,7 +12,7 @@ where ``key`` hashes (base model, prompt template, generic word, seed, steps, gu
 resolution, save size, the captions). ``negatives.json`` records each image's sha256; a cached set
 is verified against it before every use, and a torn or altered image is an error naming the command
 that re-renders the set (``data negatives STYLE --force``). A set whose rendering produced a non-finite
-image is never cached (nsync_bench.pipeline.finite). A user-supplied folder (``nsync.negatives_dir``)
+image is never cached (nsync_bench.models.finite). A user-supplied folder (``nsync.negatives_dir``)
 is used as is, after checking it has an image for every training stem.
 """
 
@@ -111,8 +111,8 @@ def generate_negative_set(
 ) -> Path:
     """Render the set into ``target/train`` atomically (a temp sibling renamed into place); an existing
     ``target`` (another process finished the same set first) is kept."""
-    from nsync_bench.pipeline.finite import NonFiniteSamplesError
-    from nsync_bench.pipeline.generation import EvalPrompt, generate_batch
+    from nsync_bench.models.finite import NonFiniteSamplesError
+    from nsync_bench.models.sampling import EvalPrompt, generate_batch
 
     progress = progress or NullProgress()
     sampling = EvalConfig(num_inference_steps=spec.num_inference_steps, guidance_scale=spec.guidance_scale,

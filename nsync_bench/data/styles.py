@@ -1,4 +1,5 @@
-"""Style registry: one manifest per style in ``datasets/<style>.toml``, and its files on disk.
+"""A style's files on disk; its manifest (``datasets/<style>.toml``) is read in ``nsync_bench.config.styles``
+(re-exported here: ``StyleInfo``, ``get_style``, ``style_names``).
 
 On disk a style is ``<data_root>/<style>/<split>/<stem>.<png|jpg|...>`` with an optional caption
 ``<stem>.txt`` beside each image.
@@ -8,12 +9,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
-from nsync_bench.compat import tomllib
-from nsync_bench.errors import DataError, unknown_name
-from nsync_bench.paths import shipped_dir
+from nsync_bench.config.styles import StyleInfo, get_style, style_names
+from nsync_bench.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -21,70 +20,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 @dataclass(frozen=True)
-class StyleInfo:
-    name: str
-    description: str
-    source: str  # "procedural", "archive" or "local"
-    initializer_token: str
-    train_split: str = "train"
-    test_split: str = "test"
-    license: str = ""
-    # Archive styles: where to download from and what to expect (None: unknown until the first
-    # verified fetch, which records and prints them for pinning).
-    url: str | None = None
-    sha256: str | None = None
-    size: int | None = None
-    # (our split, folder inside the archive) pairs, e.g. (("train", "monet2photo/trainA"), ...).
-    archive_splits: tuple[tuple[str, str], ...] = ()
-    layout: str = ""  # local styles: the folder layout `data import` expects, for humans
-    # The style's human name ("Claude Monet"): what the untrained base model (method ldm) is told.
-    display_name: str = ""
-
-    @property
-    def splits(self) -> tuple[str, str]:
-        return (self.train_split, self.test_split)
-
-
-@dataclass(frozen=True)
 class StyleImage:
     path: Path
     caption: str | None
-
-
-@cache
-def _manifests() -> dict[str, StyleInfo]:
-    styles = {}
-    for path in sorted(shipped_dir("datasets").glob("*.toml")):
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-        info = StyleInfo(
-            name=data["name"],
-            description=data.get("description", ""),
-            source=data["source"],
-            initializer_token=data["initializer_token"],
-            train_split=data.get("train_split", "train"),
-            test_split=data.get("test_split", "test"),
-            license=data.get("license", ""),
-            url=data.get("url") or None,
-            sha256=(data.get("sha256") or "").lower() or None,  # TOML has no null: "" means unknown
-            size=data.get("size") or None,
-            archive_splits=tuple((str(k), str(v)) for k, v in data.get("archive_splits", {}).items()),
-            layout=data.get("layout", "").strip(),
-            display_name=data.get("display_name") or data["name"],
-        )
-        styles[info.name] = info
-    return styles
-
-
-def style_names() -> list[str]:
-    return sorted(_manifests())
-
-
-def get_style(name: str) -> StyleInfo:
-    styles = _manifests()
-    if name not in styles:
-        raise unknown_name("style", name, styles, "List them with `nsync-bench data list`.")
-    return styles[name]
 
 
 def ensure_style_data(name: str, data_root: Path) -> Path:
@@ -97,16 +35,16 @@ def ensure_style_data(name: str, data_root: Path) -> Path:
     if (directory / info.train_split).is_dir() and (directory / info.test_split).is_dir():
         return directory
     if info.source == "procedural":
-        from nsync_bench.data.toy import TOY_STYLES, render_toy_style
+        from nsync_bench.data.toy import render_toy_style
 
         log.info("rendering procedural style %s into %s", name, directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
-        if name in TOY_STYLES:
-            render_toy_style(name, directory)
-        else:  # the toy world's target styles (nsync_bench.world)
-            from nsync_bench.world.targets import render_world_style
+        if info.renderer:  # a plugin's, e.g. the toy world's target styles
+            from nsync_bench.config.plugins import load_plugin
 
-            render_world_style(name, directory)
+            load_plugin("style_renderers", info.renderer, "style renderer")(name, directory)
+        else:
+            render_toy_style(name, directory)  # an unknown name is a teaching error there
         return directory
     verb = f"nsync-bench data fetch {name}" if info.source == "archive" else f"nsync-bench data import {name} PATH"
     raise DataError(f"style {name!r} has no data under {directory}; get it with `{verb}`.")
@@ -189,3 +127,7 @@ def style_status(name: str, data_root: Path) -> StyleStatus:
     # Only finished sets (with their negatives.json): a killed render leaves a .tmp-negatives-* folder.
     negative_sets = sum(1 for p in Path(data_root).glob(f"negatives/*/{name}/*/negatives.json") if p.is_file())
     return StyleStatus(info, directory, present, images, captions, negative_sets)
+
+
+__all__ = ["IMAGE_SUFFIXES", "StyleImage", "StyleInfo", "StyleStatus", "caption_problem", "ensure_style_data",
+           "get_style", "list_images", "read_caption", "require_captions", "style_names", "style_status"]

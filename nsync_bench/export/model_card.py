@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from nsync_bench.config.methods import method_info
+
 CARD_FILE = "README.md"
 
 # Licenses of the base models the profiles use (from their hub model cards). The smoke profile's tiny
@@ -31,9 +33,8 @@ def card_fields(record: dict[str, Any], metrics: dict[str, float], adapter_forma
     spec, model = config["run"], config["model"]
     base = model.get("pretrained") if model.get("source") == "pretrained" else None
     base_model = base or TINY_BASE_MODEL
-    lora = spec["method"] in ("lora", "nsync-lora")
-    trigger = config["lora"]["style_token"] if lora else config["ti"]["placeholder_token"]
-    kind = "lora" if lora else "textual_inversion"
+    info = method_info(spec["method"])  # the adapter's kind and where its trigger token is set
+    trigger, kind = info.trigger_token(config), info.adapter_kind
     return {
         "base_model": base_model,
         "license": BASE_MODEL_LICENSES.get(base_model, "apache-2.0" if base is None else "other"),

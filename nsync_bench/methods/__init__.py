@@ -1,7 +1,8 @@
 """Method registry: name -> "module:Class", imported only when a method is used.
 
 Keeping the targets as strings keeps ``nsync-bench --help`` and config resolution free of torch
-(the lm-evaluation-harness pattern).
+(the lm-evaluation-harness pattern). What the rest of the package asks about a method (negatives, order,
+baseline, cost, trigger token) is its torch-free descriptor in ``nsync_bench.config.methods``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from nsync_bench.errors import unknown_name
+from nsync_bench.config.methods import check_method
 
 if TYPE_CHECKING:
     from nsync_bench.methods.base import Method
@@ -19,15 +20,11 @@ METHODS: dict[str, str] = {
     "lora": "nsync_bench.methods.lora:Lora",
     "nsync": "nsync_bench.methods.nsync:NsyncTextualInversion",
     "nsync-lora": "nsync_bench.methods.nsync:NsyncLora",
-    # The untrained base model prompted with the style's human name (the paper's "LDM" column).
     "ldm": "nsync_bench.methods.ldm:Ldm",
 }
 
 
-def check_method(name: str) -> str:
-    if name not in METHODS:
-        raise unknown_name("method", name, METHODS)
-    return name
+__all__ = ["METHODS", "check_method", "method_class"]
 
 
 def method_class(name: str) -> type[Method]:

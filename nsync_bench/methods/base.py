@@ -17,9 +17,9 @@ from nsync_bench import seeding
 from nsync_bench.config.run_config import RunConfig
 from nsync_bench.data.styles import StyleInfo
 from nsync_bench.models.components import DiffusionComponents
-from nsync_bench.training.batches import Batch
+from nsync_bench.models.precision import Precision
+from nsync_bench.training.batches import Batch, ImageSet, PositiveBatches
 from nsync_bench.training.diffusion import diffusion_loss, encode_prompts
-from nsync_bench.training.precision import Precision
 
 # The classic Textual Inversion style templates (Gal et al. 2022; diffusers' example).
 STYLE_TEMPLATES = (
@@ -48,11 +48,9 @@ STYLE_TEMPLATES = (
 class Method(ABC):
     """One personalization method behind the shared trainer."""
 
+    # What the rest of the package asks about a method (negatives, training, order, baseline, cost, trigger
+    # token) is its descriptor in nsync_bench.config.methods, under this name.
     name: ClassVar[str]
-    # True for methods that train on a negative set too (NSYNC); the runner then provides it.
-    needs_negatives: ClassVar[bool] = False
-    # False for reference methods that train nothing (ldm): the runner then skips the trainer.
-    trains: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -68,6 +66,11 @@ class Method(ABC):
         self.device = device
         self.precision = precision
         self.seed = config.run.seed
+
+    def attach_negatives(self, negatives: ImageSet, positives: PositiveBatches) -> None:
+        """The run's negative set and its positive batches, given before training to a method whose descriptor
+        says ``needs_negatives`` (the runner renders the set with the pristine base model first)."""
+        raise NotImplementedError(f"method {self.name!r} needs negatives but does not implement attach_negatives")
 
     # -- what trains ---------------------------------------------------------------------------
     @abstractmethod

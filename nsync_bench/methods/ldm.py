@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
@@ -23,8 +23,7 @@ ADAPTER_FILE = "ldm.json"
 
 
 class Ldm(Method):
-    name = "ldm"
-    trains: ClassVar[bool] = False
+    name = "ldm"  # trains nothing (its descriptor, nsync_bench.config.methods): the runner skips the trainer
 
     @property
     def token(self) -> str:

@@ -53,8 +53,8 @@ class Lora(Method):
         for parameter in self.lora_parameters:
             parameter.data = parameter.data.float()
         unet.train()  # LoRA dropout is active only in train mode
-        # The text encoder only feeds the UNet here: store it in the compute dtype (training.memory).
-        from nsync_bench.training.memory import text_encoder_dtype
+        # The text encoder only feeds the UNet here: store it in the compute dtype (models.memory).
+        from nsync_bench.models.memory import text_encoder_dtype
 
         dtype = text_encoder_dtype(self.name, self.precision.weight_dtype)
         if self.components.text_encoder.dtype != dtype:

@@ -41,7 +41,7 @@ from nsync_bench.errors import ConfigError, TrainingError, unknown_name
 from nsync_bench.methods.base import Method
 from nsync_bench.methods.lora import Lora
 from nsync_bench.methods.textual_inversion import TextualInversion
-from nsync_bench.training.batches import Batch, ImageSet, make_batch
+from nsync_bench.training.batches import Batch, ImageSet, PositiveBatches, make_batch
 from nsync_bench.training.diffusion import branch_losses, draw
 
 log = logging.getLogger(__name__)
@@ -183,8 +183,6 @@ class NsyncMixin(Method):
     stream, so adding it never shifts the positive draws.
     """
 
-    needs_negatives = True
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.rule = get_rule(self.config.nsync.rule)
@@ -208,7 +206,7 @@ class NsyncMixin(Method):
     def overflow_skips(self) -> int:
         return int(self._overflows)
 
-    def attach_negatives(self, negatives: ImageSet, positives: Any) -> None:
+    def attach_negatives(self, negatives: ImageSet, positives: PositiveBatches) -> None:
         self.negative_images = negatives
         self.positive_batches = positives
 

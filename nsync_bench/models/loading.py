@@ -1,5 +1,5 @@
-"""Loading a run's base components: tiny seeded ones (smoke), the toy world's, or pretrained ones
-(hub id / local dir), on the run's device and precision."""
+"""Loading a run's base components: tiny seeded ones (smoke), pretrained ones (hub id / local dir), or a
+plugin's (``model_sources`` in a package's ``plugins.toml``: the toy world's), on the run's device and precision."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
     from nsync_bench.config.run_config import ModelConfig, RunConfig
     from nsync_bench.models.components import DiffusionComponents
-    from nsync_bench.training.precision import Precision
+    from nsync_bench.models.precision import Precision
 
 
 def load_components(model: ModelConfig, device: torch.device, weight_dtype: torch.dtype) -> DiffusionComponents:
@@ -24,10 +24,10 @@ def load_components(model: ModelConfig, device: torch.device, weight_dtype: torc
         from nsync_bench.models.tiny import build_tiny_components
 
         components = build_tiny_components(seed=model.tiny_seed, resolution=model.resolution)
-    elif model.source == "toy-world":
-        from nsync_bench.world.model import load_world_components
+    elif model.source != "pretrained":  # a plugin's loader, given model.pretrained (toy world: None = committed)
+        from nsync_bench.config.plugins import load_plugin
 
-        components = load_world_components(model.pretrained)  # None: the committed weights
+        components = load_plugin("model_sources", model.source, "model source")(model.pretrained)
     else:
         if not model.pretrained:
             raise ConfigError("model.source = 'pretrained' needs model.pretrained (a hub id or a local directory).")
@@ -49,14 +49,14 @@ def components_for(config: RunConfig) -> tuple[torch.device, Precision, Diffusio
     import torch
 
     from nsync_bench.models.device import resolve_device
-    from nsync_bench.training.precision import Precision
+    from nsync_bench.models.precision import Precision
 
     device = resolve_device(config.device)
     if config.cpu_threads is not None:
         torch.set_num_threads(config.cpu_threads)
     precision = Precision(config.model.mixed_precision, device)
     components = load_components(config.model, device, precision.weight_dtype)
-    from nsync_bench.training.memory import apply_memory_knobs
+    from nsync_bench.models.memory import apply_memory_knobs
 
     apply_memory_knobs(components, config)
     return device, precision, components

@@ -19,6 +19,7 @@ from nsync_bench.data.styles import StyleInfo, list_images, require_captions
 from nsync_bench.io import atomic_open
 from nsync_bench.pipeline.generation import GeneratedImage, evaluation_prompts, generate_images, image_grid
 from nsync_bench.progress import Progress
+from nsync_bench.tracking import schema
 from nsync_bench.tracking.tracker import Tracker
 
 if TYPE_CHECKING:
@@ -77,20 +78,18 @@ def log_scores(report: ScoreReport, tracker: Tracker) -> dict[str, float]:
         metrics[f"metrics/{name}"] = result.value
         if result.std is not None:
             metrics[f"metrics/{name}_std"] = result.std
-        tags[f"metric.{name}.direction"] = f"{result.direction} is better"
-        tags[f"metric.{name}.implementation"] = result.implementation
-        tags[f"metric.{name}.n_generated"] = str(result.n_generated)
-        tags[f"metric.{name}.n_real"] = str(result.n_real)
-        # What the folders held: more than used where the reference drops images (nsync-legacy FID/KID).
-        tags[f"metric.{name}.n_generated_available"] = str(result.n_generated_available)
-        tags[f"metric.{name}.n_real_available"] = str(result.n_real_available)
+        # n_*_available: what the folders held, more than used where the reference drops images (nsync-legacy).
+        tags.update(schema.metric_tags(name, direction=result.direction, implementation=result.implementation,
+                                       n_generated=result.n_generated, n_real=result.n_real,
+                                       n_generated_available=result.n_generated_available,
+                                       n_real_available=result.n_real_available))
     from nsync_bench.pipeline.preflight import small_set_warnings
 
     for name, result in report.results.items():  # FID/KID from few images: flagged in the run and the report
         for warning in small_set_warnings([name], result.n_generated, result.n_real).values():
-            tags[f"metric.{name}.warning"] = warning
-    tags["metric.generated_images"] = report.generated.note()
-    tags["metric.real_images"] = report.real.note()
+            tags[schema.metric_tag(name, schema.WARNING)] = warning
+    tags[schema.GENERATED_IMAGES] = report.generated.note()
+    tags[schema.REAL_IMAGES] = report.real.note()
     tracker.set_tags(tags)
     return metrics
 
@@ -104,9 +103,8 @@ def log_endpoints(style: str, generated: list[GeneratedImage], image_dir: Path, 
                                              tuple(g.caption for g in generated)))
     tags: dict[str, str] = {}
     for result in results:
-        tags[f"metric.{result.name}.direction"] = f"{result.direction} is better"
-        tags[f"metric.{result.name}.implementation"] = result.implementation
-        tags[f"metric.{result.name}.n_generated"] = str(result.n_images)
+        tags.update(schema.metric_tags(result.name, direction=result.direction,
+                                       implementation=result.implementation, n_generated=result.n_images))
     if tags:
         tracker.set_tags(tags)
     return {f"metrics/{result.name}": result.value for result in results}

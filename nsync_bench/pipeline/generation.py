@@ -3,7 +3,8 @@
 Image ``i`` starts from the initial latent drawn from stream ``(eval, i)``, the same for every
 method with the same run seed (the shared-seeds contract, docs/architecture.md §3), so methods can be
 compared image by image. The manifest records prompt, caption, seed and file for each image; it
-is enough to regenerate any image from the adapter (:func:`generate_batch` with its prompts).
+is enough to regenerate any image from the adapter (:func:`nsync_bench.models.sampling.generate_batch`
+with its prompts).
 """
 
 from __future__ import annotations
@@ -14,27 +15,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from PIL import Image
 
 from nsync_bench import seeding
 from nsync_bench.config.run_config import EvalConfig
 from nsync_bench.io import atomic_write_text
-from nsync_bench.pipeline.finite import NonFiniteSamplesError, nonfinite_rows
+from nsync_bench.models.sampling import EvalPrompt, generate_batch, initial_latents
 from nsync_bench.progress import NullProgress, Progress
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.jsonl"
-
-
-@dataclass(frozen=True)
-class EvalPrompt:
-    index: int
-    caption: str
-    prompt: str
-    seed: int
-    source: str  # the test image whose caption this is
 
 
 @dataclass(frozen=True)
@@ -55,61 +46,6 @@ def evaluation_prompts(run_seed: int, captions: list[str], sources: list[str], p
         EvalPrompt(i, captions[i], prompt_of(captions[i]), seeding.derive_seed(run_seed, seeding.EVAL, i), sources[i])
         for i in range(count)
     ]
-
-
-def initial_latents(pipe: Any, seed: int, resolution: int) -> torch.Tensor:
-    """The starting noise of one image, drawn on the CPU so it is the same on every device."""
-    channels = pipe.unet.config.in_channels
-    size = resolution // pipe.vae_scale_factor
-    generator = torch.Generator("cpu").manual_seed(seed)
-    return torch.randn((1, channels, size, size), generator=generator, dtype=torch.float32)
-
-
-def generate_batch(pipe: Any, prompts: list[EvalPrompt], config: EvalConfig, resolution: int) -> list[Image.Image]:
-    """Images for several prompts in one pipeline call, each from its own prompt's initial latent.
-
-    Batching changes pixels only at floating-point level: image i always starts from the latent of
-    its seed. On a GPU the pipeline runs in the frozen modules' half precision with SDPA attention
-    (diffusers' default attention processor). A batch with non-finite latents or pixels raises
-    :class:`~nsync_bench.pipeline.finite.NonFiniteSamplesError` instead of becoming (black) images.
-    """
-    latents = torch.cat([initial_latents(pipe, p.seed, resolution) for p in prompts])
-    generators = [torch.Generator("cpu").manual_seed(p.seed) for p in prompts]  # for stochastic samplers
-    with torch.inference_mode(), _autocast(pipe, config):
-        latents = pipe(
-            [p.prompt for p in prompts],
-            height=resolution,
-            width=resolution,
-            num_inference_steps=config.num_inference_steps,
-            guidance_scale=config.guidance_scale,
-            latents=latents.to(pipe.device, pipe.unet.dtype),
-            generator=generators,
-            output_type="latent",
-        ).images
-        # The pipeline's own decode, done here so the raw pixels can be checked before PIL clips NaN to black.
-        pixels = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False, generator=generators)[0]
-        bad = nonfinite_rows(latents, pixels)  # one check per batch (nsync_bench.pipeline.finite)
-        if bad:
-            raise NonFiniteSamplesError([prompts[i].index for i in bad], len(prompts))
-        images = pipe.image_processor.postprocess(pixels, output_type="pil", do_denormalize=[True] * len(prompts))
-    size = (config.save_size, config.save_size)
-    return [img if img.size == size else img.resize(size, resample=Image.Resampling.BICUBIC) for img in images]
-
-
-def _autocast(pipe: Any, config: EvalConfig) -> Any:
-    """The sampling precision. On CUDA: autocast to the UNet's half precision when the text encoder is
-    fp32 (TI's negative set is rendered before training, by the fp32 encoder TI trains), else the
-    cross-attention would get fp32 inputs for fp16 weights; evaluation casts the encoder instead. On a
-    CPU: bf16 autocast when ``eval.cpu_precision`` asks for it (nsync_bench.models.cpu)."""
-    import contextlib
-
-    if pipe.device.type == "cuda" and pipe.text_encoder.dtype != pipe.unet.dtype:
-        return torch.autocast("cuda", dtype=pipe.unet.dtype)
-    if pipe.device.type == "cpu" and config.cpu_precision == "bf16":
-        from nsync_bench.models.cpu import bf16_autocast
-
-        return bf16_autocast()
-    return contextlib.nullcontext()
 
 
 def generate_images(
@@ -153,3 +89,9 @@ def image_grid(paths: list[Path], columns: int = 4, cell: int = 128) -> Image.Im
             tile = image.convert("RGB").resize((cell, cell), resample=Image.Resampling.BICUBIC)
         grid.paste(tile, ((k % columns) * cell, (k // columns) * cell))
     return grid
+
+
+# EvalPrompt, generate_batch and initial_latents live in models/sampling.py (below data/, which renders
+# negative sets with them); re-exported for the callers that sample evaluation images.
+__all__ = ["MANIFEST", "EvalPrompt", "GeneratedImage", "evaluation_prompts", "generate_batch", "generate_images",
+           "image_grid", "initial_latents", "read_manifest"]

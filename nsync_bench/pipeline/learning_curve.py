@@ -131,8 +131,8 @@ class CurveEvaluator:
     def evaluate(self, step: int) -> dict[str, float]:
         import torch
 
+        from nsync_bench.models.finite import NonFiniteSamplesError
         from nsync_bench.pipeline.evaluation import evaluate
-        from nsync_bench.pipeline.finite import NonFiniteSamplesError
 
         log.info("learning curve: evaluating at step %d", step)
         snapshot = copy.deepcopy(self.method)  # evaluation must not touch the model that keeps training

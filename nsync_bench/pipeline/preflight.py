@@ -76,8 +76,8 @@ def check_downloads(config: RunConfig, weights_dir: Path | None = None, progress
 def check_before_training(config: RunConfig, data_root: Path, weights_dir: Path | None = None,
                           progress: object = None) -> None:
     """Raise a teaching error for anything evaluation or metrics would fail on after training."""
+    from nsync_bench.config.methods import method_info
     from nsync_bench.data.styles import ensure_style_data, get_style, list_images
-    from nsync_bench.methods import method_class
 
     style = get_style(config.run.style)
     style_dir = ensure_style_data(style.name, data_root)
@@ -90,7 +90,7 @@ def check_before_training(config: RunConfig, data_root: Path, weights_dir: Path 
         if config.prompts.mode == "caption":
             raise _missing_captions(train, "train", style.name, "prompts.mode=caption trains on them (or use "
                                     "--set prompts.mode=templates)")
-        if method_class(config.run.method).needs_negatives and not config.nsync.negatives_dir:
+        if method_info(config.run.method).needs_negatives and not config.nsync.negatives_dir:
             raise _missing_captions(train, "train", style.name, f"{config.run.method}'s negative set is rendered "
                                     "from the train captions (or pass your own with --set nsync.negatives_dir=DIR)")
     n_generated, n_real = evaluation_counts(config, len(test))

@@ -153,10 +153,10 @@ def _short_side(path: Path) -> int:
 
 def style_needs(config: RunConfig, data_root: Path) -> list[Need]:
     """The style's images (present or how to get them), their captions, and whether they suit the resolution."""
+    from nsync_bench.config.methods import method_info
     from nsync_bench.data.styles import get_style, list_images
     from nsync_bench.data.validate import too_small_to_train
     from nsync_bench.errors import DataError
-    from nsync_bench.methods import method_class
 
     style = get_style(config.run.style)
     style_dir = data_root / style.name
@@ -185,7 +185,7 @@ def style_needs(config: RunConfig, data_root: Path) -> list[Need]:
         needs.append(Need("style data", str(style_dir), "blocked", note=str(err)))
         return needs
     uncaptioned = [img for img in [*train, *test] if not img.caption]
-    train_needs = config.prompts.mode == "caption" or (method_class(config.run.method).needs_negatives
+    train_needs = config.prompts.mode == "caption" or (method_info(config.run.method).needs_negatives
                                                        and not config.nsync.negatives_dir)
     if any(not img.caption for img in test) or (train_needs and any(not img.caption for img in train)):
         needs.append(Need("captions", f"{style.name}: {len(uncaptioned)} of {len(train) + len(test)} images",
@@ -266,9 +266,9 @@ def weight_needs(config: RunConfig, weights_dir: Path | None) -> list[Need]:
 
 # ------------------------------------------------------------------------------------ negatives
 def negative_set_need(config: RunConfig, data_root: Path) -> Need | None:
-    from nsync_bench.methods import method_class
+    from nsync_bench.config.methods import method_info
 
-    if not method_class(config.run.method).needs_negatives:
+    if not method_info(config.run.method).needs_negatives:
         return None
     if config.nsync.negatives_dir:
         folder = Path(config.nsync.negatives_dir).expanduser()

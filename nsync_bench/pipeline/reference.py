@@ -29,16 +29,15 @@ from nsync_bench import paths
 from nsync_bench.config.run_config import MetricsConfig
 from nsync_bench.data.styles import get_style, list_images
 from nsync_bench.io import file_sha256
+from nsync_bench.tracking import schema
 
 if TYPE_CHECKING:
     from nsync_bench.metrics.scoring import ScoreReport
 
 log = logging.getLogger(__name__)
 
-KIND_TAG = "nsync_bench.kind"
-REFERENCE_KIND = "reference"
+REFERENCE_KIND = schema.REFERENCE_KIND
 REAL_DATA = "real-data"
-KEY_TAG = "reference_key"
 # Bump when the floor's definition changes: old reference runs then miss.
 REFERENCE_VERSION = 1
 # Metric settings that change where the numbers are computed, not the numbers.
@@ -102,15 +101,14 @@ def find_floor(tracking_uri: str, experiment_ids: list[str], key: str) -> Floor 
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
-    runs = client.search_runs(experiment_ids, filter_string=f"tags.{KEY_TAG} = '{key}' and "
-                                                            "attributes.status = 'FINISHED'",
+    runs = client.search_runs(experiment_ids, filter_string=schema.finished_filter(schema.REFERENCE_KEY, key),
                               order_by=["attributes.start_time DESC"], max_results=1)
     if not runs:
         return None
     run = runs[0]
     values = {k.removeprefix("metrics/"): v for k, v in run.data.metrics.items()
               if k.startswith("metrics/") and not k.endswith("_std")}
-    tags = {k: v for k, v in run.data.tags.items() if k.startswith("metric.")}
+    tags = {k: v for k, v in run.data.tags.items() if schema.is_metric_tag(k)}
     return Floor(run.data.tags.get("style", ""), key, values, tags, run.info.run_id)
 
 
@@ -121,8 +119,8 @@ def log_floor(tracking_uri: str, experiment: str, *, style: str, profile: str, k
     from nsync_bench.tracking.tracker import MlflowTracker
 
     tracker = MlflowTracker(tracking_uri, experiment, run_name=f"{style}/{REAL_DATA}",
-                            tags={KIND_TAG: REFERENCE_KIND, "method": REAL_DATA, "style": style, "profile": profile,
-                                  KEY_TAG: key})
+                            tags={**schema.kind_tag(schema.REFERENCE_KIND), "method": REAL_DATA, "style": style,
+                                  "profile": profile, schema.REFERENCE_KEY: key})
     try:
         metrics = log_scores(report, tracker)
         tracker.log_metrics(metrics)
@@ -137,9 +135,8 @@ def log_floor(tracking_uri: str, experiment: str, *, style: str, profile: str, k
 def _metric_tags(report: ScoreReport) -> dict[str, str]:
     tags = {}
     for name, result in report.results.items():
-        tags[f"metric.{name}.implementation"] = result.implementation
-        tags[f"metric.{name}.n_generated"] = str(result.n_generated)
-        tags[f"metric.{name}.n_real"] = str(result.n_real)
+        tags.update(schema.metric_tags(name, implementation=result.implementation, n_generated=result.n_generated,
+                                       n_real=result.n_real))
     return tags
 
 

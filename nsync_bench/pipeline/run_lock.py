@@ -1,4 +1,4 @@
-"""One process per run key: ``run`` and every sweep worker take the key's lock (nsync_bench.sweep.locking)."""
+"""One process per run key: ``run`` and every sweep worker take the key's lock (nsync_bench.pipeline.locking)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ class RunBusyError(NsyncBenchError):
 def run_lock(run_dir: Path, key: str, wait_s: float = 0.0) -> Iterator[None]:
     """One process per run key (the sweep's lock): a second one refuses, naming the holder; ``wait_s``: how long
     to wait for a key held elsewhere first (a sweep's Slurm jobs: one stale window)."""
-    from nsync_bench.sweep.locking import LockHeld, RunLock
+    from nsync_bench.pipeline.locking import LockHeld, RunLock
 
     lock = RunLock(run_dir.parent / f".{run_dir.name}.lock")
     try:

@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 from nsync_bench import paths
 from nsync_bench.config.recipes import resolve_config
-from nsync_bench.config.run_config import RunConfig, run_key
+from nsync_bench.config.run_config import RunConfig
+from nsync_bench.data.run_key import run_key
 from nsync_bench.errors import NsyncBenchError
 from nsync_bench.io import atomic_write_json, atomic_write_text, disk_full_error, read_json
 from nsync_bench.pipeline.results import RESULT_FILE, finished_record, reconcile, save_adapter, write_result
 from nsync_bench.pipeline.run_lock import RunBusyError, run_lock
 from nsync_bench.progress import NullProgress, Progress
-from nsync_bench.tracking import provenance
+from nsync_bench.tracking import provenance, schema
 from nsync_bench.tracking.remote import open_tracker
 from nsync_bench.tracking.tracker import NullTracker, Tracker
 
@@ -235,8 +236,7 @@ def _start_tracker(config: RunConfig, key: str, run_dir: Path, options: RunOptio
         previous = None
     from nsync_bench.tracking import inputs as tracking_inputs
 
-    tags = {"style": spec.style, "method": spec.method, "seed": spec.seed, "profile": spec.profile,
-            "protocol": spec.protocol, "run_key": key, "git_sha": provenance.git_sha(), "run_dir": str(run_dir),
+    tags = {**schema.run_tags(spec, key), "git_sha": provenance.git_sha(), "run_dir": str(run_dir),
             **tracking_inputs.source_tags(provenance.git_sha(),
                                           tracking_inputs.reproduce_command(config, options.experiment))}
     tracker = open_tracker(  # in this process, or in the MLflow helper `nsync-bench run` started
@@ -272,6 +272,7 @@ def build_training(config: RunConfig, *, data_root: Path | None, checkpoint_dir:
                    callbacks: list[Callable[[int], None]] | None = None) -> Training:
     """Data, components, method and trainer for ``config`` (no training happens yet)."""
 
+    from nsync_bench.config.methods import method_info
     from nsync_bench.data.styles import ensure_style_data, get_style, list_images, require_captions
     from nsync_bench.data.validate import check_before_run
     from nsync_bench.methods import method_class
@@ -287,16 +288,16 @@ def build_training(config: RunConfig, *, data_root: Path | None, checkpoint_dir:
     captions = require_captions(train_images) if config.prompts.mode == "caption" else [""] * len(train_images)
 
     device, precision, components = components_for(config)
-    cls = method_class(spec.method)
+    cls, info = method_class(spec.method), method_info(spec.method)
     negatives = None
-    if cls.needs_negatives:  # rendered by the pristine base model, before the method changes it
+    if info.needs_negatives:  # rendered by the pristine base model, before the method changes it
         from nsync_bench.data.negatives import ensure_negative_set
 
         negative_paths = ensure_negative_set(config, style, train_images, captions, components,
                                              paths.data_root(data_root), progress)
         negatives = ImageSet(negative_paths, config.model.resolution, config.data)
     method = cls(config, components, style, device, precision)
-    if not cls.trains:  # ldm: nothing to train, so no batches, latents or trainer
+    if not info.trains:  # ldm: nothing to train, so no batches, latents or trainer
         return Training(config, style, style_dir, method, None)
 
     images = ImageSet([img.path for img in train_images], config.model.resolution, config.data)
@@ -309,9 +310,6 @@ def build_training(config: RunConfig, *, data_root: Path | None, checkpoint_dir:
                 image_set.latent_cache = LatentCache(components, image_set, device, latent_dir)
     batches = PositiveBatches(images, captions, spec.seed, config.train.batch_size)
     if negatives is not None:
-        from nsync_bench.methods.nsync import NsyncMixin
-
-        assert isinstance(method, NsyncMixin)  # needs_negatives: the NSYNC methods
         method.attach_negatives(negatives, batches)
     trainer = Trainer(config, method, batches, checkpoint_dir, tracker, progress, callbacks)
     return Training(config, style, style_dir, method, trainer, negative_paths if negatives is not None else None)
@@ -321,15 +319,15 @@ def _train_and_evaluate(config: RunConfig, key: str, run_dir: Path, tracker: Tra
                         options: RunOptions, identity: dict[str, Any]) -> RunResult:
     import torch
 
+    from nsync_bench.models.finite import NonFiniteSamplesError
     from nsync_bench.pipeline.evaluation import evaluate
-    from nsync_bench.pipeline.finite import NonFiniteSamplesError
 
     training = build_training(config, data_root=options.data_root, checkpoint_dir=run_dir / "checkpoints",
                               tracker=tracker, progress=options.progress, callbacks=options.callbacks)
     method, trainer = training.method, training.trainer
     tracker.set_tags({"hardware": json.dumps(provenance.hardware(str(method.device))),
                       "libraries": json.dumps(provenance.library_versions()),
-                      "model_source": method.components.source, "nsync_bench.kind": "run"})
+                      "model_source": method.components.source, **schema.kind_tag(schema.RUN_KIND)})
     from nsync_bench.data.identity import dataset_inputs, files_identity
 
     rendered = None
@@ -377,7 +375,7 @@ def _train_and_evaluate(config: RunConfig, key: str, run_dir: Path, tracker: Tra
     tracker.log_artifact(write_run_card(run_dir / "adapter", run_record, metrics), "adapter")  # what the adapter is
     spec = config.run  # the adapter as a logged model: MLflow's Models tab shows its metrics as columns
     tracker.log_model(f"{spec.style}-{spec.method}-seed{spec.seed}", metrics, inputs.get("evaluation"),
-                      {"run_key": key, "method": spec.method, "style": spec.style, "artifact_path": "adapter"})
+                      {schema.RUN_KEY: key, "method": spec.method, "style": spec.style, "artifact_path": "adapter"})
     result = RunResult(key, run_dir, tracker.run_id, metrics, str(adapter.relative_to(run_dir)))
     write_result(run_dir, {"run_key": key, "mlflow_run_id": tracker.run_id, "metrics": metrics,
                            "adapter": result.adapter, "steps": step})  # finished on disk from here

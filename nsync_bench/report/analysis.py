@@ -23,7 +23,8 @@ from typing import Literal
 
 import pandas as pd
 
-from nsync_bench.config.claims import EXPLORATORY, ClaimsFile, load_claims
+from nsync_bench.config.methods import default_pairs
+from nsync_bench.report.claims import EXPLORATORY, ClaimsFile, load_claims
 from nsync_bench.report.families import add_power, adjust_within_families, family_table
 from nsync_bench.report.runs_table import ReportData
 from nsync_bench.stats import paired as stats
@@ -32,7 +33,6 @@ from nsync_bench.stats.rule import rule_text
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PAIRS = (("nsync", "ti"), ("nsync-lora", "lora"))
 GROUP = ["profile", "protocol", "style"]
 
 
@@ -154,7 +154,7 @@ def compare_per_prompt(per_image: pd.DataFrame, runs: pd.DataFrame, pairs: list[
 
 
 def _wanted_pairs(pairs: list[tuple[str, str]] | None, claims: ClaimsFile) -> list[tuple[str, str]]:
-    wanted = list(pairs or DEFAULT_PAIRS)
+    wanted = list(pairs or default_pairs())  # each method's descriptor names its baseline
     for claim in claims.claims:  # claims may need comparisons beyond the default pairs
         if (claim.candidate, claim.baseline) not in wanted:
             wanted.append((claim.candidate, claim.baseline))

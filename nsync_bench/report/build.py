@@ -28,16 +28,16 @@ from nsync_bench.progress import NullProgress, Progress
 from nsync_bench.report.claims_check import COLUMNS as CLAIM_COLUMNS
 from nsync_bench.report.reference_rows import COLUMNS as REFERENCE_COLUMNS
 from nsync_bench.report.runs_table import ReportError
+from nsync_bench.tracking import schema
 
 if TYPE_CHECKING:
-    from nsync_bench.config.claims import ClaimsFile
     from nsync_bench.report.analysis import Analysis
+    from nsync_bench.report.claims import ClaimsFile
     from nsync_bench.report.render import Picture
     from nsync_bench.report.runs_table import ReportData
 
 log = logging.getLogger(__name__)
 
-REPORT_KIND_TAG = "nsync_bench.kind"
 _MLFLOW_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 STAGES = 5  # progress: data, per-image scores, analysis, plots, grids
 _COMPARISON = ["profile", "protocol", "style", "metric", "candidate", "baseline", "unit", "n", "direction", "transform",
@@ -185,7 +185,7 @@ def _log_run(tracking_uri: str, experiments: list[str], analysis: Analysis, out_
     from nsync_bench.tracking.tracker import MlflowTracker
 
     claims = analysis.claims_file
-    tags = {REPORT_KIND_TAG: "report", "experiments": ",".join(experiments), "alpha": f"{analysis.alpha:g}",
+    tags = {**schema.kind_tag(schema.REPORT_KIND), "experiments": ",".join(experiments), "alpha": f"{analysis.alpha:g}",
             "claims_file": str(claims.path) if claims and claims.path else "", "plan": (claims.plan or "") if claims
             else ""}
     tracker = MlflowTracker(tracking_uri, experiments[0], run_name="report", tags=tags)
@@ -273,10 +273,10 @@ def _build_into(
     when the runs cannot be reported.
     """
     from nsync_bench import paths
-    from nsync_bench.config.claims import ClaimsFile, load_claims
     from nsync_bench.paths import check_tracking_uri, usable_dir
     from nsync_bench.report.analysis import analyze
     from nsync_bench.report.artifacts import load_per_image
+    from nsync_bench.report.claims import ClaimsFile, load_claims
     from nsync_bench.report.grids import build_grids
     from nsync_bench.report.render import ReportContent, render_html, render_markdown
     from nsync_bench.report.runs_table import load_report_data
@@ -299,10 +299,10 @@ def _build_into(
         progress.start("building report", total=STAGES)
         try:
             progress.advance(1)
-            from nsync_bench.report.analysis import DEFAULT_PAIRS
+            from nsync_bench.config.methods import default_pairs
             from nsync_bench.report.cells import variant_pairs
 
-            wanted = list(pairs or DEFAULT_PAIRS)  # cells that differ from the plain one pair among themselves
+            wanted = list(pairs or default_pairs())  # cells that differ from the plain one pair among themselves
             analysis = analyze(data, load_per_image(data, work), alpha=alpha, claims=claims_file,
                                pairs=wanted + variant_pairs(data.runs, wanted), seed=seed)
             if reference:

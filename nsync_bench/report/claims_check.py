@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from nsync_bench.config.claims import ClaimsFile
+from nsync_bench.report.claims import ClaimsFile
 from nsync_bench.stats.rule import resolve_test, rule_verdict
 
 SETTING = ["profile", "protocol"]

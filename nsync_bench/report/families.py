@@ -1,6 +1,6 @@
 """Families of tests: which comparisons are Holm-adjusted together, and what each could detect.
 
-A claims file (nsync_bench.config.claims) groups its claims into families; every seed-level
+A claims file (nsync_bench.report.claims) groups its claims into families; every seed-level
 comparison a claim covers belongs to that claim's family, every other one (the default pairs,
 ``--compare``, metrics or styles no claim names, cell variants) to the family ``exploratory``.
 Holm's procedure runs within each family of each (profile, protocol), separately on the t-test's,
@@ -21,7 +21,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from nsync_bench.config.claims import EXPLORATORY, ClaimsFile
+from nsync_bench.report.claims import EXPLORATORY, ClaimsFile
 from nsync_bench.stats import paired as stats
 from nsync_bench.stats.design import minimum_detectable_dz, power_at, sd_interval, seeds_needed_for
 from nsync_bench.stats.rule import reach_message, resolve_test, uses_exact

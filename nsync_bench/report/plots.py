@@ -18,6 +18,8 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from nsync_bench.config.methods import method_order as ordered_methods
+
 log = logging.getLogger(__name__)
 
 METRIC_LABELS = {"fid": "FID", "kid": "KID", "cmmd": "CMMD", "csd": "CSD"}
@@ -26,14 +28,12 @@ CURVE_LABELS = {"train/loss": "training loss", "grad/cos_pos_neg": "cos(∇ posi
                 "curve/csd": "CSD ↑ vs step"}
 # Tableau-like colours; a method keeps its colour in every figure of a report.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
-METHOD_ORDER = ("ldm", "ti", "nsync", "lora", "nsync-lora")
 DPI = 100
 
 
 def method_order(methods: Iterable[str]) -> list[str]:
-    """Known methods in a fixed order (baseline next to its NSYNC variant), then the rest sorted."""
-    names = {str(m) for m in methods}
-    return [m for m in METHOD_ORDER if m in names] + sorted(names - set(METHOD_ORDER))
+    """Known methods in their descriptors' order (nsync_bench.config.methods), then the rest sorted."""
+    return ordered_methods({str(m) for m in methods})
 
 
 def method_colors(methods: Iterable[str]) -> dict[str, str]:

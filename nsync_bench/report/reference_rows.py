@@ -16,6 +16,7 @@ import pandas as pd
 
 from nsync_bench.errors import NsyncBenchError
 from nsync_bench.report.runs_table import ReportData
+from nsync_bench.tracking import schema
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,9 @@ def reference_rows(data: ReportData, *, data_root: Path, experiments: list[str],
     for (profile, style), runs in data.runs.groupby(["profile", "style"]):
         results = data.results[(data.results["profile"] == profile) & (data.results["style"] == style)]
         run = client.get_run(str(runs["run_id"].iloc[0]))
-        n_generated = run.data.tags.get("metric.fid.n_generated") or next(
-            (v for k, v in run.data.tags.items() if k.startswith("metric.") and k.endswith(".n_generated")), None)
+        n_generated = run.data.tags.get(schema.metric_tag("fid", schema.N_GENERATED)) or next(
+            (v for k, v in run.data.tags.items() if schema.is_metric_tag(k) and k.endswith("." + schema.N_GENERATED)),
+            None)
         try:
             if n_generated is None:
                 raise NsyncBenchError("the runs record no metric.<name>.n_generated tag")
@@ -55,7 +57,7 @@ def reference_rows(data: ReportData, *, data_root: Path, experiments: list[str],
             warnings.append(f"no real-data floor for {style} ({profile}): {type(err).__name__}: {err}")
             continue
         for metric, group in results.groupby("metric"):
-            implementation = floor.tags.get(f"metric.{metric}.implementation")
+            implementation = floor.tags.get(schema.metric_tag(metric, schema.IMPLEMENTATION))
             if metric not in floor.values:
                 continue
             used = sorted(set(group["implementation"]))
@@ -65,7 +67,7 @@ def reference_rows(data: ReportData, *, data_root: Path, experiments: list[str],
                 continue
             rows.append({"profile": profile, "style": style, "metric": metric, "value": floor.values[metric],
                          "direction": group["direction"].iloc[0], "implementation": implementation,
-                         "n_generated": int(floor.tags.get(f"metric.{metric}.n_generated", 0)),
-                         "n_real": int(floor.tags.get(f"metric.{metric}.n_real", 0)),
+                         "n_generated": int(floor.tags.get(schema.metric_tag(metric, schema.N_GENERATED), 0)),
+                         "n_real": int(floor.tags.get(schema.metric_tag(metric, schema.N_REAL), 0)),
                          "reference_run_id": floor.run_id})
     return pd.DataFrame(rows, columns=COLUMNS), warnings

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from nsync_bench.config.claims import EXPLORATORY
 from nsync_bench.paths import shipped_dir
 from nsync_bench.report.analysis import Analysis
+from nsync_bench.report.claims import EXPLORATORY
 from nsync_bench.report.document import Block, Cell, Table
 from nsync_bench.report.interpretation import (
     effect_text,

@@ -16,8 +16,8 @@ import pandas as pd
 
 def state_mismatches(unfinished: pd.DataFrame) -> list[str]:
     """One sentence per left-out run whose folder says more than its MLflow status."""
+    from nsync_bench.pipeline.locking import RunLock
     from nsync_bench.pipeline.results import check_result
-    from nsync_bench.sweep.locking import RunLock
 
     notes = []
     for row in unfinished.itertuples():

@@ -3,7 +3,7 @@
 One row per (run, metric): ``run_id, run_key, experiment, profile, protocol, style, method, seed,
 metric, value, direction, implementation, git_sha``. The latest finished run per run key wins.
 Metrics are the built-ins of nsync_bench.metrics.registry plus any endpoint a claims file declares
-(nsync_bench.config.claims: read from the MLflow metric ``metrics/<name>``, with the declared direction).
+(nsync_bench.report.claims: read from the MLflow metric ``metrics/<name>``, with the declared direction).
 Numbers from different metric implementations (network, weights, preprocessing, estimator) are
 never compared: mixing them is an error.
 """
@@ -21,9 +21,10 @@ import pandas as pd
 from nsync_bench.errors import NsyncBenchError
 from nsync_bench.metrics.registry import METRICS
 from nsync_bench.report.run_states import state_mismatches
+from nsync_bench.tracking import schema
 
 if TYPE_CHECKING:
-    from nsync_bench.config.claims import Endpoint
+    from nsync_bench.report.claims import Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class ReportData:
 
 
 def _tag(frame: pd.DataFrame, name: str) -> pd.Series:
-    column = f"tags.{name}"
+    column = schema.column(name)
     return frame[column] if column in frame else pd.Series([None] * len(frame), index=frame.index)
 
 
@@ -74,8 +75,8 @@ def load_report_data(tracking_uri: str, experiments: list[str],
     mlflow.set_tracking_uri(tracking_uri)
     frame = mlflow.search_runs(experiment_ids=ids, output_format="pandas")
     if len(frame):
-        frame = frame[_tag(frame, "nsync_bench.kind").fillna("run") != "report"]
-        frame = frame[_tag(frame, "run_key").notna()]
+        frame = frame[_tag(frame, schema.KIND).fillna(schema.RUN_KIND) != schema.REPORT_KIND]
+        frame = frame[_tag(frame, schema.RUN_KEY).notna()]
     unfinished = _unfinished(frame[frame["status"] != "FINISHED"]) if len(frame) else pd.DataFrame()
     frame = frame[frame["status"] == "FINISHED"] if len(frame) else frame
     frame, bad_seeds = _parse_seeds(frame)
@@ -84,10 +85,10 @@ def load_report_data(tracking_uri: str, experiments: list[str],
         notes = "".join(f" {note}" for note in state_mismatches(unfinished)) if len(unfinished) else ""
         raise ReportError(f"no finished runs in experiment(s) {', '.join(experiments)}{left_out}; run "
                           f"`nsync-bench run` or `nsync-bench sweep` first.{notes}")
-    frame = frame.sort_values("start_time", ascending=False).drop_duplicates("tags.run_key")
+    frame = frame.sort_values("start_time", ascending=False).drop_duplicates(schema.column(schema.RUN_KEY))
     runs = pd.DataFrame({
         "run_id": frame["run_id"],
-        "run_key": _tag(frame, "run_key"),
+        "run_key": _tag(frame, schema.RUN_KEY),
         "experiment": frame["experiment_id"].map(names),
         "profile": _tag(frame, "profile"),
         "protocol": _tag(frame, "protocol"),
@@ -116,16 +117,16 @@ def load_report_data(tracking_uri: str, experiments: list[str],
 def _metric_rows(run: pd.Series, endpoints: Mapping[str, Endpoint]) -> list[dict]:
     """One row per metric the run logged: built-ins with their logged direction, declared endpoints with the
     declared one (a logged direction tag that disagrees is an error, not a silent choice)."""
-    from nsync_bench.config.claims import DECLARED_IMPLEMENTATION
+    from nsync_bench.report.claims import DECLARED_IMPLEMENTATION
 
     rows = []
     for metric in (*METRIC_NAMES, *endpoints):
         value = run.get(f"metrics.metrics/{metric}")
         if value is None or pd.isna(value):
             continue
-        tag = str(run.get(f"tags.metric.{metric}.direction") or "")
-        direction = "higher" if tag.startswith("higher") else "lower"
-        implementation = run.get(f"tags.metric.{metric}.implementation") or ""
+        tag = str(run.get(schema.column(schema.metric_tag(metric, schema.DIRECTION))) or "")
+        direction = schema.direction_of(tag)
+        implementation = run.get(schema.column(schema.metric_tag(metric, schema.IMPLEMENTATION))) or ""
         if metric in endpoints:
             declared = endpoints[metric].direction
             if tag and direction != declared:
@@ -167,7 +168,8 @@ def _cells(frame: pd.DataFrame, runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.Da
 def _unfinished(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"run_id": frame["run_id"], "status": frame["status"], "style": _tag(frame, "style"),
                          "method": _tag(frame, "method"), "seed": _tag(frame, "seed"),
-                         "run_key": _tag(frame, "run_key"), "run_dir": _tag(frame, "run_dir")}).reset_index(drop=True)
+                         "run_key": _tag(frame, schema.RUN_KEY),
+                         "run_dir": _tag(frame, "run_dir")}).reset_index(drop=True)
 
 
 def _describe(unfinished: pd.DataFrame, limit: int = 5) -> str:
@@ -187,7 +189,7 @@ def _metric_warnings(frame: pd.DataFrame) -> list[str]:
     """The runs' own metric warnings (e.g. FID/KID from fewer images than the documented minimum)."""
     warnings = []
     for metric in METRIC_NAMES:
-        column = f"tags.metric.{metric}.warning"
+        column = schema.column(schema.metric_tag(metric, schema.WARNING))
         if column in frame and frame[column].notna().any():
             texts = frame[column].dropna()
             warnings.append(f"{metric}: {len(texts)} run(s) carry a warning, e.g. {texts.iloc[0]}.")

@@ -1,7 +1,7 @@
 """Power of the declared test for a declared effect: the minimum detectable effect and the seeds needed.
 
 Power belongs to the plan, not to the data: it is computed for the *smallest effect of interest* a
-claims file declares (nsync_bench.config.claims), never for the observed effect (post-hoc power is
+claims file declares (nsync_bench.report.claims), never for the observed effect (post-hoc power is
 biased upward after a significant result and says nothing after a null). Differences are modelled as
 normal with mean ``d_z`` and SD 1 (a raw effect is divided by an SD first: the observed SD of the
 paired differences, whose uncertainty :func:`sd_interval` states).

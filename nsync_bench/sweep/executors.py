@@ -15,36 +15,18 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from nsync_bench.config.run_config import RunConfig
 from nsync_bench.errors import unknown_name
 from nsync_bench.sweep.interrupts import STOP_TIMEOUT_S, SweepInterrupted, init_worker, signals_ignored, task_running
-from nsync_bench.sweep.matrix import PrepareStyle, SweepOptions, Task, TaskResult, run_task
+from nsync_bench.sweep.matrix import EventHandler, Executor, PrepareStyle, SweepOptions, Task, TaskResult, run_task
 
 log = logging.getLogger(__name__)
-
-EventHandler = Callable[[Task, str, TaskResult | None], None]
-
-
-class Executor(Protocol):
-    """Where a sweep's jobs run (:func:`nsync_bench.sweep.matrix.run_sweep`)."""
-
-    def prepare(self, jobs: list[PrepareStyle]) -> dict[str, str]:
-        """Run the styles' prerequisite jobs to completion (the negative sets need the GPU); ``{style: error}``
-        of those that failed (their runs cannot start; the others go on)."""
-        ...
-
-    def run(self, tasks: list[Task], options: SweepOptions, experiment: str,
-            on_event: EventHandler) -> list[TaskResult]:
-        """Run every task (a failed one never stops the others); one result per task, in any order."""
-        ...
-
 
 def _prepare_here(jobs: list[PrepareStyle]) -> dict[str, str]:
     """One style after another in this process (the GPU is this machine's): ``{style: error}``."""
@@ -209,10 +191,10 @@ class SweepJob:
 
     def __call__(self, task: Task) -> TaskResult:
         # A lock held on another host may be this job's own dead predecessor's (or an earlier sweep's): wait
-        # out one stale window rather than report the run busy (nsync_bench.sweep.locking).
+        # out one stale window rather than report the run busy (nsync_bench.pipeline.locking).
         from dataclasses import replace
 
-        from nsync_bench.sweep.locking import HEARTBEAT_S, STALE_AFTER_S
+        from nsync_bench.pipeline.locking import HEARTBEAT_S, STALE_AFTER_S
 
         wait = max(self.options.lock_wait_s, STALE_AFTER_S + HEARTBEAT_S)
         return run_task(task, replace(self.options, lock_wait_s=wait), self.experiment)

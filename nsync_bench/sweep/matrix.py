@@ -2,7 +2,7 @@
 
 A sweep expands into tasks, one per run key. Prerequisites that every run of a style shares —
 its data and captions, NSYNC's negative set, the real test set's features — are prepared once
-per style before fan-out. Each task then runs under a per-key lock (nsync_bench.sweep.locking) and
+per style before fan-out. Each task then runs under a per-key lock (nsync_bench.pipeline.locking) and
 skips itself when a finished run with its key exists (on disk or in MLflow); an interrupted run
 resumes from its checkpoint. Executors (nsync_bench.sweep.executors) decide where tasks run.
 
@@ -18,20 +18,19 @@ import json
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from nsync_bench import paths
 from nsync_bench.compat import tomllib
-from nsync_bench.config.run_config import RunConfig, run_key
+from nsync_bench.config.run_config import RunConfig
+from nsync_bench.data.run_key import run_key
 from nsync_bench.errors import ConfigError, NsyncBenchError, unknown_name
 from nsync_bench.io import atomic_write_json
 from nsync_bench.paths import shipped_dir
 from nsync_bench.sweep.interrupts import SweepInterrupted
-
-if TYPE_CHECKING:  # executors imports this module
-    from nsync_bench.sweep.executors import EventHandler, Executor
 
 log = logging.getLogger(__name__)
 
@@ -178,9 +177,9 @@ def expand(spec: SweepSpec, options: SweepOptions) -> list[Task]:
 
 def prepare_style(style: str, configs: list[RunConfig], options: SweepOptions) -> None:
     """Once per style before fan-out: data and captions, the negative set, the real-set features."""
+    from nsync_bench.config.methods import method_info
     from nsync_bench.data.negatives import negatives_for_config
     from nsync_bench.data.styles import ensure_style_data, get_style, list_images, require_captions
-    from nsync_bench.methods import method_class
 
     data_root = paths.data_root(options.data_root)
     info = get_style(style)
@@ -190,7 +189,7 @@ def prepare_style(style: str, configs: list[RunConfig], options: SweepOptions) -
     require_captions(test_images)
     done: set[str] = set()
     for config in configs:
-        if method_class(config.run.method).needs_negatives:
+        if method_info(config.run.method).needs_negatives:
             key = json.dumps([config.model.model_dump(mode="json"), config.negatives.model_dump(mode="json"),
                               config.nsync.negatives_dir])
             if key not in done:
@@ -222,7 +221,7 @@ def run_task(task: Task, options: SweepOptions, experiment: str) -> TaskResult:
     started = time.perf_counter()
     run_dir = Path(task.run_dir)
     log_path = str(run_dir / LOG_FILE)
-    try:  # execute takes the run key's lock (nsync_bench.sweep.locking), as for `nsync-bench run`
+    try:  # execute takes the run key's lock (nsync_bench.pipeline.locking), as for `nsync-bench run`
         config = RunConfig.model_validate(task.config)
         result = execute(config, options.run_options(experiment))
         status = "skipped" if result.skipped else "finished"
@@ -298,6 +297,23 @@ def select_tasks(tasks: list[Task], spec: SweepSpec, options: SweepOptions, retr
         return tasks
     state = read_state(state_path(spec, options))
     return [t for t in tasks if state.get(t.run_key, {}).get("status") in RETRY_STATUSES]
+
+
+EventHandler = Callable[[Task, str, TaskResult | None], None]
+
+
+class Executor(Protocol):
+    """Where a sweep's jobs run (nsync_bench.sweep.executors implements it; :func:`run_sweep` drives it)."""
+
+    def prepare(self, jobs: list[PrepareStyle]) -> dict[str, str]:
+        """Run the styles' prerequisite jobs to completion (the negative sets need the GPU); ``{style: error}``
+        of those that failed (their runs cannot start; the others go on)."""
+        ...
+
+    def run(self, tasks: list[Task], options: SweepOptions, experiment: str,
+            on_event: EventHandler) -> list[TaskResult]:
+        """Run every task (a failed one never stops the others); one result per task, in any order."""
+        ...
 
 
 def run_sweep(spec: SweepSpec, executor: Executor, options: SweepOptions, *, retry_failed: bool = False,

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from nsync_bench import paths
+from nsync_bench.config.methods import METHOD_INFO
 from nsync_bench.errors import ConfigError
 from nsync_bench.pipeline.readiness import NOMINAL
 from nsync_bench.sweep.matrix import RETRY_STATUSES, SweepOptions, SweepSpec, Task, expand, read_state, state_path
@@ -37,8 +38,6 @@ from nsync_bench.sweep.matrix import RETRY_STATUSES, SweepOptions, SweepSpec, Ta
 log = logging.getLogger(__name__)
 
 REFERENCE_BATCH = 4
-# Step time of each method at equal batch, relative to TI: `nsync-bench bench --only training`, docs/scale.md.
-DEFAULT_RATIO_TO_TI = {"ti": 1.0, "lora": 1.18, "nsync": 1.78, "nsync-lora": 2.26}
 # Seconds per evaluation image at 50 sampling steps with CFG when no GPU check measured it: nominal for SD 1.5/2
 # at 512 px in fp16 on one H100-class GPU (pipeline.readiness.NOMINAL); without CFG a step is half the samples.
 NOMINAL_IMAGE_S = NOMINAL["sd-image-50-steps"]["gpu"]
@@ -49,6 +48,12 @@ NOMINAL_EXTRACTOR_IMAGES_PER_S = 50.0
 # Image counts assumed for a style whose data is not on this machine yet (monet2photo: ~1072/121).
 ASSUMED_TRAIN_IMAGES = 1000
 ASSUMED_TEST_IMAGES = 100
+
+
+def ratios_to_ti() -> dict[str, float]:
+    """Step time of each method at equal batch relative to TI (`nsync-bench bench --only training`, docs/scale.md),
+    from each method's descriptor (nsync_bench.config.methods); a method without one counts as TI."""
+    return {info.name: info.cost_vs_ti for info in METHOD_INFO.values() if info.cost_vs_ti is not None}
 
 
 @dataclass
@@ -69,7 +74,7 @@ class StepTimes:
         if method in self.method_steps:
             seconds, measured_batch = self.method_steps[method]
             return seconds * batch / measured_batch
-        ratio = DEFAULT_RATIO_TO_TI.get(method, 1.0)
+        ratio = ratios_to_ti().get(method, 1.0)
         return self.ti_step_s * ratio * batch / self.ti_batch
 
     def image_seconds(self, steps: int, guidance: float) -> float:
@@ -112,7 +117,7 @@ def step_times_from_json(data: dict[str, Any], source: str) -> StepTimes:
     training = data["training"]
     methods = training["methods"]
     # Variants the GPU check could not run carry {"error": ...}: their ratio then comes from docs/scale.md.
-    rows = {name: row for name, row in methods.items() if name in DEFAULT_RATIO_TO_TI and "median_step_s" in row}
+    rows = {name: row for name, row in methods.items() if name in ratios_to_ti() and "median_step_s" in row}
     if "ti" not in rows:
         raise KeyError("training.methods.ti")
     measured = {name: (float(r["median_step_s"]), int(r["batch_size"])) for name, r in rows.items()}
@@ -220,7 +225,7 @@ def _status(task: Task, options: SweepOptions, experiment: str, state: dict[str,
 def plan_sweep(spec: SweepSpec, options: SweepOptions, times: StepTimes | None, *,
                retry_failed: bool = False) -> SweepPlan:
     """Every task of the sweep with its status and (given ``times``) its estimated device seconds."""
-    from nsync_bench.methods import method_class
+    from nsync_bench.config.methods import method_info
     from nsync_bench.sweep.matrix import select_tasks
 
     tasks = select_tasks(expand(spec, options), spec, options, retry_failed)
@@ -237,7 +242,7 @@ def plan_sweep(spec: SweepSpec, options: SweepOptions, times: StepTimes | None, 
         if times is not None and status != "skip":
             train_images, test_images, _ = counts[task.style]
             evaluation = config["eval"]
-            trains = method_class(task.method).trains  # ldm: evaluation only
+            trains = method_info(task.method).trains  # ldm: evaluation only
             if not trains:
                 run.remaining_steps = remaining = 0
             run.train_s = remaining * times.step_seconds(task.method, int(config["train"]["batch_size"]))
@@ -246,7 +251,7 @@ def plan_sweep(spec: SweepSpec, options: SweepOptions, times: StepTimes | None, 
                                                           evaluation["guidance_scale"])
             kinds = _extractor_kinds(config["metrics"]["names"])
             run.score_s = times.scoring_seconds(images, kinds)
-            if method_class(task.method).needs_negatives and not config["nsync"]["negatives_dir"]:
+            if method_info(task.method).needs_negatives and not config["nsync"]["negatives_dir"]:
                 neg = config["negatives"]
                 negatives[task.style] = train_images * times.image_seconds(neg["num_inference_steps"],
                                                                            neg["guidance_scale"])

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from nsync_bench.errors import NsyncBenchError
 from nsync_bench.io import disk_full_error
 from nsync_bench.paths import artifact_root
+from nsync_bench.tracking.schema import RUN_KEY, finished_filter
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ def find_finished_run(tracking_uri: str, experiment: str, run_key: str) -> Any |
         return None
     runs = client.search_runs(
         [found.experiment_id],
-        filter_string=f"tags.run_key = '{run_key}' and attributes.status = 'FINISHED'",
+        filter_string=finished_filter(RUN_KEY, run_key),
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )

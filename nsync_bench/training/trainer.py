@@ -20,11 +20,11 @@ import torch
 
 from nsync_bench import seeding
 from nsync_bench.config.run_config import RunConfig
-from nsync_bench.methods.base import Method
 from nsync_bench.progress import NullProgress, Progress
 from nsync_bench.tracking.tracker import NullTracker, Tracker, TrackingError
 from nsync_bench.training import checkpoint as ckpt
 from nsync_bench.training.batches import PositiveBatches
+from nsync_bench.training.trainable import Trainable
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class Trainer:
     def __init__(
         self,
         config: RunConfig,
-        method: Method,
+        method: Trainable,
         batches: PositiveBatches,
         checkpoint_dir: Path,
         tracker: Tracker | None = None,

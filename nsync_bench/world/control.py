@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from nsync_bench import paths
-from nsync_bench.config.claims import ClaimsFile, load_claims
 from nsync_bench.config.run_config import RunConfig
 from nsync_bench.progress import NullProgress, Progress
+from nsync_bench.report.claims import ClaimsFile, load_claims
 from nsync_bench.stats.rule import rule_text
 
 logger = logging.getLogger(__name__)

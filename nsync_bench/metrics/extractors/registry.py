@@ -3,7 +3,8 @@
 ``source="real"`` uses the reference networks and weights (Inception in one of three modes,
 CLIP ViT-L/14@336 for CMMD, CSD ViT-L); missing weights are a teaching error naming the fetch
 command. ``source="smoke"`` uses small random-weight stand-ins (``smoke-random:`` ids);
-``source="toy-world"`` the toy world's trained probe (``toy-world-probe:`` ids).
+any other source is a plugin (``extractor_sources`` in a package's ``plugins.toml``, nsync_bench.config.plugins):
+``source="toy-world"`` is the toy world's trained probe (``toy-world-probe:`` ids).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Literal
 
+from nsync_bench.config.plugins import load_plugin, plugin_names
 from nsync_bench.config.run_config import CLIP_MODEL
 from nsync_bench.errors import unknown_name
 from nsync_bench.metrics.extractors.base import FeatureExtractor
@@ -19,7 +21,7 @@ from nsync_bench.metrics.extractors.base import FeatureExtractor
 logger = logging.getLogger(__name__)
 
 KINDS = ("inception", "clip", "csd")
-SOURCES = ("real", "smoke", "toy-world")
+BUILT_IN_SOURCES = ("real", "smoke")
 INCEPTION_MODES = ("clean", "legacy_pytorch", "nsync-legacy")
 
 
@@ -40,8 +42,9 @@ def build_extractor(
     """
     if kind not in KINDS:
         raise unknown_name("feature extractor kind", kind, KINDS)
-    if source not in SOURCES:
-        raise unknown_name("extractor source", source, SOURCES, "Use 'smoke' offline without weights.")
+    sources = (*BUILT_IN_SOURCES, *plugin_names("extractor_sources"))
+    if source not in sources:
+        raise unknown_name("extractor source", source, sources, "Use 'smoke' offline without weights.")
     if inception_mode not in INCEPTION_MODES:
         raise unknown_name("Inception mode", inception_mode, INCEPTION_MODES)
     extractor: FeatureExtractor
@@ -49,10 +52,8 @@ def build_extractor(
         from nsync_bench.metrics.extractors.smoke import smoke_extractor
 
         extractor = smoke_extractor(kind)
-    elif source == "toy-world":  # the toy world's trained probe (nsync_bench.world.extractors)
-        from nsync_bench.world.extractors import toy_world_extractor
-
-        extractor = toy_world_extractor(kind)
+    elif source not in BUILT_IN_SOURCES:  # a plugin's, e.g. the toy world's trained probe
+        extractor = load_plugin("extractor_sources", source, "extractor source")(kind)
     elif kind == "inception":
         from nsync_bench.metrics.extractors.inception import MODES, InceptionExtractor
         from nsync_bench.metrics.weights import require_weight

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nsync_bench.config.claims import Claim, ClaimsFile
+from nsync_bench.report.claims import Claim, ClaimsFile
 from nsync_bench.stats.design import seeds_needed_for
 from nsync_bench.stats.rule import reach_message, resolve_test, uses_exact
 

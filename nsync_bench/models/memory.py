@@ -25,15 +25,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Methods whose text encoder is frozen (its outputs are only inputs to the trained UNet adapter).
-FROZEN_TEXT_ENCODER = frozenset({"lora", "nsync-lora"})
 
 
 def text_encoder_dtype(method: str, weight_dtype: torch.dtype) -> torch.dtype:
     """The text encoder's storage dtype for ``method``: the compute dtype unless the method trains it."""
     import torch
 
-    return weight_dtype if method in FROZEN_TEXT_ENCODER else torch.float32
+    from nsync_bench.config.methods import METHOD_INFO
+
+    info = METHOD_INFO.get(method)
+    return weight_dtype if info is not None and info.frozen_text_encoder else torch.float32
 
 
 def apply_memory_knobs(components: DiffusionComponents, config: RunConfig) -> None:

@@ -286,7 +286,7 @@ def _claim(data: Any, index: int, source: object, known: dict[str, str], parties
                         "(declare a new one under [endpoints.<name>]).")
     styles = None
     if "styles" in data:
-        from nsync_bench.data.styles import style_names
+        from nsync_bench.config.styles import style_names
 
         styles = _names(data["styles"], source, f"{where}.styles")
         allowed = style_names()
@@ -337,9 +337,9 @@ def parse_claims(data: Mapping[str, Any], source: object = "<claims>",
     description = _text(data.get("description"), source, "description")
     arms = _names(data["arms"], source, "arms") if data.get("arms") else ()
     if methods is None:
-        from nsync_bench.methods import METHODS
+        from nsync_bench.config.methods import METHOD_INFO
 
-        methods = METHODS
+        methods = METHOD_INFO
     builtin = _builtin_directions()
     endpoints = _endpoints(data.get("endpoints"), source, set(builtin))
     known = {**builtin, **{name: e.direction for name, e in endpoints.items()}}
