@@ -112,3 +112,23 @@ def test_world_control_judges_by_the_claims_file():
     text = result.markdown()
     assert "| fid | 1771 | 1.67 | 0.02 | 0.02 | 0.062 | 0.12 | 5/5 | supported (t only) |" in text
     assert "5 seeds cannot reach 0.05" in text
+
+
+# docs/toy-world.md, "Two stronger comparators": the untrained base model with TI's starting prompt and with
+# the oracle prompt (the target's attribute words), seeds 0-9, 96 images, fp32 sampling (as the TI runs).
+FID_START_PROMPT = [2685, 2965, 2991, 2765, 3103, 2935, 2972, 2734, 3213, 3041]
+FID_ORACLE = [420, 350, 407, 396, 391, 435, 437, 423, 443, 439]
+CSD_ORACLE_0_4 = [0.871, 0.891, 0.871, 0.877, 0.875]
+
+
+def test_the_comparators_as_published():
+    fid_ti = FID_TI_0_4 + FID_TI_5_9
+    start = _fid(fid_ti, FID_START_PROMPT)
+    assert (start.wins, start.n) == (10, 10) and start.p_perm == 2 / 1024
+    assert start.mean_diff == pytest.approx(1748, abs=1) and f"{start.p_t:.1g}" == "0.0003"
+    oracle = _fid(fid_ti, FID_ORACLE)  # TI is the candidate: negative = the oracle prompt is better
+    # At the integer precision published, seed 1 ties (350 both); unrounded, TI was ahead there by under a point.
+    assert oracle.mean_diff == pytest.approx(-778, abs=1) and (oracle.wins, oracle.ties, oracle.n) == (4, 1, 10)
+    assert f"{oracle.p_t:.2g}" == "0.038" and f"{oracle.p_perm:.2g}" == "0.066"
+    csd = paired_comparison(CSD_TI_0_4, CSD_ORACLE_0_4, direction="higher")
+    assert csd.mean_diff == pytest.approx(-0.129, abs=0.001) and csd.wins == 1
