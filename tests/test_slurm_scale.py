@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -142,3 +143,23 @@ def test_a_sweeps_slurm_job_waits_one_stale_window_for_its_lock(monkeypatch):
     task = Task("toy-pastel", "ti", 0, "k", "/tmp/nowhere/run", {})
     assert SweepJob(SweepOptions(), "exp")(task).status == "finished"
     assert seen["wait"] >= RunLock("x").stale_after_s
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc (Linux)")
+def test_a_zombie_holds_no_lock():
+    # A SIGKILLed sweep's worker is a zombie until init reaps it: it answers signal 0 but holds nothing.
+    import subprocess
+
+    from nsync_bench.pipeline.locking import _pid_alive
+
+    assert _pid_alive(os.getpid())
+    child = subprocess.Popen(["true"])
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the child never exited"
+        time.sleep(0.01)
+    try:
+        assert not _pid_alive(child.pid)  # exited, not yet reaped (we have not waited)
+    finally:
+        child.wait()
+    assert not _pid_alive(child.pid)

@@ -51,13 +51,18 @@ def slurm_identity(environ: dict[str, str] | None = None) -> tuple[str | None, i
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether ``pid`` still runs. A zombie (killed, not yet reaped: a SIGKILLed sweep's worker waits for
+    init to reap it) answers signal 0 but holds nothing, so it counts as dead."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # Linux: the state letter follows the parenthesised command name
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 class RunLock:
