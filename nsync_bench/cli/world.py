@@ -179,6 +179,7 @@ def mechanism_command(
     the real images', with the t and exact tests), each run's endpoints, and NSYNC's cos(a, b) and |b|/|a|
     over training, read from MLflow (docs/toy-world.md)."""
     import csv
+    import io
 
     from nsync_bench import paths
     from nsync_bench.io import atomic_write_text
@@ -197,11 +198,12 @@ def mechanism_command(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "mechanism.md", text)
-        with (out / "mechanism_runs.csv").open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            windows = [f"{k} {w}" for k in CURVES for w in ("first", "middle", "last")]
-            writer.writerow(["arm", "seed", *ENDPOINTS, *windows])
-            for r in records:
-                writer.writerow([r.arm, r.seed, *(r.metrics.get(e, "") for e in ENDPOINTS),
-                                 *(x for k in CURVES for x in r.curves.get(k, ("", "", "")))])
+        table = io.StringIO(newline="")
+        writer = csv.writer(table)
+        windows = [f"{k} {w}" for k in CURVES for w in ("first", "middle", "last")]
+        writer.writerow(["arm", "seed", *ENDPOINTS, *windows])
+        for r in records:
+            writer.writerow([r.arm, r.seed, *(r.metrics.get(e, "") for e in ENDPOINTS),
+                             *(x for k in CURVES for x in r.curves.get(k, ("", "", "")))])
+        atomic_write_text(out / "mechanism_runs.csv", table.getvalue())
         console.print(f"written to {out}")

@@ -26,6 +26,7 @@ import numpy as np
 
 from nsync_bench import paths
 from nsync_bench.config.run_config import RunConfig
+from nsync_bench.io import atomic_write_text
 from nsync_bench.progress import NullProgress, Progress
 from nsync_bench.report.claims import ClaimsFile, load_claims
 from nsync_bench.stats.rule import rule_text
@@ -184,8 +185,8 @@ def positive_control(style: str = "world-dusk", seeds: tuple[int, ...] = (0, 1, 
 
 def write_result(result: ControlResult, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "control.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
-    (out_dir / "control.md").write_text(result.markdown())
+    atomic_write_text(out_dir / "control.json", json.dumps(asdict(result), indent=2) + "\n")
+    atomic_write_text(out_dir / "control.md", result.markdown())
     write_grid(result, out_dir / "grid.png")
 
 

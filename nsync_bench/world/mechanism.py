@@ -27,7 +27,6 @@ ENDPOINTS = ("leakage", "prompt_override", "nuisance_fidelity", "style_fidelity"
              "style_match_texture", "style_match_edge", "fid", "kid", "cmmd", "csd")
 CURVES = ("grad/cos_pos_neg", "grad/norm_ratio_neg_pos")
 WINDOW = 100  # steps per curve window
-_VALUES = {"palette": wr.PALETTES, "texture": wr.TEXTURES, "background": wr.BACKGROUNDS, "edge": wr.EDGES}
 
 
 @dataclass
@@ -69,13 +68,15 @@ def window_medians(values: Sequence[float], window: int = WINDOW) -> tuple[float
 
 def nuisance_reference(style: str) -> float:
     """The real test images' leakage: the nuisance spread evenly over its values."""
+    from nsync_bench.world.targets import NUISANCE_VALUES
+
     target = wr.target(style)
     if target.nuisance is None:
         from nsync_bench.errors import ConfigError
 
         raise ConfigError(f"{style} has no nuisance attribute, so there is nothing to leak; the mechanism summary "
                           f"needs a nuisance target ({', '.join(n for n, t in wr.TARGETS.items() if t.nuisance)}).")
-    return 1.0 / len(_VALUES[target.nuisance])
+    return 1.0 / len(NUISANCE_VALUES[target.nuisance])
 
 
 def premise(records: Sequence[RunRecord], style: str, arm: str = "ti") -> Premise | None:
