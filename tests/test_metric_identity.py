@@ -4,17 +4,15 @@ The estimator id is the part of ``metric.<name>.implementation`` before ``|extra
 refuses to compare numbers whose ids differ, so the id must follow the code that computes them.
 """
 
-import typing
-
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 from test_metrics_pipeline import write_images
 
-from nsync_bench.config.run_config import MetricName, MetricsConfig
+from nsync_bench.config.run_config import MetricsConfig
 from nsync_bench.metrics import cmmd, csd, fid, kid
 from nsync_bench.metrics.images import list_image_files
-from nsync_bench.metrics.registry import METRIC_MODULES, METRICS, SPECS
+from nsync_bench.metrics.registry import directions, extractor_kinds, metric_labels, specs
 from nsync_bench.metrics.scoring import MetricResult, ScoreReport, score_image_sets
 from nsync_bench.paths import artifact_root
 from nsync_bench.pipeline.evaluation import log_scores
@@ -51,11 +49,26 @@ def _estimator(result: MetricResult) -> str:
     return result.implementation.split("|")[0]
 
 
+SPECS = specs()
+
+
 def test_every_metric_is_declared_once_by_its_module():
-    assert [m.SPEC for m in METRIC_MODULES] == [fid.SPEC, kid.SPEC, cmmd.SPEC, csd.SPEC]
-    assert list(SPECS) == ["fid", "kid", "cmmd", "csd"] == list(typing.get_args(MetricName))
-    assert METRICS == {"fid": ("inception", "lower"), "kid": ("inception", "lower"), "cmmd": ("clip", "lower"),
-                       "csd": ("csd", "higher")}
+    assert list(SPECS.values()) == [fid.SPEC, kid.SPEC, cmmd.SPEC, csd.SPEC]
+    assert list(SPECS) == ["fid", "kid", "cmmd", "csd"] == MetricsConfig().names
+    assert directions() == {"fid": "lower", "kid": "lower", "cmmd": "lower", "csd": "higher"}
+    assert extractor_kinds(["csd", "kid", "fid"]) == ["inception", "csd"]
+    assert metric_labels() == {"fid": "FID", "kid": "KID", "cmmd": "CMMD", "csd": "CSD"}
+
+
+def test_config_validates_metric_names_against_the_registry():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"unknown metric 'cmd'.*Did you mean 'cmmd'"):
+        MetricsConfig(names=["fid", "cmd"])
+    with pytest.raises(ValidationError, match=r"named twice: \['csd'\]"):
+        MetricsConfig(names=["csd", "fid", "csd"])
+    with pytest.raises(ValidationError):
+        MetricsConfig(names=[])
 
 
 @pytest.mark.parametrize(("mode", "name"), sorted(FROZEN_IDS))
@@ -173,10 +186,10 @@ def test_the_reports_fixed_arrows_agree_with_the_specs():
     import pandas as pd
 
     from nsync_bench.report.analysis import compare_per_prompt
-    from nsync_bench.report.plots import CURVE_LABELS
+    from nsync_bench.report.plots import curve_labels
 
     for name, spec in SPECS.items():
-        assert CURVE_LABELS[f"curve/{name}"].endswith("↓ vs step" if spec.direction == "lower" else "↑ vs step")
+        assert curve_labels()[f"curve/{name}"].endswith("↓ vs step" if spec.direction == "lower" else "↑ vs step")
     runs = pd.DataFrame([{"run_id": f"{m}{s}", "profile": "smoke", "protocol": "matched", "style": "toy-pastel",
                           "method": m, "seed": s} for m in ("a", "b") for s in (0, 1)])
     per_image = pd.DataFrame([{"run_id": f"{m}{s}", "index": i, "csd": 0.1 * i + (0.05 if m == "a" else 0.0) + s}
@@ -193,11 +206,11 @@ def test_set_size_rules_come_from_the_specs(monkeypatch):
     from nsync_bench.metrics import registry
     from nsync_bench.pipeline.preflight import small_set_warnings
 
-    assert {n: (s.min_images, s.reliable_images) for n, s in registry.SPECS.items()} == {
+    assert {n: (s.min_images, s.reliable_images) for n, s in registry.specs().items()} == {
         "fid": (2, 50), "kid": (2, 50), "cmmd": (1, 1), "csd": (1, 1)}
     assert set(small_set_warnings(["fid", "kid", "cmmd", "csd"], 49, 100)) == {"fid", "kid"}
     assert small_set_warnings(["fid", "kid", "cmmd", "csd"], 50, 50) == {}
-    monkeypatch.setitem(registry.SPECS, "cmmd", dataclasses.replace(registry.SPECS["cmmd"], reliable_images=60))
+    monkeypatch.setattr(cmmd, "SPEC", dataclasses.replace(cmmd.SPEC, reliable_images=60))
     assert set(small_set_warnings(["cmmd"], 55, 100)) == {"cmmd"}
 
 

@@ -12,11 +12,15 @@ from nsync_bench.errors import UnknownNameError
 
 def test_every_registered_plugin_resolves():
     table = plugins.plugin_table()
-    assert set(table) == {"model_sources", "extractor_sources", "style_renderers"}
+    assert set(table) == {"model_sources", "extractor_sources", "style_renderers", "metrics"}
     for group, rows in table.items():
         for name, target in rows.items():
             module, _, attribute = target.partition(":")
-            assert callable(getattr(importlib.import_module(module), attribute)), f"{group}.{name}"
+            target_object = getattr(importlib.import_module(module), attribute)
+            if group == "metrics":  # a metric's row points at its module's MetricSpec
+                assert target_object.name == name, f"{group}.{name}"
+            else:
+                assert callable(target_object), f"{group}.{name}"
 
 
 def test_the_toy_world_registers_into_the_layers_below_it():

@@ -69,12 +69,12 @@ _PROVIDERS: dict[str, EndpointProvider] = {}
 
 def register(provider: EndpointProvider) -> None:
     """Add ``provider`` (idempotent for the same object; another one under a taken name is an error)."""
-    from nsync_bench.metrics.registry import SPECS
+    from nsync_bench.metrics.registry import specs
 
     existing = _PROVIDERS.get(provider.name)
     if existing is not None and existing is not provider:
         raise ValueError(f"an endpoint provider named {provider.name!r} is already registered ({existing!r})")
-    clashes = [s.name for s in provider.specs if s.name in SPECS]
+    clashes = [s.name for s in provider.specs if s.name in specs()]
     if clashes:
         raise ValueError(f"endpoint provider {provider.name!r} declares {clashes}, which are metric names: "
                          "rename the endpoints")

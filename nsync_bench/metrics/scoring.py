@@ -25,7 +25,7 @@ from nsync_bench.errors import DataError
 from nsync_bench.metrics.cache import FeatureCache, cache_key
 from nsync_bench.metrics.extractors.base import FeatureExtractor
 from nsync_bench.metrics.images import ImageSetInfo, inventory
-from nsync_bench.metrics.registry import SPECS
+from nsync_bench.metrics.registry import extractor_kinds, specs
 from nsync_bench.progress import NullProgress, Progress
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def extractors_for(config: MetricsConfig, weights_dir: Path | None = None) -> It
     from nsync_bench.metrics.extractors.registry import build_extractor
 
     device = metrics_device(config)
-    for kind in sorted({SPECS[name].extractor for name in config.names}):
+    for kind in sorted(extractor_kinds(config.names)):
         yield build_extractor(kind, source=config.extractors, inception_mode=config.inception_mode,
                               weights_dir=weights_dir, clip_model=config.clip_model, device=device)
 
@@ -110,11 +110,12 @@ def extractors_for(config: MetricsConfig, weights_dir: Path | None = None) -> It
 def _check_set_sizes(names: Sequence[str], generated: list[Path], real: list[Path]) -> None:
     """FID and KID need two images per set (their specs' ``min_images``): say so in the user's terms (not the
     estimator's "feats_a")."""
+    table = specs()
     for label, files in (("generated (first)", generated), ("real (second)", real)):
-        needy = [n for n in names if len(files) < SPECS[n].min_images]
+        needy = [n for n in names if len(files) < table[n].min_images]
         if needy:
             where = f" in {files[0].parent}" if files else ""
-            least = max(SPECS[n].min_images for n in needy)
+            least = max(table[n].min_images for n in needy)
             raise DataError(f"the {label} image set has {len(files)} image(s){where}, but "
                             f"{'/'.join(n.upper() for n in needy)} need at least {least} per set (a covariance needs "
                             "two samples). Add images, or choose other metrics (e.g. --metrics cmmd,csd).")
@@ -143,8 +144,9 @@ def score_image_sets(
         features[extractor.kind] = (gen, ref, extractor.implementation_id)
 
     n_gen, n_real = len(generated), len(real)
+    table = specs()
     for name in config.names:
-        spec = SPECS[name]
+        spec = table[name]
         gen, ref, extractor_id = features[spec.extractor]
         score = spec.score(gen, ref, config)
         if score.per_image is not None:  # CSD: its per-image scores are paired by prompt and seed in reports

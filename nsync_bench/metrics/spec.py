@@ -1,7 +1,7 @@
 """What a metric declares about itself: name, direction, feature kind, estimator id, scoring function.
 
 Each metric module (``fid``, ``kid``, ``cmmd``, ``csd``) ends with one ``SPEC = MetricSpec(...)``;
-``metrics.scoring`` lists those modules and builds its table from their specs, so the estimator id
+``metrics/plugins.toml`` lists those modules and ``metrics.registry`` reads their specs, so the estimator id
 a run logs (``metric.<name>.implementation``, before the ``|extractor id``) is built by the same
 module, from the same constants and config values, as the number it labels. The report refuses to
 compare numbers whose ids differ, so an id that drifted from the code would hide a change.
@@ -53,7 +53,10 @@ class MetricSpec:
     score: Callable[[np.ndarray, np.ndarray, MetricsConfig], MetricScore]
     min_images: int = 1  # per set, below which the estimate is undefined (a covariance needs two)
     reliable_images: int = 1  # per set, below which estimator bias and noise dominate: the run carries a warning
+    label: str = ""  # what tables and plots print; the name in capitals when empty
 
     def __post_init__(self) -> None:
         if self.direction not in ("lower", "higher"):
             raise ValueError(f"metric {self.name!r}: direction must be 'lower' or 'higher', got {self.direction!r}")
+        if not self.label:
+            object.__setattr__(self, "label", self.name.upper())

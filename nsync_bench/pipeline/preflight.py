@@ -25,7 +25,7 @@ from pathlib import Path
 
 from nsync_bench.config.run_config import RunConfig
 from nsync_bench.errors import ConfigError, DataError
-from nsync_bench.metrics.registry import SPECS
+from nsync_bench.metrics.registry import specs
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,9 @@ def evaluation_counts(config: RunConfig, n_test: int) -> tuple[int, int]:
 def small_set_warnings(names: list[str], n_generated: int, n_real: int) -> dict[str, str]:
     """``{metric: warning}`` for a metric computed from fewer images per set than its spec's ``reliable_images``
     (FID and KID: 50)."""
-    warnings = {}
+    warnings, table = {}, specs()
     for name in names:
-        reliable = SPECS[name].reliable_images
+        reliable = table[name].reliable_images
         if min(n_generated, n_real) < reliable:
             warnings[name] = (f"{name.upper()} from {n_generated} generated and {n_real} real images (fewer than "
                               f"{reliable} per set): dominated by estimator bias and noise; compare with care")
@@ -94,8 +94,9 @@ def check_before_training(config: RunConfig, data_root: Path, weights_dir: Path 
             raise _missing_captions(train, "train", style.name, f"{config.run.method}'s negative set is rendered "
                                     "from the train captions (or pass your own with --set nsync.negatives_dir=DIR)")
     n_generated, n_real = evaluation_counts(config, len(test))
-    hard_minimum = max((SPECS[n].min_images for n in config.metrics.names), default=1)
-    needy = [n for n in config.metrics.names if SPECS[n].min_images > 1]
+    table = specs()
+    hard_minimum = max((table[n].min_images for n in config.metrics.names), default=1)
+    needy = [n for n in config.metrics.names if table[n].min_images > 1]
     if needy and n_real < hard_minimum:
         raise DataError(
             f"the test split of style {style.name!r} has {n_real} image(s), but {'/'.join(n.upper() for n in needy)} "

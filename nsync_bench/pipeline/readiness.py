@@ -205,12 +205,12 @@ def style_needs(config: RunConfig, data_root: Path) -> list[Need]:
 # ------------------------------------------------------------------------------------ metric weights
 def metric_weight_names(config: RunConfig) -> list[str]:
     """Registry names of the official weights the run's metrics load (nsync_bench.metrics.weights)."""
-    from nsync_bench.metrics.registry import SPECS
+    from nsync_bench.metrics.registry import extractor_kinds
 
     metrics = config.metrics
     if metrics.extractors != "real":
         return []
-    kinds = {SPECS[name].extractor for name in metrics.names}
+    kinds = set(extractor_kinds(metrics.names))
     names = []
     if "inception" in kinds:
         from nsync_bench.metrics.extractors.inception import MODES

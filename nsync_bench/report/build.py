@@ -105,8 +105,9 @@ def _write_figure(out_dir: Path, name: str, png: bytes, title: str, caption: str
 
 def _plots(data: ReportData, analysis: Analysis, out_dir: Path) -> list[Picture]:
     """Metric plots per (profile, protocol), then training curves per (profile, protocol, style)."""
+    from nsync_bench.metrics.registry import specs
     from nsync_bench.report.artifacts import load_histories
-    from nsync_bench.report.plots import METRIC_LABELS, curves_figure, method_colors, metric_figure
+    from nsync_bench.report.plots import curves_figure, method_colors, metric_figure
 
     colors = method_colors(data.runs["method"].unique())
     pictures = []
@@ -128,7 +129,7 @@ def _plots(data: ReportData, analysis: Analysis, out_dir: Path) -> list[Picture]
         pictures.append(_write_figure(out_dir, _safe(f"curves-{style}-{profile}-{protocol}"), png, title,
                                       "Thin lines: single seeds; thick lines: mean over seeds at each step."))
     # Learning curves: the metrics scored at eval.at_steps (curve/<metric> against step).
-    learning = load_histories(data, keys=tuple(f"curve/{m}" for m in METRIC_LABELS))
+    learning = load_histories(data, keys=tuple(f"curve/{m}" for m in specs()))
     for (profile, protocol, style), runs in data.runs.groupby(["profile", "protocol", "style"]):
         part = learning[learning["run_id"].isin(runs["run_id"])]
         title = f"Learning curves — {style} ({profile} / {protocol})"

@@ -116,9 +116,9 @@ class ClaimsFile:
 
 
 def _builtin_directions() -> dict[str, str]:
-    from nsync_bench.metrics.registry import METRICS
+    from nsync_bench.metrics.registry import directions
 
-    return {name: direction for name, (_, direction) in METRICS.items()}
+    return dict(directions())
 
 
 def claims_names() -> list[str]:

@@ -19,7 +19,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from nsync_bench.report.plots import METRIC_LABELS, _png, direction_label
+from nsync_bench.metrics.registry import metric_order
+from nsync_bench.report.plots import _png, direction_label, metric_label
 
 
 def seed_differences(results: pd.DataFrame, candidate: str, baseline: str, metric: str,
@@ -63,8 +64,7 @@ def paired_figure(results: pd.DataFrame, comparisons: pd.DataFrame, title: str,
     """
     if comparisons.empty:
         return None
-    metrics = [m for m in METRIC_LABELS if m in set(comparisons["metric"])]
-    metrics += sorted(set(comparisons["metric"]) - set(metrics))
+    metrics = metric_order(comparisons["metric"])
     pairs = list(dict.fromkeys(zip(comparisons["candidate"], comparisons["baseline"], strict=True)))
     columns = min(len(metrics), 2)
     rows = math.ceil(len(metrics) / columns)
@@ -96,7 +96,7 @@ def paired_figure(results: pd.DataFrame, comparisons: pd.DataFrame, title: str,
                           label="mean, 95% CI" if x == 0 else "_nolegend_")
         axis.set_xticks(np.arange(len(pairs)), labels, fontsize=8)
         axis.set_xlim(-0.6, len(pairs) - 0.4)
-        axis.set_title(f"{METRIC_LABELS.get(metric, metric.upper())} ({direction_label(direction)})", fontsize=10)
+        axis.set_title(f"{metric_label(metric)} ({direction_label(direction)})", fontsize=10)
         scale = " (log ratio)" if "log" in scales else ""
         axis.set_ylabel(f"difference{scale} (+ = candidate better)", fontsize=8)
         axis.grid(axis="y", alpha=0.3)

@@ -19,13 +19,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from nsync_bench.config.methods import method_order as ordered_methods
+from nsync_bench.metrics.registry import metric_labels, metric_order, specs
 
 log = logging.getLogger(__name__)
 
-METRIC_LABELS = {"fid": "FID", "kid": "KID", "cmmd": "CMMD", "csd": "CSD"}
-CURVE_LABELS = {"train/loss": "training loss", "grad/cos_pos_neg": "cos(∇ positive, ∇ negative)",
-                "curve/fid": "FID ↓ vs step", "curve/kid": "KID ↓ vs step", "curve/cmmd": "CMMD ↓ vs step",
-                "curve/csd": "CSD ↑ vs step"}
+TRAINING_CURVE_LABELS = {"train/loss": "training loss", "grad/cos_pos_neg": "cos(∇ positive, ∇ negative)"}
 # Tableau-like colours; a method keeps its colour in every figure of a report.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 DPI = 100
@@ -34,6 +32,18 @@ DPI = 100
 def method_order(methods: Iterable[str]) -> list[str]:
     """Known methods in their descriptors' order (nsync_bench.config.methods), then the rest sorted."""
     return ordered_methods({str(m) for m in methods})
+
+
+def metric_label(metric: str) -> str:
+    """A metric's label from its spec (metrics/registry.py); an endpoint's name in capitals."""
+    return metric_labels().get(metric, metric.upper())
+
+
+def curve_labels() -> dict[str, str]:
+    """Learning-curve panel titles, in panel order: the training curves, then each metric's ``curve/<name>``."""
+    arrows = {"lower": "↓", "higher": "↑"}
+    return {**TRAINING_CURVE_LABELS, **{f"curve/{name}": f"{spec.label} {arrows[spec.direction]} vs step"
+                                        for name, spec in specs().items()}}
 
 
 def method_colors(methods: Iterable[str]) -> dict[str, str]:
@@ -60,8 +70,7 @@ def metric_figure(summary: pd.DataFrame, colors: dict[str, str] | None = None,
     Points of a style are dodged sideways so the intervals do not overlap. With n = 1 a point
     has no interval (nothing to estimate the spread from) and is drawn hollow.
     """
-    metrics = [m for m in METRIC_LABELS if m in set(summary["metric"])]
-    metrics += sorted(set(summary["metric"]) - set(metrics))
+    metrics = metric_order(summary["metric"])
     styles = sorted(summary["style"].unique())
     methods = method_order(summary["method"].unique())
     colors = colors or method_colors(methods)
@@ -86,7 +95,7 @@ def metric_figure(summary: pd.DataFrame, colors: dict[str, str] | None = None,
                 axis.plot(x[single], mean[single], "o", color="white", markersize=3)
         _draw_floor(axis, floor, metric, styles)
         direction = str(part["direction"].iloc[0]) if len(part) else "lower"
-        axis.set_title(f"{METRIC_LABELS.get(metric, metric.upper())}  ({direction_label(direction)})", fontsize=10)
+        axis.set_title(f"{metric_label(metric)}  ({direction_label(direction)})", fontsize=10)
         axis.set_xticks(np.arange(len(styles)), styles, fontsize=9)
         axis.grid(axis="y", alpha=0.3)
         axis.tick_params(axis="y", labelsize=8)
@@ -133,7 +142,8 @@ def curves_figure(histories: pd.DataFrame, runs: pd.DataFrame, title: str,
     if histories.empty:
         return None
     table = histories.merge(runs[["run_id", "method", "seed"]], on="run_id")
-    keys = [k for k in CURVE_LABELS if k in set(table["key"])] + sorted(set(table["key"]) - set(CURVE_LABELS))
+    labels = curve_labels()
+    keys = [k for k in labels if k in set(table["key"])] + sorted(set(table["key"]) - set(labels))
     if not keys:
         return None
     methods = method_order(table["method"].unique())
@@ -157,7 +167,7 @@ def curves_figure(histories: pd.DataFrame, runs: pd.DataFrame, title: str,
             axis.axhline(0.0, color="black", linewidth=0.6, alpha=0.5)
         if floor and key in floor:
             _floor_line(axis, floor[key])
-        axis.set_title(CURVE_LABELS.get(key, key), fontsize=10)
+        axis.set_title(labels.get(key, key), fontsize=10)
         axis.set_xlabel("step", fontsize=9)
         axis.grid(alpha=0.3)
         axis.tick_params(labelsize=8)

@@ -19,10 +19,11 @@ from urllib.parse import urlsplit, urlunsplit
 import pandas as pd
 
 from nsync_bench.metrics.legacy import inception_mode_note
+from nsync_bench.metrics.registry import metric_labels, metric_order
 from nsync_bench.report.analysis import Analysis
 from nsync_bench.report.document import Block, Cell, Picture, Section, Table
 from nsync_bench.report.interpretation import FLOOR_NOTE, POWER_NOTE, fmt, fmt_p, improvement_text, scale_label
-from nsync_bench.report.plots import METRIC_LABELS, method_order
+from nsync_bench.report.plots import method_order
 from nsync_bench.report.reference_rows import REFERENCE_LABEL
 from nsync_bench.report.render_claims import claims_blocks
 from nsync_bench.report.runs_table import ReportData, library_versions
@@ -58,7 +59,7 @@ class ReportContent:
 
 
 def metric_header(metric: str, direction: str, labels: dict[str, str] | None = None) -> str:
-    return f"{(labels or METRIC_LABELS).get(metric, metric.upper())} {'↑' if direction == 'higher' else '↓'}"
+    return f"{(labels or metric_labels()).get(metric, metric.upper())} {'↑' if direction == 'higher' else '↓'}"
 
 
 def _settings(frame: pd.DataFrame) -> int:
@@ -71,8 +72,7 @@ def summary_sections(summary: pd.DataFrame, reference: pd.DataFrame | None = Non
     then the real-data floor as a reference row (never starred, never compared)."""
     sections = []
     for (profile, protocol, style), group in summary.groupby(GROUP):
-        metrics = [m for m in METRIC_LABELS if m in set(group["metric"])] + sorted(
-            set(group["metric"]) - set(METRIC_LABELS))
+        metrics = metric_order(group["metric"])
         directions = group.groupby("metric")["direction"].first()
         rows = []
         for method in method_order(group["method"].unique()):
@@ -91,7 +91,7 @@ def summary_sections(summary: pd.DataFrame, reference: pd.DataFrame | None = Non
         floor = _floor_row(reference, profile, style, metrics)
         if floor is not None:
             rows.append(floor)
-        headers = ["method", *(metric_header(m, directions[m], {**METRIC_LABELS, **(labels or {})}) for m in metrics)]
+        headers = ["method", *(metric_header(m, directions[m], {**metric_labels(), **(labels or {})}) for m in metrics)]
         sections.append(Section(f"{style} — {profile} / {protocol}", [Table(headers, rows)], level=3))
     return sections
 
@@ -116,7 +116,7 @@ def _floor_row(reference: pd.DataFrame | None, profile: str, style: str, metrics
 def comparison_table(frame: pd.DataFrame, alpha: float, labels: dict[str, str] | None = None) -> Table:
     """One row per comparison: effect, CI, the three tests (raw and Holm-adjusted within the family), d_z,
     how often the candidate was better, and the MDE."""
-    labels = {**METRIC_LABELS, **(labels or {})}
+    labels = {**metric_labels(), **(labels or {})}
     several = _settings(frame) > 1
     seed_level = "family" in frame
     headers = [*(["profile / protocol"] if several else []), "style", "metric", "candidate vs baseline",
@@ -189,7 +189,7 @@ def provenance_blocks(content: ReportContent) -> list[Block]:
     hardware = runs["hardware"].dropna().map(_hardware).value_counts().to_dict()
     blocks.append(_count_table("hardware", hardware or {"not recorded": len(runs)}))
     implementations = data.results.groupby("metric")["implementation"].first()
-    blocks.append(Table(["metric", "implementation"], [[Cell(METRIC_LABELS.get(m, m)), Cell(i)]
+    blocks.append(Table(["metric", "implementation"], [[Cell(metric_labels().get(m, m)), Cell(i)]
                                                        for m, i in implementations.items()]))
     return blocks
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from nsync_bench.metrics.registry import metric_labels
 from nsync_bench.paths import shipped_dir
 from nsync_bench.report.analysis import Analysis
 from nsync_bench.report.claims import EXPLORATORY
@@ -25,7 +26,6 @@ from nsync_bench.report.interpretation import (
     power_text,
     scale_label,
 )
-from nsync_bench.report.plots import METRIC_LABELS
 from nsync_bench.stats.rule import VERDICTS
 
 VERDICT_CLASSES = {"supported": "supported", "supported (t only)": "t-only", "contradicted": "contradicted",
@@ -34,7 +34,7 @@ VERDICT_CLASSES = {"supported": "supported", "supported (t only)": "t-only", "co
 
 def _labels(analysis: Analysis) -> dict[str, str]:
     endpoints = analysis.claims_file.endpoints if analysis.claims_file else {}
-    return {**METRIC_LABELS, **{name: e.label for name, e in endpoints.items()}}
+    return {**metric_labels(), **{name: e.label for name, e in endpoints.items()}}
 
 
 def _several(frame: pd.DataFrame) -> bool:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from nsync_bench.errors import NsyncBenchError
-from nsync_bench.metrics.registry import METRICS
+from nsync_bench.metrics.registry import specs
 from nsync_bench.report.run_states import state_mismatches
 from nsync_bench.tracking import schema
 
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-METRIC_NAMES = tuple(METRICS)  # declared by the metric modules (metrics/registry.py lists them)
 RUN_COLUMNS = ["run_id", "run_key", "experiment", "profile", "protocol", "style", "method", "seed", "git_sha",
                "start_time"]
 
@@ -103,7 +102,7 @@ def load_report_data(tracking_uri: str, experiments: list[str],
     runs, frame = _cells(frame, runs)
     rows = [row for _, run in frame.iterrows() for row in _metric_rows(run, endpoints or {})]
     if not rows:
-        wanted = ", ".join(f"metrics/{m}" for m in (*METRIC_NAMES, *(endpoints or {})))
+        wanted = ", ".join(f"metrics/{m}" for m in (*specs(), *(endpoints or {})))
         raise ReportError(f"the runs carry none of {wanted}; were they evaluated with metrics.names empty?")
     results = pd.DataFrame(rows).merge(runs[RUN_COLUMNS], on="run_id")
     data = ReportData(runs, results, tracking_uri=tracking_uri, unfinished=unfinished,
@@ -120,7 +119,7 @@ def _metric_rows(run: pd.Series, endpoints: Mapping[str, Endpoint]) -> list[dict
     from nsync_bench.report.claims import DECLARED_IMPLEMENTATION
 
     rows = []
-    for metric in (*METRIC_NAMES, *endpoints):
+    for metric in (*specs(), *endpoints):
         value = run.get(f"metrics.metrics/{metric}")
         if value is None or pd.isna(value):
             continue
@@ -188,7 +187,7 @@ def _left_out_warnings(unfinished: pd.DataFrame) -> list[str]:
 def _metric_warnings(frame: pd.DataFrame) -> list[str]:
     """The runs' own metric warnings (e.g. FID/KID from fewer images than the documented minimum)."""
     warnings = []
-    for metric in METRIC_NAMES:
+    for metric in specs():
         column = schema.column(schema.metric_tag(metric, schema.WARNING))
         if column in frame and frame[column].notna().any():
             texts = frame[column].dropna()

@@ -32,6 +32,7 @@ from typing import Any
 from nsync_bench import paths
 from nsync_bench.config.methods import METHOD_INFO
 from nsync_bench.errors import ConfigError
+from nsync_bench.metrics.registry import extractor_kinds
 from nsync_bench.pipeline.readiness import NOMINAL
 from nsync_bench.sweep.matrix import RETRY_STATUSES, SweepOptions, SweepSpec, Task, expand, read_state, state_path
 
@@ -249,7 +250,7 @@ def plan_sweep(spec: SweepSpec, options: SweepOptions, times: StepTimes | None, 
             images = evaluated_images(config, test_images, remaining if trains else 0)
             run.generate_s = images * times.image_seconds(evaluation["num_inference_steps"],
                                                           evaluation["guidance_scale"])
-            kinds = _extractor_kinds(config["metrics"]["names"])
+            kinds = extractor_kinds(config["metrics"]["names"])
             run.score_s = times.scoring_seconds(images, kinds)
             if method_info(task.method).needs_negatives and not config["nsync"]["negatives_dir"]:
                 neg = config["negatives"]
@@ -269,15 +270,3 @@ def evaluated_images(config: dict[str, Any], test_images: int, remaining_steps: 
     done = max_steps - remaining_steps
     ahead = sum(done < step < max_steps for step in (evaluation.get("at_steps") or [])) if remaining_steps else 0
     return final + ahead * curve
-
-
-def _extractor_kinds(names: list[str]) -> list[str]:
-    """The extractors a run's metrics need (FID and KID share Inception)."""
-    kinds = []
-    if {"fid", "kid"} & set(names):
-        kinds.append("inception")
-    if "cmmd" in names:
-        kinds.append("clip")
-    if "csd" in names:
-        kinds.append("csd")
-    return kinds

@@ -101,10 +101,11 @@ def _floor_arm(config: RunConfig, style: str, style_dir: Path, out_dir: Path, se
 
 def _tidy(values: dict[str, dict[str, list[float]]], style: str) -> list[dict[str, object]]:
     """The arms' per-seed values as the report's tidy rows (one per arm, metric and seed position)."""
-    from nsync_bench.metrics.registry import METRICS
+    from nsync_bench.metrics.registry import directions
 
+    direction = directions()
     return [{"profile": "toy", "protocol": "control", "style": style, "metric": metric,
-             "direction": METRICS[metric][1], "method": arm, "seed": i, "value": float(v)}
+             "direction": direction[metric], "method": arm, "seed": i, "value": float(v)}
             for arm, per_metric in values.items() for metric, seeds in per_metric.items() for i, v in enumerate(seeds)]
 
 

@@ -60,9 +60,14 @@ def sanity_rows(target: str, n: int = 96, extractors: str = "toy-world") -> list
 
 
 def sanity_markdown(target: str, n: int = 96, extractors: str = "toy-world") -> str:
+    from nsync_bench.metrics.registry import metric_order, specs
+
     rows = sanity_rows(target, n, extractors)
+    names = metric_order({name for _, values in rows for name in values})
+    table = specs()
+    headers = [f"{table[m].label} {'↓' if table[m].direction == 'lower' else '↑'}" for m in names]
     lines = [f"Real `{target}` test renders (n={n}) against ... ({extractors} extractors)", "",
-             "| compared with | FID ↓ | KID ↓ | CMMD ↓ | CSD ↑ |", "|---|---|---|---|---|"]
+             "| compared with | " + " | ".join(headers) + " |", "|---" * (len(names) + 1) + "|"]
     for label, m in rows:
-        lines.append(f"| {label} | {m['fid']:.4g} | {m['kid']:.4g} | {m['cmmd']:.4g} | {m['csd']:.4f} |")
+        lines.append(f"| {label} | " + " | ".join(f"{m[name]:.4g}" for name in names) + " |")
     return "\n".join(lines) + "\n"
