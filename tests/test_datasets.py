@@ -337,13 +337,20 @@ def test_check_before_run_stops_on_errors_and_logs_warnings(tmp_path, caplog):
 
 
 def test_run_refuses_bad_data_before_training(tmp_path):
+    """Bad images stop a run in its one pre-training check, before captions or weights are looked at, and
+    before any run folder or MLflow run exists."""
     from nsync_bench.config.recipes import resolve_config
-    from nsync_bench.pipeline.runner import build_training
+    from nsync_bench.pipeline.preflight import check_before_training
+    from nsync_bench.pipeline.runner import RunOptions, execute
 
     plant(tmp_path)
     config = resolve_config(style="ghibli", method="ti", profile="smoke")
     with pytest.raises(DataError, match="--quarantine"):
-        build_training(config, data_root=tmp_path, checkpoint_dir=tmp_path / "ckpt")
+        check_before_training(config, tmp_path)
+    runs = tmp_path / "runs"
+    with pytest.raises(DataError, match="--quarantine"):
+        execute(config, RunOptions(runs_dir=runs, data_root=tmp_path, track=False))
+    assert not any(p.is_dir() and any(p.iterdir()) for p in runs.rglob("seed*"))  # no run folder holds anything
 
 
 # --------------------------------------------------------------------------------------- import

@@ -133,3 +133,30 @@ def test_the_readmes_real_model_examples_are_valid_runs(bare):
     # the combination the README used to show: 64 px toy images at SD 1.5's 512 px
     old = _dry_run(["run", "--profile", "sd15", "--protocol", "paper-code", "--style", "toy-pastel", "--method", "ti"])
     assert old.exit_code == 2 and "blocked" in old.output and "model.resolution=256" in old.output
+
+
+@pytest.mark.parametrize("method", ["ti", "nsync"])
+def test_a_run_resolves_its_style_data_once(method, run_options, monkeypatch):
+    """The style's manifest, folder and splits are resolved once per run and passed down (identity, the
+    pre-training check, training, negatives, evaluation), not looked up again at each stage."""
+    from conftest import FAST
+
+    from nsync_bench.data import styles
+    from nsync_bench.pipeline.runner import run
+
+    calls: dict[str, int] = {}
+
+    def counted(name):
+        original = getattr(styles, name)
+
+        def wrapper(*args, **kwargs):
+            calls[name] = calls.get(name, 0) + 1
+            return original(*args, **kwargs)
+        monkeypatch.setattr(styles, name, wrapper)
+
+    for name in ("resolve_style_data", "ensure_style_data", "list_images"):
+        counted(name)
+    result = run(style="toy-pastel", method=method, seed=0, overrides=[*FAST, "eval.at_steps=[3]"],
+                 options=run_options)
+    assert not result.skipped
+    assert calls == {"resolve_style_data": 1, "ensure_style_data": 1, "list_images": 2}  # train and test splits

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from nsync_bench.data.styles import IMAGE_SUFFIXES, read_caption
+from nsync_bench.data.styles import IMAGE_SUFFIXES, StyleData, read_caption
 from nsync_bench.io import atomic_write_json, file_sha256
 
 log = logging.getLogger(__name__)
@@ -141,17 +141,18 @@ def split_identity(style: str, style_dir: Path, split: str, cache: DigestCache |
     return identity
 
 
-def run_data_identity(config: Any, data_root: Path) -> dict[str, Any]:
-    """What a run with ``config`` consumes: ``{"train": ..., "test": ...[, "negatives": ...]}``.
+def run_data_identity(config: Any, data: StyleData | Path) -> dict[str, Any]:
+    """What a run with ``config`` consumes: ``{"train": ..., "test": ...[, "negatives": ...]}``, from the run's
+    resolved style data (or the data root to resolve it under).
 
     Renders a procedural style on first use (like the run would); a missing style is the
     :class:`~nsync_bench.errors.DataError` that says how to get it.
     """
     from nsync_bench.config.methods import method_info
-    from nsync_bench.data.styles import ensure_style_data, get_style
+    from nsync_bench.data.styles import as_style_data
 
-    info = get_style(config.run.style)
-    style_dir = ensure_style_data(info.name, data_root)
+    resolved = as_style_data(config.run.style, data)
+    info, style_dir = resolved.info, resolved.style_dir
     cache = _cache()
     identity = {"train": split_identity(info.name, style_dir, info.train_split, cache),
                 "test": split_identity(info.name, style_dir, info.test_split, cache)}

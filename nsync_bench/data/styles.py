@@ -25,6 +25,31 @@ class StyleImage:
     caption: str | None
 
 
+@dataclass(frozen=True)
+class StyleData:
+    """A style's files as one run consumes them, resolved once (:func:`resolve_style_data`) and passed down:
+    the manifest, the data root, the style's folder and its two splits (sorted, with captions)."""
+
+    info: StyleInfo
+    data_root: Path
+    style_dir: Path
+    train: list[StyleImage]
+    test: list[StyleImage]
+
+
+def resolve_style_data(name: str, data_root: Path) -> StyleData:
+    """The style's manifest and files under ``data_root`` (rendering a procedural style on first use)."""
+    info = get_style(name)
+    style_dir = ensure_style_data(info.name, data_root)
+    return StyleData(info, data_root, style_dir, list_images(style_dir, info.train_split),
+                     list_images(style_dir, info.test_split))
+
+
+def as_style_data(name: str, where: StyleData | Path) -> StyleData:
+    """``where`` when already resolved, else the style ``name`` resolved under the data root ``where``."""
+    return where if isinstance(where, StyleData) else resolve_style_data(name, where)
+
+
 def ensure_style_data(name: str, data_root: Path) -> Path:
     """Return ``<data_root>/<name>``, rendering procedural styles on first use.
 

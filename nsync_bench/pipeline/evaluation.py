@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nsync_bench import paths, timeline
-from nsync_bench.data.styles import StyleInfo, list_images, require_captions
+from nsync_bench.data.styles import StyleData, require_captions
 from nsync_bench.io import atomic_open
 from nsync_bench.pipeline.generation import GeneratedImage, evaluation_prompts, generate_images, image_grid
 from nsync_bench.progress import Progress
@@ -32,10 +32,11 @@ log = logging.getLogger(__name__)
 PER_IMAGE_FILE = "per_image_scores.csv"
 
 
-def evaluate(config: RunConfig, method: Method, style_dir: Path, style: StyleInfo, out_dir: Path,
+def evaluate(config: RunConfig, method: Method, data: StyleData, out_dir: Path,
              tracker: Tracker, progress: Progress, weights_dir: Path | None = None) -> dict[str, float]:
-    """Generate the run's evaluation images, score them, log everything; return the metrics."""
-    test_images = list_images(style_dir, style.test_split)
+    """Generate the run's evaluation images (one per test caption of the run's resolved style data), score them,
+    log everything; return the metrics."""
+    test_images = data.test
     captions = require_captions(test_images)
     prompts = evaluation_prompts(config.run.seed, captions, [img.path.name for img in test_images],
                                  method.evaluation_prompt, config.eval.max_prompts)
@@ -54,7 +55,7 @@ def evaluate(config: RunConfig, method: Method, style_dir: Path, style: StyleInf
         metrics.update(log_scores(report, tracker))
         write_per_image(out_dir / PER_IMAGE_FILE, generated, report.per_image_csd)
         tracker.log_artifact(out_dir / PER_IMAGE_FILE, "eval")
-    metrics.update(log_endpoints(style.name, generated, image_dir, tracker))
+    metrics.update(log_endpoints(data.info.name, generated, image_dir, tracker))
     tracker.log_metrics(metrics)
     tracker.log_artifact(image_dir / "manifest.jsonl", "eval")
     tracker.log_artifact(out_dir / "grid.png", "eval")

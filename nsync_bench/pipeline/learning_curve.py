@@ -32,7 +32,7 @@ from nsync_bench.tracking.tracker import NullTracker, Tracker
 
 if TYPE_CHECKING:
     from nsync_bench.config.run_config import RunConfig
-    from nsync_bench.data.styles import StyleInfo
+    from nsync_bench.data.styles import StyleData
     from nsync_bench.methods.base import Method
 
 log = logging.getLogger(__name__)
@@ -112,9 +112,9 @@ def curve_metrics(metrics: dict[str, float]) -> dict[str, float]:
 class CurveEvaluator:
     """A trainer callback: at each step of ``eval.at_steps`` not yet evaluated, evaluate a copy of the method."""
 
-    def __init__(self, config: RunConfig, method: Method, style_dir: Path, style: StyleInfo, run_dir: Path,
+    def __init__(self, config: RunConfig, method: Method, data: StyleData, run_dir: Path,
                  tracker: Tracker, progress: Progress, weights_dir: Path | None = None) -> None:
-        self.config, self.method, self.style_dir, self.style = config, method, style_dir, style
+        self.config, self.method, self.data = config, method, data
         self.eval_dir = run_dir / "eval"
         self.tracker, self.progress, self.weights_dir = tracker, progress, weights_dir
         self.steps = set(evaluation_steps(config))
@@ -138,7 +138,7 @@ class CurveEvaluator:
         snapshot = copy.deepcopy(self.method)  # evaluation must not touch the model that keeps training
         try:
             with torch.no_grad():
-                metrics = evaluate(curve_config(self.config), snapshot, self.style_dir, self.style,
+                metrics = evaluate(curve_config(self.config), snapshot, self.data,
                                    self.eval_dir / "steps" / f"{step:06d}", _StepTracker(self.tracker, step),
                                    self.progress, self.weights_dir)
         except NonFiniteSamplesError as err:
@@ -161,14 +161,13 @@ class CurveEvaluator:
 
     def _score_final_subset(self) -> dict[str, float]:
         from nsync_bench import paths
-        from nsync_bench.data.styles import list_images
         from nsync_bench.metrics.scoring import score_image_sets
         from nsync_bench.pipeline.generation import read_manifest
 
         count = curve_prompt_count(self.config)
         image_dir = self.eval_dir / "images"
         generated = sorted(read_manifest(image_dir), key=lambda g: g.index)[:count]
-        real = [img.path for img in list_images(self.style_dir, self.style.test_split)]
+        real = [img.path for img in self.data.test]
         report = score_image_sets([image_dir / g.file for g in generated], real, self.config.metrics,
                                   weights_dir=self.weights_dir, cache_root=paths.cache_dir() / "features",
                                   progress=self.progress)

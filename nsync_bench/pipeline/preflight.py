@@ -1,8 +1,10 @@
 """Checks before the first training step: what evaluation and metrics will need, in seconds.
 
 A run that can only fail (or score nonsense) after training should fail before it, with the
-fix: on ``sd15`` training takes hours. Checked here:
+fix: on ``sd15`` training takes hours. This is the one pre-training check (:func:`check_before_training`);
+checked here:
 
+* images: the style's validation (data/validate.py: unreadable, truncated, too small, split leaks);
 * captions: training needs them under ``prompts.mode=caption``, NSYNC's rendered negative set
   always (its prompts are the train captions), and evaluation always (its prompts are the test
   captions, whatever ``prompts.mode`` is);
@@ -24,6 +26,7 @@ import logging
 from pathlib import Path
 
 from nsync_bench.config.run_config import RunConfig
+from nsync_bench.data.styles import StyleData
 from nsync_bench.errors import ConfigError, DataError
 from nsync_bench.metrics.registry import specs
 
@@ -73,16 +76,19 @@ def check_downloads(config: RunConfig, weights_dir: Path | None = None, progress
     fetch_downloads(plan, weights_dir, progress)
 
 
-def check_before_training(config: RunConfig, data_root: Path, weights_dir: Path | None = None,
+def check_before_training(config: RunConfig, data: StyleData | Path, weights_dir: Path | None = None,
                           progress: object = None) -> None:
-    """Raise a teaching error for anything evaluation or metrics would fail on after training."""
+    """The one check a run makes before anything is trained: a teaching error for bad images (the style's
+    validation: corrupt, too small, duplicated across splits), missing captions, image counts the metrics
+    cannot use, and missing base-model or metric weights — anything training or evaluation would fail on.
+    ``data``: the run's resolved style data (or the data root to resolve it under)."""
     from nsync_bench.config.methods import method_info
-    from nsync_bench.data.styles import ensure_style_data, get_style, list_images
+    from nsync_bench.data.styles import as_style_data
+    from nsync_bench.data.validate import check_before_run
 
-    style = get_style(config.run.style)
-    style_dir = ensure_style_data(style.name, data_root)
-    train = list_images(style_dir, style.train_split)
-    test = list_images(style_dir, style.test_split)
+    resolved = as_style_data(config.run.style, data)
+    style, style_dir, train, test = resolved.info, resolved.style_dir, resolved.train, resolved.test
+    check_before_run(style.name, resolved.data_root, config.model.resolution)  # bad images stop here
     if not all(img.caption for img in test):
         raise _missing_captions(test, "test", style.name, "evaluation prompts are the test captions "
                                 "(eval.prompt_template) whatever prompts.mode is")

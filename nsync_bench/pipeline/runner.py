@@ -36,7 +36,7 @@ from nsync_bench.tracking.remote import open_tracker
 from nsync_bench.tracking.tracker import NullTracker, Tracker
 
 if TYPE_CHECKING:  # types only: importing these pulls in torch, which the CLI loads only when a run starts
-    from nsync_bench.data.styles import StyleInfo
+    from nsync_bench.data.styles import StyleData
     from nsync_bench.methods.base import Method
     from nsync_bench.training.trainer import Trainer
 
@@ -117,8 +117,13 @@ def execute(config: RunConfig, options: RunOptions) -> RunResult:
         )
     paths.check_name(experiment_name(config, options), "experiment", "--experiment")  # a path component
     _check_locations(options)
-    # A missing dataset is the user's to fix: say so before any run folder or MLflow run exists.
-    identity = data_identity(config, options)
+    # The style's files, resolved once for the whole run and passed down (identity, checks, training,
+    # evaluation). A missing dataset is the user's to fix: say so before any run folder or MLflow run exists.
+    from nsync_bench.data.identity import run_data_identity
+    from nsync_bench.data.styles import resolve_style_data
+
+    data = resolve_style_data(config.run.style, paths.data_root(options.data_root))
+    identity = run_data_identity(config, data)
     key = run_key(config, identity)
     run_dir = run_directory(config, options, key)
     with run_lock(run_dir, key, options.lock_wait_s):
@@ -127,12 +132,12 @@ def execute(config: RunConfig, options: RunOptions) -> RunResult:
             return finished
         from nsync_bench.pipeline.preflight import check_before_training  # seconds, not after hours of training
 
-        check_before_training(config, paths.data_root(options.data_root), options.weights_dir, options.progress)
+        check_before_training(config, data, options.weights_dir, options.progress)
         if options.resume == "never" and run_dir.exists():
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_config(run_dir, config, key, identity)
-        return _execute_locked(config, options, key, run_dir, identity)
+        return _execute_locked(config, options, key, run_dir, identity, data)
 
 
 def _check_locations(options: RunOptions) -> None:
@@ -147,14 +152,14 @@ def _check_locations(options: RunOptions) -> None:
 
 
 def _execute_locked(config: RunConfig, options: RunOptions, key: str, run_dir: Path,
-                    identity: dict[str, Any]) -> RunResult:
+                    identity: dict[str, Any], data: StyleData) -> RunResult:
     """Train, evaluate and track under the lock; MLflow's status is FAILED unless everything finished."""
     handler = _log_to_file(run_dir / LOG_FILE)
     try:
         tracker = _start_tracker(config, key, run_dir, options, identity)
         status = "FAILED"
         try:
-            result = _train_and_evaluate(config, key, run_dir, tracker, options, identity)
+            result = _train_and_evaluate(config, key, run_dir, tracker, options, identity, data)
             status = "FINISHED"
             return result
         except KeyboardInterrupt:
@@ -260,31 +265,32 @@ class Training:
     """Everything a run trains with, assembled from a resolved config."""
 
     config: RunConfig
-    style: StyleInfo
-    style_dir: Path
+    data: StyleData  # the style's files as resolved once for the run
     method: Method
     trainer: Trainer | None  # None for a method that trains nothing (ldm)
     negatives: list[Path] | None = None  # NSYNC methods: the negative images paired with the train images
 
 
-def build_training(config: RunConfig, *, data_root: Path | None, checkpoint_dir: Path,
-                   tracker: Tracker | None = None, progress: Progress | None = None,
+def build_training(config: RunConfig, *, checkpoint_dir: Path, style_data: StyleData | None = None,
+                   data_root: Path | None = None, tracker: Tracker | None = None, progress: Progress | None = None,
                    callbacks: list[Callable[[int], None]] | None = None) -> Training:
-    """Data, components, method and trainer for ``config`` (no training happens yet)."""
+    """Data, components, method and trainer for ``config`` (no training happens yet).
+
+    ``style_data``: the run's resolved style files (a run resolves them once and has already checked them:
+    pipeline/preflight.check_before_training); without it they are resolved under ``data_root``, unchecked
+    (the benchmarks' and tests' way in).
+    """
 
     from nsync_bench.config.methods import method_info
-    from nsync_bench.data.styles import ensure_style_data, get_style, list_images, require_captions
-    from nsync_bench.data.validate import check_before_run
+    from nsync_bench.data.styles import require_captions, resolve_style_data
     from nsync_bench.methods import method_class
     from nsync_bench.models.loading import components_for
     from nsync_bench.training.batches import ImageSet, PositiveBatches
     from nsync_bench.training.trainer import Trainer
 
     spec = config.run
-    style = get_style(spec.style)
-    style_dir = ensure_style_data(spec.style, paths.data_root(data_root))
-    check_before_run(spec.style, paths.data_root(data_root), config.model.resolution)  # bad images stop here
-    train_images = list_images(style_dir, style.train_split)
+    data = style_data or resolve_style_data(spec.style, paths.data_root(data_root))
+    style, train_images = data.info, data.train
     captions = require_captions(train_images) if config.prompts.mode == "caption" else [""] * len(train_images)
 
     device, precision, components = components_for(config)
@@ -294,11 +300,11 @@ def build_training(config: RunConfig, *, data_root: Path | None, checkpoint_dir:
         from nsync_bench.data.negatives import ensure_negative_set
 
         negative_paths = ensure_negative_set(config, style, train_images, captions, components,
-                                             paths.data_root(data_root), progress)
+                                             data.data_root, progress)
         negatives = ImageSet(negative_paths, config.model.resolution, config.data)
     method = cls(config, components, style, device, precision)
     if not info.trains:  # ldm: nothing to train, so no batches, latents or trainer
-        return Training(config, style, style_dir, method, None)
+        return Training(config, data, method, None)
 
     images = ImageSet([img.path for img in train_images], config.model.resolution, config.data)
     if config.train.cache_latents:
@@ -312,17 +318,17 @@ def build_training(config: RunConfig, *, data_root: Path | None, checkpoint_dir:
     if negatives is not None:
         method.attach_negatives(negatives, batches)
     trainer = Trainer(config, method, batches, checkpoint_dir, tracker, progress, callbacks)
-    return Training(config, style, style_dir, method, trainer, negative_paths if negatives is not None else None)
+    return Training(config, data, method, trainer, negative_paths if negatives is not None else None)
 
 
 def _train_and_evaluate(config: RunConfig, key: str, run_dir: Path, tracker: Tracker,
-                        options: RunOptions, identity: dict[str, Any]) -> RunResult:
+                        options: RunOptions, identity: dict[str, Any], data: StyleData) -> RunResult:
     import torch
 
     from nsync_bench.models.finite import NonFiniteSamplesError
     from nsync_bench.pipeline.evaluation import evaluate
 
-    training = build_training(config, data_root=options.data_root, checkpoint_dir=run_dir / "checkpoints",
+    training = build_training(config, style_data=data, checkpoint_dir=run_dir / "checkpoints",
                               tracker=tracker, progress=options.progress, callbacks=options.callbacks)
     method, trainer = training.method, training.trainer
     tracker.set_tags({"hardware": json.dumps(provenance.hardware(str(method.device))),
@@ -344,7 +350,7 @@ def _train_and_evaluate(config: RunConfig, key: str, run_dir: Path, tracker: Tra
         if config.eval.at_steps:  # learning curve: evaluate at these steps too (nsync_bench.pipeline.learning_curve)
             from nsync_bench.pipeline.learning_curve import CurveEvaluator
 
-            curve = CurveEvaluator(config, method, training.style_dir, training.style, run_dir, tracker,
+            curve = CurveEvaluator(config, method, training.data, run_dir, tracker,
                                    options.progress, options.weights_dir)
             trainer.callbacks.append(curve)
         if options.resume != "never":
@@ -359,7 +365,7 @@ def _train_and_evaluate(config: RunConfig, key: str, run_dir: Path, tracker: Tra
     step = trainer.step if trainer else 0
     try:
         with torch.no_grad():
-            metrics = evaluate(config, method, training.style_dir, training.style, run_dir / "eval", tracker,
+            metrics = evaluate(config, method, training.data, run_dir / "eval", tracker,
                                options.progress, options.weights_dir)
     except NonFiniteSamplesError as err:
         raise err.at(f"the evaluation after step {step}", "The run is FAILED: no result was written, and a rerun "
