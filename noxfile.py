@@ -154,7 +154,7 @@ def scale(session: nox.Session) -> None:
     workdir = session.create_tmp()
     work = os.path.join(workdir, "scale")
     shutil.rmtree(work, ignore_errors=True)  # fresh runs every time (the snapshot cache is kept)
-    session.run("python", "-m", "nsync_bench.perf.scale_check", "--work", work, *session.posargs, env=OFFLINE)
+    session.run("python", "-m", "nsync_bench.checks.scale", "--work", work, *session.posargs, env=OFFLINE)
 
 
 @nox.session

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from nsync_bench.checks.gpu import VARIANTS, estimate_seconds
 from nsync_bench.cli.main import app
 from nsync_bench.config.recipes import resolve_config
-from nsync_bench.perf.gpu_check import VARIANTS, estimate_seconds
 from nsync_bench.sweep.plan import NOMINAL_IMAGE_S, ratios_to_ti
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"

@@ -20,7 +20,7 @@ from test_run_end_to_end import assert_regenerates
 from nsync_bench.config.recipes import resolve_config
 from nsync_bench.errors import NsyncBenchError
 from nsync_bench.export.formats import export
-from nsync_bench.models.pipeline import build_pipeline
+from nsync_bench.models.diffusers_pipeline import build_pipeline
 from nsync_bench.models.tiny import build_tiny_components
 from nsync_bench.pipeline.generation import EvalPrompt, generate_batch, read_manifest
 from nsync_bench.pipeline.runner import RunOptions, run

@@ -7,8 +7,8 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
+from nsync_bench.checks.gpu import SCHEMA, GpuUnavailableError, gpu_check, require_cuda
 from nsync_bench.cli.main import app
-from nsync_bench.perf.gpu_check import SCHEMA, GpuUnavailableError, gpu_check, require_cuda
 from nsync_bench.sweep.plan import step_times_from_json
 
 METHOD_KEYS = {"method", "protocol", "batch_size", "median_step_s", "steps_per_s", "samples_per_s", "peak_memory_mb",
@@ -36,7 +36,7 @@ def test_refuses_cleanly_without_cuda():
 
 def test_refusal_builds_nothing_and_imports_no_tracking(tmp_path):
     # Refusal comes before any snapshot is built; the check's modules pull in no MLflow or open_clip.
-    code = ("import sys\nfrom nsync_bench.perf.gpu_check import gpu_check, GpuUnavailableError\n"
+    code = ("import sys\nfrom nsync_bench.checks.gpu import gpu_check, GpuUnavailableError\n"
             "import nsync_bench.pipeline.runner, nsync_bench.config.recipes, nsync_bench.models.architectures\n"
             "try:\n    gpu_check('sd15', cache_root=sys.argv[1])\nexcept GpuUnavailableError:\n    pass\n"
             "print(sorted(m for m in ('mlflow', 'open_clip', 'cleanfid', 'submitit') if m in sys.modules))")

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
+from nsync_bench.checks.gpu import BUDGET_S, VARIANTS, estimate_seconds, gpu_check
 from nsync_bench.perf import wheelhouse
-from nsync_bench.perf.gpu_check import BUDGET_S, VARIANTS, estimate_seconds, gpu_check
 
 
 def test_the_default_check_estimates_itself_within_five_minutes_on_an_h100():
@@ -58,7 +58,7 @@ def test_everything_the_check_imports_is_on_the_target_or_in_the_wheelhouse(tmp_
     code = (
         "import sys, json\n"
         "from importlib import metadata\n"
-        "from nsync_bench.perf.gpu_check import gpu_check\n"
+        "from nsync_bench.checks.gpu import gpu_check\n"
         f"report = gpu_check('tiny', device='cpu', profile='smoke', resolution=32, warmup=0, steps=1, "
         f"extractor_images=2, variants=['ti', 'nsync-lora'], allow_cpu=True, cache_root='{tmp_path}')\n"
         "owners = metadata.packages_distributions()\n"

@@ -136,7 +136,7 @@ def test_no_import_cycles():
 # The layers, bottom to top (docs/architecture.md, "Layers"): a module may import its own package and
 # any layer below it, never one above. "" is the top-level utilities (paths, io, errors, ...).
 LAYERS = ("", "stats", "config", "models", "data", "tracking", "training", "methods", "metrics", "export",
-          "pipeline", "sweep", "report", "world", "perf", "cli")
+          "pipeline", "sweep", "report", "world", "perf", "checks", "cli")
 
 
 def layer(module: str) -> str:

@@ -12,7 +12,7 @@ from test_run_end_to_end import assert_regenerates
 from nsync_bench.config.recipes import resolve_config
 from nsync_bench.data.styles import get_style
 from nsync_bench.methods import METHODS
-from nsync_bench.models.pipeline import build_pipeline
+from nsync_bench.models.diffusers_pipeline import build_pipeline
 from nsync_bench.models.tiny import build_tiny_components
 from nsync_bench.pipeline.runner import run
 

@@ -9,7 +9,7 @@ from test_run_end_to_end import assert_regenerates
 
 from nsync_bench.config.recipes import resolve_config
 from nsync_bench.methods.nsync import refine_gradient
-from nsync_bench.models.pipeline import build_pipeline
+from nsync_bench.models.diffusers_pipeline import build_pipeline
 from nsync_bench.models.tiny import build_tiny_components
 from nsync_bench.pipeline.runner import build_training, run
 

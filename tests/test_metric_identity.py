@@ -67,8 +67,7 @@ def test_config_validates_metric_names_against_the_registry():
         MetricsConfig(names=["fid", "cmd"])
     with pytest.raises(ValidationError, match=r"named twice: \['csd'\]"):
         MetricsConfig(names=["csd", "fid", "csd"])
-    with pytest.raises(ValidationError):
-        MetricsConfig(names=[])
+    assert MetricsConfig(names=[]).names == []  # generate, score nothing (the GPU check's timing runs)
 
 
 @pytest.mark.parametrize(("mode", "name"), sorted(FROZEN_IDS))

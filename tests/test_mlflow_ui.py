@@ -20,7 +20,7 @@ from PIL import Image
 from nsync_bench.config.recipes import resolve_config
 from nsync_bench.data.run_key import run_key
 from nsync_bench.pipeline.runner import RunOptions, run
-from nsync_bench.tracking.inputs import (
+from nsync_bench.tracking.mlflow_ui import (
     EXPERIMENT_KIND,
     log_dataset_inputs,
     reproduce_command,

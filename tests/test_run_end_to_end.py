@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from nsync_bench.config.recipes import resolve_config
-from nsync_bench.models.pipeline import build_pipeline
+from nsync_bench.models.diffusers_pipeline import build_pipeline
 from nsync_bench.models.tiny import build_tiny_components
 from nsync_bench.pipeline.generation import EvalPrompt, generate_batch, read_manifest
 from nsync_bench.pipeline.runner import run

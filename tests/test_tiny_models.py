@@ -75,7 +75,7 @@ def test_bad_resolution():
 
 
 def test_pipeline_generates_deterministically(tiny):
-    from nsync_bench.models.pipeline import build_pipeline
+    from nsync_bench.models.diffusers_pipeline import build_pipeline
 
     pipe = build_pipeline(tiny)
 

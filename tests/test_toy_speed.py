@@ -24,7 +24,7 @@ PROMPTS = ["a red circle on the left", "a blue square at the top", "a green ring
 
 @pytest.fixture(scope="module")
 def toy_pipe():
-    from nsync_bench.models.pipeline import build_pipeline
+    from nsync_bench.models.diffusers_pipeline import build_pipeline
     from nsync_bench.world.model import load_world_components
 
     return build_pipeline(load_world_components())
@@ -156,8 +156,8 @@ def test_the_reused_untrained_arm_is_what_the_control_generated_itself(tmp_path,
     # composition or thread count, which moves values by ~1e-9 relative (seen in CI), far below rel 1e-6.
     from nsync_bench.data.styles import ensure_style_data, get_style, list_images, require_captions
     from nsync_bench.metrics.scoring import score_image_sets
+    from nsync_bench.models.diffusers_pipeline import build_pipeline
     from nsync_bench.models.loading import components_for
-    from nsync_bench.models.pipeline import build_pipeline
     from nsync_bench.pipeline.generation import evaluation_prompts, generate_images
     from nsync_bench.pipeline.runner import RunOptions, run
 
@@ -186,10 +186,10 @@ def test_the_reused_untrained_arm_is_what_the_control_generated_itself(tmp_path,
 def test_the_spelled_out_mlflow_tag_names_are_mlflows():
     from mlflow.utils import mlflow_tags
 
-    from nsync_bench.tracking import inputs
+    from nsync_bench.tracking import mlflow_ui
 
     for name in ("MLFLOW_SOURCE_NAME", "MLFLOW_SOURCE_TYPE", "MLFLOW_GIT_COMMIT", "MLFLOW_RUN_NOTE"):
-        assert getattr(inputs, name) == getattr(mlflow_tags, name)
+        assert getattr(mlflow_ui, name) == getattr(mlflow_tags, name)
 
 
 @pytest.mark.slow

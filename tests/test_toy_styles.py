@@ -12,19 +12,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nsync_bench.data import toy
-from nsync_bench.data.toy import TOY_STYLES, render_toy_style
+from nsync_bench.data import procedural
+from nsync_bench.data.procedural import PROCEDURAL_STYLES, render_procedural_style
 from nsync_bench.errors import ConfigError, UnknownNameError
 
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("toy")
-    return {style: _render(style, root / style) for style in TOY_STYLES}
+    return {style: _render(style, root / style) for style in PROCEDURAL_STYLES}
 
 
 def _render(style: str, out: Path, **kwargs: int) -> Path:
-    render_toy_style(style, out, **kwargs)
+    render_procedural_style(style, out, **kwargs)
     return out
 
 
@@ -45,7 +45,7 @@ def _saturation(root: Path) -> float:
 
 def test_layout_size_mode_and_return_value(tmp_path: Path) -> None:
     out = tmp_path / "pastel"
-    paths = render_toy_style("toy-pastel", out, n_train=5, n_test=3, size=48)
+    paths = render_procedural_style("toy-pastel", out, n_train=5, n_test=3, size=48)
     assert [p.name for p in paths[:2]] == ["toy-pastel_train_000.png", "toy-pastel_train_001.png"]
     assert paths[-1] == out / "test" / "toy-pastel_test_002.png"
     assert len(paths) == 8
@@ -69,7 +69,7 @@ def test_default_counts(rendered: dict[str, Path]) -> None:
         assert len(list((root / "test").glob("*.txt"))) == 8
 
 
-@pytest.mark.parametrize("style", TOY_STYLES)
+@pytest.mark.parametrize("style", PROCEDURAL_STYLES)
 def test_byte_for_byte_deterministic(style: str, tmp_path: Path) -> None:
     first = _render(style, tmp_path / "a", n_train=6, n_test=3)
     second = _render(style, tmp_path / "b", n_train=6, n_test=3)
@@ -125,7 +125,7 @@ def test_styles_differ_in_statistics(rendered: dict[str, Path]) -> None:
 
 def test_unknown_style_lists_valid_styles(tmp_path: Path) -> None:
     with pytest.raises(UnknownNameError) as info:
-        render_toy_style("toy-inky", tmp_path / "x")
+        render_procedural_style("toy-inky", tmp_path / "x")
     message = str(info.value)
     assert "toy-ink" in message
     assert "toy-pastel" in message
@@ -135,13 +135,13 @@ def test_unknown_style_lists_valid_styles(tmp_path: Path) -> None:
 
 def test_bad_arguments_and_existing_directory(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
-        render_toy_style("toy-ink", tmp_path / "x", size=4)
+        render_procedural_style("toy-ink", tmp_path / "x", size=4)
     with pytest.raises(ConfigError):
-        render_toy_style("toy-ink", tmp_path / "x", n_train=-1)
+        render_procedural_style("toy-ink", tmp_path / "x", n_train=-1)
     existing = tmp_path / "existing"
     existing.mkdir()
     with pytest.raises(FileExistsError):
-        render_toy_style("toy-ink", existing, n_train=1, n_test=1)
+        render_procedural_style("toy-ink", existing, n_train=1, n_test=1)
     assert list(existing.iterdir()) == []
 
 
@@ -149,9 +149,9 @@ def test_failure_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.Monke
     def broken(*args: object, **kwargs: object) -> np.ndarray:
         raise RuntimeError("renderer broke")
 
-    monkeypatch.setitem(toy._RENDERERS, "toy-ink", broken)
+    monkeypatch.setitem(procedural._RENDERERS, "toy-ink", broken)
     with pytest.raises(RuntimeError, match="renderer broke"):
-        render_toy_style("toy-ink", tmp_path / "out", n_train=2, n_test=1)
+        render_procedural_style("toy-ink", tmp_path / "out", n_train=2, n_test=1)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -160,13 +160,13 @@ def test_concurrent_writer_winning_the_race_is_accepted(
 ) -> None:
     reference = _render("toy-pastel", tmp_path / "reference", n_train=2, n_test=1)
     out = tmp_path / "race" / "toy-pastel"
-    real_replace = toy.os.replace
+    real_replace = procedural.os.replace
 
     def other_process_finishes_first(src: Path, dst: Path) -> None:
         shutil.copytree(reference, dst)
         real_replace(src, dst)  # now fails: dst is a non-empty directory
 
-    monkeypatch.setattr(toy.os, "replace", other_process_finishes_first)
-    paths = render_toy_style("toy-pastel", out, n_train=2, n_test=1)
+    monkeypatch.setattr(procedural.os, "replace", other_process_finishes_first)
+    paths = render_procedural_style("toy-pastel", out, n_train=2, n_test=1)
     assert all(p.is_file() for p in paths)
     assert sorted(p.name for p in out.parent.iterdir()) == ["toy-pastel"]  # our temporary copy is gone

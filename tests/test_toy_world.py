@@ -77,7 +77,7 @@ def test_pixel_space_vae_is_the_identity():
 
 
 def test_committed_weights_load_checked_and_sample():
-    from nsync_bench.models.pipeline import build_pipeline
+    from nsync_bench.models.diffusers_pipeline import build_pipeline
     from nsync_bench.pipeline.generation import EvalPrompt, generate_batch
 
     manifest = json.loads((WEIGHTS_DIR / "manifest.json").read_text())

@@ -92,7 +92,7 @@ def test_a_refused_request_is_not_mistaken_for_a_dead_store():
 
 def test_two_workers_logging_the_same_new_dataset_do_not_fail_the_loser():
     """MLflow's SQLite store checks, then inserts: a sweep's parallel workers can race on a new dataset."""
-    from nsync_bench.tracking.inputs import log_dataset_inputs
+    from nsync_bench.tracking.mlflow_ui import log_dataset_inputs
 
     calls = []
 

@@ -22,10 +22,10 @@ def bench(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:
     """Time training steps, generation and metrics; report medians and ratios measured in one run."""
-    from nsync_bench.perf.gpu_check import ARCH_PROFILES
+    from nsync_bench.checks.gpu import ARCH_PROFILES
 
     if profile in ARCH_PROFILES:  # the GPU check: full-size architectures at random weights, 512 px
-        from nsync_bench.perf.gpu_check import gpu_check
+        from nsync_bench.checks.gpu import gpu_check
 
         report = gpu_check(ARCH_PROFILES[profile], device=device)
         if as_json:

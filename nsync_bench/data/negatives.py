@@ -176,7 +176,7 @@ def ensure_negative_set(
         log.info("--force: removing the cached negative set %s to render it again", target)
         shutil.rmtree(target)
     if not (target / META_FILE).is_file():
-        from nsync_bench.models.pipeline import build_pipeline
+        from nsync_bench.models.diffusers_pipeline import build_pipeline
 
         log.info("generating the negative set of %s (%d images) into %s", style.name, len(positives), target)
         generate_negative_set(build_pipeline(components), spec, positives, captions, target, progress)

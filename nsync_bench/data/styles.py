@@ -60,7 +60,7 @@ def ensure_style_data(name: str, data_root: Path) -> Path:
     if (directory / info.train_split).is_dir() and (directory / info.test_split).is_dir():
         return directory
     if info.source == "procedural":
-        from nsync_bench.data.toy import render_toy_style
+        from nsync_bench.data.procedural import render_procedural_style
 
         log.info("rendering procedural style %s into %s", name, directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
@@ -69,7 +69,7 @@ def ensure_style_data(name: str, data_root: Path) -> Path:
 
             load_plugin("style_renderers", info.renderer, "style renderer")(name, directory)
         else:
-            render_toy_style(name, directory)  # an unknown name is a teaching error there
+            render_procedural_style(name, directory)  # an unknown name is a teaching error there
         return directory
     verb = f"nsync-bench data fetch {name}" if info.source == "archive" else f"nsync-bench data import {name} PATH"
     raise DataError(f"style {name!r} has no data under {directory}; get it with `{verb}`.")

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from nsync_bench.methods.base import Method
-from nsync_bench.models.pipeline import build_pipeline
+from nsync_bench.models.diffusers_pipeline import build_pipeline
 
 ADAPTER_FILE = "ldm.json"
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from nsync_bench import seeding
 from nsync_bench.methods.base import Method
-from nsync_bench.models.pipeline import build_pipeline
+from nsync_bench.models.diffusers_pipeline import build_pipeline
 from nsync_bench.training.diffusion import encode_prompts
 
 ADAPTER_FILE = "pytorch_lora_weights.safetensors"

@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 from nsync_bench.errors import ConfigError
 from nsync_bench.methods.base import Method
 from nsync_bench.methods.embedding import LearnedRowEmbedding
-from nsync_bench.models.pipeline import build_pipeline
+from nsync_bench.models.diffusers_pipeline import build_pipeline
 
 log = logging.getLogger(__name__)
 

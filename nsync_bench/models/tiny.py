@@ -146,7 +146,7 @@ def save_components(components: DiffusionComponents, directory: Path) -> None:
     saved is the sampling one, as in a hub snapshot. Tokens added to the tokenizer (textual
     inversion) are kept in ``tokenizer.json`` only.
     """
-    from nsync_bench.models.pipeline import build_pipeline
+    from nsync_bench.models.diffusers_pipeline import build_pipeline
 
     pipeline = build_pipeline(components)
     Path(directory).mkdir(parents=True, exist_ok=True)

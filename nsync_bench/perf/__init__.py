@@ -1,1 +1,3 @@
-"""Performance: the shipped benchmarks (`nsync-bench bench`), the GPU check and the full-size scale check."""
+"""Performance: the shipped benchmarks (`nsync-bench bench`) and their timing helpers.
+
+The GPU and scale checks, which check correctness at full size, are in ``nsync_bench.checks``."""

@@ -39,8 +39,8 @@ def evaluation_setup(config: RunConfig, data_root: Path | None) -> tuple[list[An
 
 def base_pipeline(config: RunConfig) -> Any:
     """The untrained base model's pipeline, with the config's device and thread count."""
+    from nsync_bench.models.diffusers_pipeline import build_pipeline
     from nsync_bench.models.loading import components_for
-    from nsync_bench.models.pipeline import build_pipeline
 
     _, _, components = components_for(config)
     return build_pipeline(components)

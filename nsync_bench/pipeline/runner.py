@@ -239,18 +239,17 @@ def _start_tracker(config: RunConfig, key: str, run_dir: Path, options: RunOptio
     if previous is not None and not (len(previous) == 32 and previous.isalnum()):  # torn: start a new MLflow run
         log.warning("ignoring the unreadable MLflow run id %r in %s", previous[:40], id_file)
         previous = None
-    from nsync_bench.tracking import inputs as tracking_inputs
+    from nsync_bench.tracking import mlflow_ui
 
     tags = {**schema.run_tags(spec, key), "git_sha": provenance.git_sha(), "run_dir": str(run_dir),
-            **tracking_inputs.source_tags(provenance.git_sha(),
-                                          tracking_inputs.reproduce_command(config, options.experiment))}
+            **mlflow_ui.source_tags(provenance.git_sha(), mlflow_ui.reproduce_command(config, options.experiment))}
     tracker = open_tracker(  # in this process, or in the MLflow helper `nsync-bench run` started
         paths.tracking_uri(options.tracking_uri),
         experiment_name(config, options),
         run_name=f"{spec.style}/{spec.method}/seed{spec.seed}",
         tags=tags,
         run_id=previous,
-        system_metrics=tracking_inputs.system_metrics_enabled(spec.profile, options.system_metrics),
+        system_metrics=mlflow_ui.system_metrics_enabled(spec.profile, options.system_metrics),
     )
     atomic_write_text(id_file, tracker.run_id or "")
     from nsync_bench.data.identity import identity_digest, identity_params

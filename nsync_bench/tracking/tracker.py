@@ -154,7 +154,7 @@ def ensure_experiment(tracking_uri: str, name: str) -> str:
     Marked as a model-training experiment, so MLflow 3's UI opens it on the runs table rather than on
     its GenAI overview.
     """
-    from nsync_bench.tracking.inputs import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
+    from nsync_bench.tracking.mlflow_ui import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 
     check_reachable(tracking_uri)
     client = _client(tracking_uri)
@@ -214,7 +214,7 @@ class MlflowTracker:
         self._monitor = None
         self._failed: str | None = None  # why the store stopped answering, once it has
         if system_metrics:
-            from nsync_bench.tracking.inputs import start_system_metrics
+            from nsync_bench.tracking.mlflow_ui import start_system_metrics
 
             self._monitor = start_system_metrics(self.run_id, tracking_uri, resume=run_id is not None)
 
@@ -290,13 +290,13 @@ class MlflowTracker:
             self._call(f"uploading {path.name}", self.client.log_artifact, self.run_id, str(path), artifact_path)
 
     def log_inputs(self, identity: dict[str, dict[str, str]]) -> None:
-        from nsync_bench.tracking.inputs import log_dataset_inputs
+        from nsync_bench.tracking.mlflow_ui import log_dataset_inputs
 
         self._call("logging the datasets", log_dataset_inputs, self.client, self.run_id, identity)
 
     def log_model(self, name: str, metrics: dict[str, float], dataset: dict[str, str] | None,
                   tags: dict[str, Any]) -> None:
-        from nsync_bench.tracking.inputs import log_adapter_model
+        from nsync_bench.tracking.mlflow_ui import log_adapter_model
 
         self._call("logging the model", log_adapter_model, self.client, self.experiment_id, self.run_id, name,
                    metrics, dataset, {k: str(v) for k, v in tags.items()})

@@ -23,7 +23,7 @@ CELL = 32
 def sample(components: DiffusionComponents, prompts: list[str], seed: int, steps: int = 30,
            guidance: float = 2.0, batch: int = 40) -> torch.Tensor:
     """(N, 3, 32, 32) samples in [0, 1], image i from its own seeded initial noise."""
-    from nsync_bench.models.pipeline import build_pipeline
+    from nsync_bench.models.diffusers_pipeline import build_pipeline
 
     pipe = build_pipeline(components)
     out = []

@@ -13,7 +13,7 @@ through the real ``pretrained`` path with the ``sd15`` / ``sd2`` profile at a sm
   weights on the generated images.
 
 Runs are untracked (no MLflow) and score nothing (no real metric weights here); everything is
-written under one work folder. ``python -m nsync_bench.perf.scale_check --help``.
+written under one work folder. ``python -m nsync_bench.checks.scale --help``.
 """
 
 from __future__ import annotations
@@ -29,10 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from nsync_bench.errors import NsyncBenchError
-
 # The same method variants (and style) as the GPU check, at the full-size architectures.
-from nsync_bench.perf.gpu_check import STYLE, VARIANTS
+from nsync_bench.checks.gpu import STYLE, VARIANTS
+from nsync_bench.errors import NsyncBenchError
 from nsync_bench.perf.timing import peak_memory_mb
 
 log = logging.getLogger(__name__)
@@ -105,7 +104,7 @@ def check_adapters(snapshot: Path, ti_dir: Path, lora_dir: Path, settings: Scale
     from PIL import Image
 
     from nsync_bench.config.run_config import EvalConfig
-    from nsync_bench.models.pipeline import build_pipeline
+    from nsync_bench.models.diffusers_pipeline import build_pipeline
     from nsync_bench.models.pretrained import load_pretrained_components
     from nsync_bench.pipeline.generation import EvalPrompt, generate_batch, read_manifest
 
@@ -216,7 +215,7 @@ def run_scale_check(settings: ScaleSettings, work: Path, cache_root: Path | None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nsync_bench.perf.scale_check", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m nsync_bench.checks.scale", description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, required=True, help="Folder for data, runs and the report.")
     parser.add_argument("--cache", type=Path, default=None, help="Snapshot cache (default <cache dir>/random-arch).")
     parser.add_argument("--archs", default="sd15,sd2")

@@ -128,7 +128,7 @@ def _overflow_step(training: Any) -> dict[str, Any]:
 def _mixed_dtype_sampling(training: Any, config: Any) -> dict[str, Any]:
     """Sample as TI's negative set is rendered: fp32 text encoder (TI trains it), half-precision UNet."""
     from nsync_bench.config.run_config import EvalConfig
-    from nsync_bench.models.pipeline import build_pipeline
+    from nsync_bench.models.diffusers_pipeline import build_pipeline
     from nsync_bench.pipeline.generation import EvalPrompt, generate_batch
 
     pipe = build_pipeline(training.method.components)
@@ -229,7 +229,7 @@ def gpu_check(arch: str = "sd15", *, device: str = "cuda", resolution: int = 512
 
     if not allow_cpu:
         require_cuda(device)
-    from nsync_bench.data.toy import render_toy_style
+    from nsync_bench.data.procedural import render_procedural_style
     from nsync_bench.models.architectures import architecture, config_hash, random_snapshot
 
     started_all = time.perf_counter()
@@ -264,7 +264,7 @@ def gpu_check(arch: str = "sd15", *, device: str = "cuda", resolution: int = 512
         # The toy style at >= a quarter of the resolution (the data check's limit); its training images
         # double as the negative set, so no negative set is rendered (timings do not depend on pixels).
         style_dir = tmp / "data" / STYLE
-        render_toy_style(STYLE, style_dir, size=max(64, resolution // 2))
+        render_procedural_style(STYLE, style_dir, size=max(64, resolution // 2))
         overrides.append(f'nsync.negatives_dir="{style_dir / "train"}"')
         for name in names:
             if over_budget():

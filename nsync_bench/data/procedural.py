@@ -1,4 +1,5 @@
-"""Two procedural toy styles, generated in code so the offline smoke profile needs no download.
+"""The smoke profile's two procedural styles (``toy-pastel``, ``toy-ink``), generated in code so that it needs
+no download. (The toy *world* — a trained base model and its target styles — is ``nsync_bench.world``.)
 
 Content and style are kept apart on purpose: a scene (objects, layout, caption) is drawn from an
 RNG that depends only on ``(seed, split, index)``, so image *i* of ``toy-pastel`` and image *i* of
@@ -21,11 +22,11 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from nsync_bench.errors import ConfigError, unknown_name
 
-__all__ = ["TOY_STYLES", "render_toy_style"]
+__all__ = ["PROCEDURAL_STYLES", "render_procedural_style"]
 
 log = logging.getLogger(__name__)
 
-TOY_STYLES: tuple[str, ...] = ("toy-pastel", "toy-ink")
+PROCEDURAL_STYLES: tuple[str, ...] = ("toy-pastel", "toy-ink")
 
 _SPLITS: tuple[str, ...] = ("train", "test")
 _SHAPES = ("circle", "square", "triangle", "star")
@@ -281,7 +282,7 @@ _RENDERERS = {"toy-pastel": _render_pastel, "toy-ink": _render_ink}
 
 
 # ------------------------------------------------------------------------------------------ API
-def render_toy_style(
+def render_procedural_style(
     style: str, out_dir: Path, *, n_train: int = 24, n_test: int = 8, size: int = 64, seed: int = 0
 ) -> list[Path]:
     """Write ``out_dir/{train,test}/<style>_<split>_<NNN>.{png,txt}`` and return the image paths.
@@ -296,7 +297,7 @@ def render_toy_style(
     this call renders, the finished files it holds are accepted (same arguments, same bytes).
     """
     if style not in _RENDERERS:
-        raise unknown_name("style", style, TOY_STYLES)
+        raise unknown_name("style", style, PROCEDURAL_STYLES)
     if n_train < 0 or n_test < 0 or size < 8:
         got = f"n_train={n_train}, n_test={n_test}, size={size}"
         raise ConfigError(f"toy styles need n_train >= 0, n_test >= 0 and size >= 8; got {got}.")
@@ -304,7 +305,7 @@ def render_toy_style(
     if out_dir.exists():
         raise FileExistsError(f"{out_dir} already exists; delete it to regenerate the {style!r} toy style.")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    style_salt = 1 + TOY_STYLES.index(style)
+    style_salt = 1 + PROCEDURAL_STYLES.index(style)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     tmp.chmod(0o755)  # mkdtemp makes it owner-only; the renamed dataset should be readable like any other
     written: list[Path] = []
