@@ -230,3 +230,31 @@ def test_the_style_is_positional_in_every_data_verb(group):
         names = {param.name: param for param in command.params}
         if "style" in names:
             assert names["style"].param_type_name == "argument", f"{' '.join(path)}: style should be an argument"
+
+
+def private_imports_across_packages() -> list[str]:
+    """``from nsync_bench.<pkg>.<mod> import _name`` where the importer lives in another package: a private name
+    is its package's to change, so a caller elsewhere should use a public one."""
+    found = []
+    for name, (path, _) in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("nsync_bench."):
+                if layer(node.module) == layer(name):
+                    continue  # its own package may use it
+                found += [f"{name} imports {node.module}.{a.name}" for a in node.names if a.name.startswith("_")
+                          and not a.name.startswith("__")]
+    return found
+
+
+def test_no_private_names_cross_a_package():
+    assert private_imports_across_packages() == []
+
+
+def test_the_private_name_check_sees_one(tmp_path, monkeypatch):
+    package = tmp_path / "nsync_bench"
+    for sub in ("report", "pipeline"):
+        (package / sub).mkdir(parents=True)
+    (package / "report" / "x.py").write_text("from nsync_bench.pipeline.runner import _hidden\n")
+    (package / "report" / "y.py").write_text("from nsync_bench.report.x import _fine\n")
+    monkeypatch.setattr(__import__(__name__), "PACKAGE", package)
+    assert private_imports_across_packages() == ["nsync_bench.report.x imports nsync_bench.pipeline.runner._hidden"]

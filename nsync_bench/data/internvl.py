@@ -155,15 +155,15 @@ class InternVLCaptioner(Captioner):
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        from nsync_bench.models.pretrained import _dtype_kwargs
+        from nsync_bench.models.pretrained import dtype_kwargs
 
         device = resolve_device(str(self.device))
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-        dtype_kwargs, _ = _dtype_kwargs(dtype)
+        transformers_dtype, _ = dtype_kwargs(dtype)
 
         def model_loader(target: str, **kwargs: Any) -> Any:
             return AutoModel.from_pretrained(target, trust_remote_code=True, low_cpu_mem_usage=True,
-                                             **dtype_kwargs, **kwargs)
+                                             **transformers_dtype, **kwargs)
 
         def tokenizer_loader(target: str, **kwargs: Any) -> Any:
             return AutoTokenizer.from_pretrained(target, trust_remote_code=True, use_fast=False, **kwargs)

@@ -57,7 +57,7 @@ def _resolve_scheduler_class(class_name: str | None) -> Any:
     return diffusers.PNDMScheduler
 
 
-def _dtype_kwargs(torch_dtype: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def dtype_kwargs(torch_dtype: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """Dtype keyword for (transformers, diffusers): transformers 5 renamed ``torch_dtype`` to ``dtype``.
 
     None means fp32 for the text encoder explicitly: transformers 5 otherwise loads in the file's
@@ -117,7 +117,7 @@ def load_pretrained_components(
 
     target, local, kwargs = resolve_source(name_or_path, missing, offline=offline, revision=revision)
     source = source_label(name_or_path, revision)
-    tf_dtype, df_dtype = _dtype_kwargs(torch_dtype)
+    tf_dtype, df_dtype = dtype_kwargs(torch_dtype)
     logger.info("loading base model %s (%s, offline=%s)", source, "local" if local else "hub", offline)
 
     try:

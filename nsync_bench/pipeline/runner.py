@@ -116,7 +116,7 @@ def execute(config: RunConfig, options: RunOptions) -> RunResult:
             "one process per GPU instead: `nsync-bench sweep ... --devices 0,1,...` or a Slurm array."
         )
     paths.check_name(experiment_name(config, options), "experiment", "--experiment")  # a path component
-    _check_locations(options)
+    check_locations(options)
     # The style's files, resolved once for the whole run and passed down (identity, checks, training,
     # evaluation). A missing dataset is the user's to fix: say so before any run folder or MLflow run exists.
     from nsync_bench.data.identity import run_data_identity
@@ -140,7 +140,7 @@ def execute(config: RunConfig, options: RunOptions) -> RunResult:
         return _execute_locked(config, options, key, run_dir, identity, data)
 
 
-def _check_locations(options: RunOptions) -> None:
+def check_locations(options: RunOptions) -> None:
     """Unusable folders or stores are teaching errors before anything is written."""
     from nsync_bench.paths import check_tracking_uri, usable_dir
 
@@ -388,5 +388,5 @@ def _train_and_evaluate(config: RunConfig, key: str, run_dir: Path, tracker: Tra
     return result  # the MLflow run is closed FINISHED last (_execute_locked)
 
 
-__all__ = ["RESULT_FILE", "RunBusyError", "RunOptions", "RunResult", "Training", "build_training", "data_identity",
-           "execute", "full_run_key", "run", "run_directory"]
+__all__ = ["RESULT_FILE", "RunBusyError", "RunOptions", "RunResult", "Training", "build_training", "check_locations",
+           "data_identity", "execute", "full_run_key", "run", "run_directory"]

@@ -319,11 +319,11 @@ class Executor(Protocol):
 def run_sweep(spec: SweepSpec, executor: Executor, options: SweepOptions, *, retry_failed: bool = False,
               on_event: EventHandler | None = None) -> SweepSummary:
     """Expand, prepare each style once, run every task through ``executor``, record the outcome."""
-    from nsync_bench.pipeline.runner import _check_locations
+    from nsync_bench.pipeline.runner import check_locations
 
     on_event = on_event or (lambda task, status, result: None)
     experiment = spec.experiment_name()
-    _check_locations(options.run_options(experiment))
+    check_locations(options.run_options(experiment))
     tasks = select_tasks(expand(spec, options), spec, options, retry_failed)
     for task in tasks:
         on_event(task, "queued", None)

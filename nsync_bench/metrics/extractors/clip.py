@@ -128,9 +128,9 @@ def resolve_clip_source(model: str, weights_dir: str | Path | None = None) -> tu
 
 def _float32() -> dict[str, Any]:
     """``dtype=float32`` under the name the installed transformers takes (``torch_dtype`` before 5)."""
-    from nsync_bench.models.pretrained import _dtype_kwargs
+    from nsync_bench.models.pretrained import dtype_kwargs
 
-    return _dtype_kwargs(torch.float32)[0]
+    return dtype_kwargs(torch.float32)[0]
 
 
 def load_clip_extractor(
