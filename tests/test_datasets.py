@@ -446,3 +446,24 @@ def test_help_of_data_verbs_imports_no_torch(verb):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_large_images_are_a_validation_row_not_a_raw_warning(tmp_path, monkeypatch):
+    import io
+    import warnings
+
+    from nsync_bench.data.pixels import load_rgb
+
+    style = tmp_path / "ghibli"
+    for split in ("train", "test"):
+        (style / split).mkdir(parents=True)
+        for k in range(2):
+            buffer = io.BytesIO()
+            Image.fromarray(np.full((40, 40, 3), 30 * k, dtype=np.uint8)).save(buffer, format="PNG")
+            (style / split / f"{split}{k}.png").write_bytes(buffer.getvalue())
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1600 pixels: above the warning threshold
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any raw warning fails the test
+        report = validate_style("ghibli", tmp_path, 32)
+        load_rgb(style / "train" / "train0.png")
+    assert {p.kind for p in report.warnings} >= {"large_image"}

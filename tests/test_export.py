@@ -13,9 +13,9 @@ import pytest
 import torch
 import yaml
 from conftest import FAST
+from helpers import assert_regenerates
 from PIL import Image
 from safetensors.torch import load_file
-from test_run_end_to_end import assert_regenerates
 
 from nsync_bench.config.recipes import resolve_config
 from nsync_bench.errors import NsyncBenchError

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from test_metrics_pipeline import write_images
+from helpers import write_images
 from typer.testing import CliRunner
 
 from nsync_bench.cli.main import app

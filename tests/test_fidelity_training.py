@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from test_methods import training_for
+from helpers import training_for
 
 from nsync_bench.config.recipes import resolve_config
 from nsync_bench.errors import TrainingError

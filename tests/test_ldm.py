@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import FAST
-from test_run_end_to_end import assert_regenerates
+from helpers import assert_regenerates
 
 from nsync_bench.config.recipes import resolve_config
 from nsync_bench.data.styles import get_style

@@ -4,20 +4,14 @@ import mlflow
 import pytest
 import torch
 from conftest import FAST
+from helpers import assert_regenerates, training_for
 from mlflow.tracking import MlflowClient
-from test_run_end_to_end import assert_regenerates
 
 from nsync_bench.config.recipes import resolve_config
 from nsync_bench.methods.nsync import refine_gradient
 from nsync_bench.models.diffusers_pipeline import build_pipeline
 from nsync_bench.models.tiny import build_tiny_components
-from nsync_bench.pipeline.runner import build_training, run
-
-
-def training_for(method, data_root, tmp_path, overrides=(), seed=0, protocol="matched"):
-    config = resolve_config(style="toy-pastel", method=method, seed=seed, profile="smoke", protocol=protocol,
-                            overrides=[*FAST, *overrides])
-    return build_training(config, data_root=data_root, checkpoint_dir=tmp_path / method / "ckpt")
+from nsync_bench.pipeline.runner import run
 
 
 @pytest.mark.parametrize(("base", "nsync"), [("ti", "nsync"), ("lora", "nsync-lora")])

@@ -6,8 +6,8 @@ refuses to compare numbers whose ids differ, so the id must follow the code that
 
 import numpy as np
 import pytest
+from helpers import write_images
 from mlflow.tracking import MlflowClient
-from test_metrics_pipeline import write_images
 
 from nsync_bench.config.run_config import MetricsConfig
 from nsync_bench.metrics import cmmd, csd, fid, kid

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import write_images
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -14,24 +15,6 @@ from nsync_bench.metrics.images import list_image_files
 from nsync_bench.metrics.scoring import score_image_sets
 
 SMOKE = MetricsConfig(extractors="smoke", device="cpu", batch_size=4)
-
-
-def write_images(folder, n, seed, modes=("RGB",), sizes=((40, 40),)):
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        w, h = sizes[i % len(sizes)]
-        array = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
-        image = Image.fromarray(array)
-        mode = modes[i % len(modes)]
-        if mode == "P":
-            image = image.convert("P", palette=Image.Palette.ADAPTIVE)
-        elif mode == "I;16":
-            image = Image.fromarray(array[..., 0].astype(np.uint16) * 257)
-        elif mode != "RGB":
-            image = image.convert(mode)
-        image.save(folder / f"{i:03d}.png")
-    return folder
 
 
 def test_every_mode_is_converted_and_counted_none_dropped(tmp_path):
@@ -102,3 +85,12 @@ def test_bench_metrics_reports_throughput_and_cached_speedup():
     assert set(payload["extractors"]) == {"inception", "clip", "csd"}
     assert all(row["images_per_s"] > 0 for row in payload["extractors"].values())
     assert payload["evaluation"]["speedup"] > 0  # a ratio, reported not asserted (machines differ)
+
+
+def test_too_few_images_for_fid_are_explained_in_the_users_terms(tmp_path):
+    """FID/KID need two images per set: said in the user's terms, not the estimator's ("feats_a")."""
+    one = tmp_path / "a.png"
+    Image.new("RGB", (8, 8)).save(one)
+    with pytest.raises(DataError) as info:
+        score_image_sets([one], [one, one], MetricsConfig(names=["fid", "csd"], extractors="smoke"))
+    assert "generated (first) image set has 1 image(s)" in str(info.value) and "feats_a" not in str(info.value)

@@ -81,3 +81,15 @@ def test_data_negatives_command(fresh_root):
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 0, result.output
     assert "24 negative images" in result.output
+
+
+def test_a_killed_negative_render_is_not_counted_as_a_cached_set(tmp_path, data_root):
+    from nsync_bench.data.styles import ensure_style_data, style_status
+
+    ensure_style_data("toy-ink", data_root)
+    base = tmp_path / "negatives" / "tiny" / "toy-ink"
+    (base / ".tmp-negatives-abc" / "train").mkdir(parents=True)  # what a killed render leaves
+    (base / "0123456789abcdef" / "train").mkdir(parents=True)
+    (base / "0123456789abcdef" / "negatives.json").write_text("{}")
+    (tmp_path / "toy-ink").symlink_to(data_root / "toy-ink")
+    assert style_status("toy-ink", tmp_path).negative_sets == 1

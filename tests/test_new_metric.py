@@ -41,7 +41,7 @@ def test_the_config_accepts_a_registered_metric_only_once_registered(monkeypatch
 
 
 def test_scoring_computes_it_from_its_extractor_kind(meangap, tmp_path):
-    from test_metrics_pipeline import write_images
+    from helpers import write_images
 
     from nsync_bench.metrics.images import list_image_files
     from nsync_bench.metrics.scoring import score_image_sets

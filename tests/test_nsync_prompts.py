@@ -2,7 +2,7 @@
 the positive, negative and anchor branches alike; the v5.x rules negate the style phrase only."""
 
 import pytest
-from test_methods import training_for
+from helpers import training_for
 
 from nsync_bench.errors import ConfigError
 from nsync_bench.methods.base import STYLE_TEMPLATES

@@ -5,49 +5,16 @@ Runs are written directly with ``MlflowClient`` (no training), with params as a 
 
 import pandas as pd
 import pytest
-from mlflow.entities import Metric
-from mlflow.tracking import MlflowClient
+from helpers import ReportStore
 
-from nsync_bench.paths import artifact_root
 from nsync_bench.report.build import build_report
 from nsync_bench.report.runs_table import load_report_data
 from nsync_bench.tracking import schema
 
-BASE = {"run.style": "toy-pastel", "run.profile": "smoke", "run.protocol": "matched", "train.learning_rate": "0.0005",
-        "train.max_steps": "30", "data_identity.train.images": "a" * 64}
-
-
-class Store:
-    def __init__(self, tmp_path):
-        self.uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-        self.client = MlflowClient(self.uri)
-        self.experiment = self.client.create_experiment("cells", artifact_location=artifact_root(self.uri))
-        self.clock = 1_000
-
-    def add(self, method, seed, fid, *, params=None, status="FINISHED", run_key=None):
-        """One run; later calls start later (the report keeps the latest run of a cell and seed)."""
-        params = {**BASE, "run.method": method, "run.seed": str(seed), **(params or {})}
-        coordinates = {"style": "toy-pastel", "method": method, "seed": str(seed), "profile": "smoke",
-                       "protocol": "matched"}
-        tags = {**schema.run_tags(coordinates, run_key or f"{method}-{seed}-{sorted(params.items())}"),
-                **schema.kind_tag(schema.RUN_KIND),
-                **schema.metric_tags("fid", direction="lower", implementation="fid|test"),
-                **schema.metric_tags("csd", direction="higher", implementation="csd|test")}
-        self.clock += 1_000
-        run = self.client.create_run(self.experiment, start_time=self.clock, tags=tags)
-        run_id = run.info.run_id
-        for key, value in params.items():
-            self.client.log_param(run_id, key, value)
-        if status == "FINISHED":
-            self.client.log_batch(run_id, metrics=[Metric("metrics/fid", fid, 0, 0),
-                                                   Metric("metrics/csd", 0.5 + seed / 100, 0, 0)])
-        self.client.set_terminated(run_id, status)
-        return run_id
-
 
 @pytest.fixture
 def store(tmp_path):
-    return Store(tmp_path)
+    return ReportStore(tmp_path)
 
 
 def _summary(data, metric="fid"):
@@ -129,3 +96,20 @@ def test_a_huge_or_unreadable_seed_tag_does_not_break_the_report(store):
     assert sorted(data.runs["seed"]) == [1, 99999999999999999999999]
     assert any("unreadable seed" in w for w in data.warnings)
     assert _summary(data).loc["ti", "n"] == 2
+
+
+@pytest.mark.slow  # end-to-end run(s): kept out of the fast tier
+def test_a_report_with_nothing_to_compare_writes_csvs_with_headers(tmp_path):
+    from nsync_bench.report.build import ReportError
+
+    store = ReportStore(tmp_path)
+    store.add("ti", 0, 50.0)
+    store.add("ti", 1, 51.0)
+    result = build_report(["cells"], tracking_uri=store.uri, out_dir=tmp_path / "out", log_to_mlflow=False,
+                          data_root=tmp_path / "data")
+    comparisons = pd.read_csv(result.comparisons_csv)
+    assert comparisons.empty and {"candidate", "baseline", "p_t_adj"} <= set(comparisons.columns)
+    assert "verdict" in pd.read_csv(result.claims_csv).columns
+    # --out never overwrites an existing report.
+    with pytest.raises(ReportError, match="already exists"):
+        build_report(["cells"], tracking_uri=store.uri, out_dir=tmp_path / "out", log_to_mlflow=False)

@@ -5,13 +5,12 @@ import numpy as np
 import pytest
 import torch
 from conftest import FAST
+from helpers import assert_regenerates
 from mlflow.tracking import MlflowClient
-from PIL import Image
 
 from nsync_bench.config.recipes import resolve_config
 from nsync_bench.models.diffusers_pipeline import build_pipeline
 from nsync_bench.models.tiny import build_tiny_components
-from nsync_bench.pipeline.generation import EvalPrompt, generate_batch, read_manifest
 from nsync_bench.pipeline.runner import run
 
 # Whole runs (train, generate, score, log): the slow tier (`pytest -m "not slow"` leaves them out).
@@ -82,16 +81,6 @@ def test_saved_adapter_regenerates_the_first_evaluation_image(run_options):
     pipe = build_pipeline(build_tiny_components(seed=config.model.tiny_seed, resolution=config.model.resolution))
     pipe.load_textual_inversion(str(result.run_dir / result.adapter))
     assert_regenerates(pipe, result.run_dir, config, "in the style of <nsync-style>")
-
-
-def assert_regenerates(pipe, run_dir, config, prompt_suffix):
-    """The run's first evaluation batch, regenerated from its manifest, equals the saved PNGs exactly."""
-    manifest = read_manifest(run_dir / "eval" / "images")[: config.eval.batch_size]
-    assert manifest[0].prompt.endswith(prompt_suffix)
-    prompts = [EvalPrompt(m.index, m.caption, m.prompt, m.seed, m.source) for m in manifest]
-    for item, image in zip(manifest, generate_batch(pipe, prompts, config.eval, config.model.resolution)):
-        with Image.open(run_dir / "eval" / "images" / item.file) as saved:
-            assert np.array_equal(np.asarray(image), np.asarray(saved))
 
 
 def test_a_multi_process_launch_is_refused_not_duplicated(run_options, monkeypatch):

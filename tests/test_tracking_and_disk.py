@@ -256,9 +256,9 @@ def test_a_run_on_a_full_disk_is_one_line_and_resumes_once_there_is_room(tmp_pat
 @pytest.mark.slow  # the report in a subprocess
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_a_report_killed_midway_leaves_no_report_folder_and_the_same_out_works(tmp_path, sig):
-    from test_report_cells import Store
+    from helpers import ReportStore
 
-    store = Store(tmp_path)
+    store = ReportStore(tmp_path)
     for seed in (0, 1, 2):
         store.add("ti", seed, 50.0 + seed)
         store.add("nsync", seed, 40.0 + seed)

@@ -1,5 +1,5 @@
-"""Issue 20, item 8: the small ones (SIGTERM during ``data negatives`` is in test_sweep_signals.py, ``{}`` as a
-result in test_torn_files.py and test_sweep_plan.py).
+"""Careless inputs across sweep files, export targets, shared folders and cached negative sets (SIGTERM during
+``data negatives`` is in test_sweep_signals.py, ``{}`` as a result in test_torn_files.py and test_sweep_plan.py).
 
 Before: ``--methods ti,ti --seeds 0,0`` made 4 tasks of one key; TOML seeds 1.5/true became seed 1;
 ``styles = "x"`` was split into letters; exporting an ``ldm`` run failed on a missing file and left an
