@@ -162,6 +162,19 @@ def test_ui_serves_the_runs_store(tmp_path):
         proc.wait(timeout=30)
 
 
+def _last_logged_step(db, key: str) -> int:
+    """The highest step of metric ``key`` in a SQLite MLflow store another process writes; -1 before any."""
+    import contextlib
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as connection:
+            row = connection.execute("SELECT MAX(step) FROM metrics WHERE key = ?", (key,)).fetchone()
+    except sqlite3.Error:  # not created yet, not migrated yet, or busy: ask again
+        return -1
+    return -1 if row is None or row[0] is None else int(row[0])
+
+
 @pytest.mark.slow
 def test_sigterm_checkpoints_the_last_completed_step(tmp_path, data_root):
     import os
@@ -173,11 +186,12 @@ def test_sigterm_checkpoints_the_last_completed_step(tmp_path, data_root):
             "--set", "train.max_steps=400", "--set", "train.checkpoint_every=100", "--set", "eval.max_prompts=2",
             "--set", "eval.num_inference_steps=2"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while not list((tmp_path / "runs").rglob("checkpoint-0000100")):
-        assert proc.poll() is None and time.monotonic() < deadline
+    deadline = time.monotonic() + 180
+    # Poll the store for a training step past the periodic checkpoint (train.log_every = 1 logs every step).
+    while _last_logged_step(tmp_path / "mlflow.db", "train/loss") <= 101:
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline, "the run never logged a step past 101"
         time.sleep(0.05)
-    time.sleep(0.5)  # a few steps past the periodic checkpoint
     proc.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, output

@@ -153,3 +153,35 @@ def test_a_second_process_with_the_same_run_key_refuses_naming_the_holder(tmp_pa
     runs = client.search_runs([client.get_experiment_by_name("lock").experiment_id])
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert len(client.get_metric_history(runs[0].info.run_id, "train/loss")) == 40
+
+
+_OPEN_STORE = """
+import sys, time
+from pathlib import Path
+from nsync_bench.tracking.tracker import ensure_experiment
+Path(sys.argv[3]).touch()  # imported: ready
+go = Path(sys.argv[2])
+while not go.exists():  # then every process opens the new store at the same moment
+    time.sleep(0.001)
+print(ensure_experiment(sys.argv[1], "together"))
+"""
+
+
+@pytest.mark.slow  # four Python processes importing MLflow
+def test_processes_opening_a_new_sqlite_store_together_all_succeed(tmp_path):
+    """Opening a new SQLite store creates and migrates it; four processes doing so at once used to clash in
+    Alembic ("table _alembic_tmp_experiments already exists": 9 of 12 processes failed in three trials). The
+    first to hold the store's init lock creates it, the others wait and find it current."""
+    uri, go = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "go"
+    ready = [tmp_path / f"ready{i}" for i in range(4)]
+    procs = [subprocess.Popen([sys.executable, "-c", _OPEN_STORE, uri, str(go), str(flag)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for flag in ready]
+    deadline = time.monotonic() + 120
+    while not all(flag.exists() for flag in ready):
+        assert all(p.poll() is None for p in procs), [p.communicate()[0] for p in procs if p.poll() is not None]
+        assert time.monotonic() < deadline, "the processes never finished importing"
+        time.sleep(0.05)
+    go.touch()
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], outputs
+    assert len({out.strip().splitlines()[-1] for out in outputs}) == 1  # one experiment, the same id for all

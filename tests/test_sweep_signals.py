@@ -120,6 +120,19 @@ def test_ctrl_c_to_the_process_group_stops_every_worker_once(tmp_path, data_root
     _assert_stopped_cleanly(tmp_path, proc, output, workers, METHODS)
 
 
+def test_a_signal_that_reaches_one_worker_only_stops_the_sweep(tmp_path, data_root):
+    """SIGINT to one worker and not to the sweep (the race Ctrl-C to a group can lose: the workers' runs saw it,
+    the sweep's process did not yet): the killed run stops the sweep as Ctrl-C does, exit 130, not 0."""
+    proc = subprocess.Popen(_argv(tmp_path, data_root, 2), env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    _wait_for(lambda: len(_checkpointed(tmp_path)) >= 2, proc, 300, "the runs' first checkpoints")
+    workers = [child.pid for child in psutil.Process(proc.pid).children(recursive=True)]
+    busy = [pid for pid in workers if psutil.Process(pid).cpu_percent(interval=0.2) > 0]
+    os.kill(busy[0], signal.SIGINT)
+    output = proc.communicate(timeout=300)[0]
+    _assert_stopped_cleanly(tmp_path, proc, output, workers, METHODS)
+
+
 def test_workers_of_a_killed_sweep_stop_their_runs_and_exit(tmp_path, data_root):
     """SIGKILL leaves the sweep no chance to clean up: the workers notice (Linux) and stop their runs."""
     if not sys.platform.startswith("linux"):

@@ -144,5 +144,7 @@ def sweep(
         view.print_interrupted(stop.results if isinstance(stop, SweepInterrupted) else [])
         raise typer.Exit(130) from None
     view.print_summary(summary, tracking_uri)
+    if summary.counts().get("killed"):  # stopped by a signal (a scheduler's, say): the sweep is not done
+        raise typer.Exit(130)
     if summary.counts().get("failed"):
         raise typer.Exit(1)

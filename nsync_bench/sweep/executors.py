@@ -125,6 +125,10 @@ class LocalPoolExecutor:
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in done:
                         results.append(_collect(running.pop(future), future, on_event))
+                        if results[-1].status == "killed":
+                            # A signal stopped a worker's run but has not (yet) reached this process (sent to
+                            # the workers only, or racing Ctrl-C to the group): stop the sweep as for Ctrl-C.
+                            raise KeyboardInterrupt
             except KeyboardInterrupt:
                 with signals_ignored():
                     results += _stop_workers(pool, running, on_event)

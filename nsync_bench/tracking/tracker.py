@@ -8,7 +8,9 @@ or HTTP round trip per step would cost more than a smoke training step.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -101,7 +103,29 @@ def client_for(tracking_uri: str) -> Any:
 
     for name, value in FAIL_FAST_ENV.items():
         os.environ.setdefault(name, value)
-    return MlflowClient(tracking_uri=tracking_uri)
+    with _store_init_lock(tracking_uri):
+        return MlflowClient(tracking_uri=tracking_uri)
+
+
+@contextlib.contextmanager
+def _store_init_lock(tracking_uri: str) -> Iterator[None]:
+    """Hold an exclusive lock beside a SQLite store while this process opens it.
+
+    Opening a SQLite store (``MlflowClient(...)`` does) creates or migrates it, and two processes doing so
+    at once clash (Alembic: "table _alembic_tmp_experiments already exists", "duplicate column name"): two
+    `nsync-bench run` started together on a new store failed one of them. The first process to hold
+    ``<db>.init-lock`` creates the store; the others wait, then find its schema current. A server migrates
+    its own store; nothing to do for one.
+    """
+    db = Path(tracking_uri.removeprefix("sqlite:///"))
+    if not tracking_uri.startswith("sqlite:///") or not db.parent.is_dir():
+        yield  # not SQLite, or a missing folder the store's own error names (paths.check_tracking_uri)
+        return
+    import fcntl
+
+    with open(db.with_name(db.name + ".init-lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 _client = client_for
