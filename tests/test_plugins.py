@@ -57,3 +57,12 @@ def test_the_world_styles_name_their_renderer():
     world = [name for name in style_names() if name.startswith("world-")]
     assert world and all(get_style(name).renderer == "toy-world" for name in world)
     assert get_style("toy-pastel").renderer == ""
+
+
+def test_a_row_naming_a_missing_module_or_attribute_is_a_teaching_error(monkeypatch):
+    monkeypatch.setitem(plugins.plugin_table()["metrics"], "ghost", "nsync_bench.metrics.nothere:SPEC")
+    with pytest.raises(plugins.ConfigError, match=r"plugin metrics.ghost = 'nsync_bench.metrics.nothere:SPEC'"):
+        plugins.load_plugin("metrics", "ghost", "metric")
+    monkeypatch.setitem(plugins.plugin_table()["metrics"], "ghost", "nsync_bench.metrics.fid:NOPE")
+    with pytest.raises(plugins.ConfigError, match="cannot be loaded"):
+        plugins.load_plugin("metrics", "ghost", "metric")

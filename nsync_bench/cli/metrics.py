@@ -17,7 +17,8 @@ from nsync_bench.cli.app import app, console
 def metrics(
     dir_a: Annotated[Path, typer.Argument(help="Generated images (CSD scores these against B's style).")],
     dir_b: Annotated[Path, typer.Argument(help="Reference (real) images.")],
-    names: Annotated[Optional[str], typer.Option("--metrics", help="Comma list of fid,kid,cmmd,csd.")] = None,
+    names: Annotated[Optional[str], typer.Option(
+        "--metrics", help="Comma list of metric names, e.g. fid,csd (those metrics/plugins.toml registers).")] = None,
     mode: Annotated[Optional[str], typer.Option(help="Inception mode: clean, legacy_pytorch, nsync-legacy.")] = None,
     legacy_batch_size: Annotated[Optional[int], typer.Option(
         help="nsync-legacy: gan-metrics-pytorch's batch size; FID/KID use the first N // b * b images (50).")] = None,
@@ -27,6 +28,8 @@ def metrics(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:
     """Score DIR_A against DIR_B with FID, KID, CMMD and CSD; a table, or JSON with --json."""
+    from pydantic import ValidationError
+
     from nsync_bench import paths
     from nsync_bench.cli.progress import RichProgress
     from nsync_bench.config.recipes import load_profile
@@ -45,8 +48,10 @@ def metrics(
         settings["legacy_batch_size"] = legacy_batch_size
     try:
         config = MetricsConfig.model_validate(settings)
-    except ValueError as err:
-        raise ConfigError(f"invalid metric settings: {err}") from None
+    except ValidationError as err:  # one line per bad setting, as `run --set` says it
+        problems = [f"metrics.{'.'.join(str(p) for p in item['loc'])} = {item.get('input')!r}: {item['msg']}"
+                    for item in err.errors()]
+        raise ConfigError("invalid metric settings: " + "; ".join(problems)) from None
     report = score_image_sets(
         list_image_files(dir_a), list_image_files(dir_b), config, weights_dir=weights_dir,
         cache_root=paths.cache_dir() / "features" if cache else None,

@@ -53,4 +53,8 @@ def load_plugin(group: str, name: str, kind: str) -> Any:
     if name not in rows:
         raise unknown_name(kind, name, rows)
     module, _, attribute = rows[name].partition(":")
-    return getattr(importlib.import_module(module), attribute)
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as err:  # a row that names a missing module or attribute
+        raise ConfigError(f"plugin {group}.{name} = {rows[name]!r} (a plugins.toml row under nsync_bench/) cannot "
+                          f"be loaded: {err}. Fix the row, or reinstall nsync-bench if you did not edit it.") from err
