@@ -185,3 +185,28 @@ def test_processes_opening_a_new_sqlite_store_together_all_succeed(tmp_path):
     outputs = [p.communicate(timeout=120)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0, 0], outputs
     assert len({out.strip().splitlines()[-1] for out in outputs}) == 1  # one experiment, the same id for all
+
+
+def test_a_store_in_a_read_only_folder_opens_without_its_init_lock(tmp_path, monkeypatch):
+    """The init lock is for creating a store; where no lock file can be written (a shared read-only folder; root
+    writes anywhere, so the refusal is simulated) the store is opened without it, not refused."""
+    import builtins
+
+    from nsync_bench.tracking.tracker import _store_init_lock
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with _store_init_lock(uri):
+        assert (tmp_path / "mlflow.db.init-lock").exists()  # where it can, it locks
+    (tmp_path / "mlflow.db.init-lock").unlink()
+    real_open = builtins.open
+
+    def refuse_lock_files(path, *args, **kwargs):
+        if str(path).endswith(".init-lock"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refuse_lock_files)
+    entered = False
+    with _store_init_lock(uri):
+        entered = True
+    assert entered and not (tmp_path / "mlflow.db.init-lock").exists()

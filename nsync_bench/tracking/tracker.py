@@ -123,7 +123,12 @@ def _store_init_lock(tracking_uri: str) -> Iterator[None]:
         return
     import fcntl
 
-    with open(db.with_name(db.name + ".init-lock"), "a") as lock:
+    try:
+        lock = open(db.with_name(db.name + ".init-lock"), "a")  # noqa: SIM115 - held across the yield
+    except OSError:  # a read-only folder (a shared store opened to read): nothing here can migrate it anyway
+        yield
+        return
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         yield
 
