@@ -65,14 +65,18 @@ def tracking_uri(override: str | None = None) -> str:
     return f"sqlite:///{Path('mlflow.db').resolve()}"
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI; None for any other URI."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
 def artifact_root(uri: str) -> str | None:
     """Where a local SQLite store keeps artifacts: ``mlartifacts/`` beside the database file.
 
     None for server URIs: the server decides.
     """
-    if uri.startswith("sqlite:///"):
-        return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
-    return None
+    db = sqlite_file(uri)
+    return None if db is None else (db.parent / "mlartifacts").resolve().as_uri()
 
 
 def shipped_dir(name: str) -> Path:

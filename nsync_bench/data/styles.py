@@ -154,5 +154,6 @@ def style_status(name: str, data_root: Path) -> StyleStatus:
     return StyleStatus(info, directory, present, images, captions, negative_sets)
 
 
-__all__ = ["IMAGE_SUFFIXES", "StyleImage", "StyleInfo", "StyleStatus", "caption_problem", "ensure_style_data",
-           "get_style", "list_images", "read_caption", "require_captions", "style_names", "style_status"]
+__all__ = ["IMAGE_SUFFIXES", "StyleData", "StyleImage", "StyleInfo", "StyleStatus", "as_style_data", "caption_problem",
+           "ensure_style_data", "get_style", "list_images", "read_caption", "require_captions", "resolve_style_data",
+           "style_names", "style_status"]

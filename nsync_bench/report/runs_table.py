@@ -100,9 +100,10 @@ def load_report_data(tracking_uri: str, experiments: list[str],
         "hardware": _tag(frame, "hardware"),
     })
     runs, frame = _cells(frame, runs)
-    rows = [row for _, run in frame.iterrows() for row in _metric_rows(run, endpoints or {})]
+    metric_names = (*specs(), *(endpoints or {}))  # the registry's metrics, then the declared endpoints
+    rows = [row for _, run in frame.iterrows() for row in _metric_rows(run, metric_names, endpoints or {})]
     if not rows:
-        wanted = ", ".join(f"metrics/{m}" for m in (*specs(), *(endpoints or {})))
+        wanted = ", ".join(f"metrics/{m}" for m in metric_names)
         raise ReportError(f"the runs carry none of {wanted}; were they evaluated with metrics.names empty?")
     results = pd.DataFrame(rows).merge(runs[RUN_COLUMNS], on="run_id")
     data = ReportData(runs, results, tracking_uri=tracking_uri, unfinished=unfinished,
@@ -113,13 +114,13 @@ def load_report_data(tracking_uri: str, experiments: list[str],
     return data
 
 
-def _metric_rows(run: pd.Series, endpoints: Mapping[str, Endpoint]) -> list[dict]:
+def _metric_rows(run: pd.Series, metric_names: tuple[str, ...], endpoints: Mapping[str, Endpoint]) -> list[dict]:
     """One row per metric the run logged: built-ins with their logged direction, declared endpoints with the
     declared one (a logged direction tag that disagrees is an error, not a silent choice)."""
     from nsync_bench.report.claims import DECLARED_IMPLEMENTATION
 
     rows = []
-    for metric in (*specs(), *endpoints):
+    for metric in metric_names:
         value = run.get(f"metrics.metrics/{metric}")
         if value is None or pd.isna(value):
             continue

@@ -341,8 +341,8 @@ def run_sweep(spec: SweepSpec, executor: Executor, options: SweepOptions, *, ret
     if runnable:
         from nsync_bench.tracking.tracker import ensure_experiment
 
-        # Create the store and experiment once, here: workers racing to create a new SQLite store
-        # would trip over each other's schema migrations.
+        # Create the experiment once, here, rather than in workers racing to create the same one (the store
+        # itself is opened under its init lock: tracking/tracker.client_for).
         ensure_experiment(paths.tracking_uri(options.tracking_uri), experiment)
     path = state_path(spec, options)
     try:

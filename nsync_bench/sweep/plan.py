@@ -201,8 +201,9 @@ def _checkpoint_step(run_dir: Path) -> int:
 def _finished_in_mlflow(options: SweepOptions) -> bool:
     """Whether to ask MLflow: a server, or an SQLite store that exists (a dry run creates nothing)."""
     uri = paths.tracking_uri(options.tracking_uri)
-    if uri.startswith("sqlite:///"):
-        return Path(uri.removeprefix("sqlite:///")).is_file()
+    db = paths.sqlite_file(uri)
+    if db is not None:
+        return db.is_file()
     return not uri.startswith("file:") or Path(uri.removeprefix("file:")).exists()
 
 

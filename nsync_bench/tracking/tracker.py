@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from nsync_bench.errors import NsyncBenchError
 from nsync_bench.io import disk_full_error
-from nsync_bench.paths import artifact_root
+from nsync_bench.paths import artifact_root, sqlite_file
 from nsync_bench.tracking.schema import RUN_KEY, finished_filter
 
 log = logging.getLogger(__name__)
@@ -117,8 +117,8 @@ def _store_init_lock(tracking_uri: str) -> Iterator[None]:
     ``<db>.init-lock`` creates the store; the others wait, then find its schema current. A server migrates
     its own store; nothing to do for one.
     """
-    db = Path(tracking_uri.removeprefix("sqlite:///"))
-    if not tracking_uri.startswith("sqlite:///") or not db.parent.is_dir():
+    db = sqlite_file(tracking_uri)
+    if db is None or not db.parent.is_dir():
         yield  # not SQLite, or a missing folder the store's own error names (paths.check_tracking_uri)
         return
     import fcntl

@@ -21,10 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from nsync_bench.metrics.registry import specs
 from nsync_bench.world import render as wr
 
+# The probe's endpoints this summary shows (world/endpoints.py declares them), then the metrics, in report order.
 ENDPOINTS = ("leakage", "prompt_override", "nuisance_fidelity", "style_fidelity", "style_match_palette",
-             "style_match_texture", "style_match_edge", "fid", "kid", "cmmd", "csd")
+             "style_match_texture", "style_match_edge", *specs())
 CURVES = ("grad/cos_pos_neg", "grad/norm_ratio_neg_pos")
 WINDOW = 100  # steps per curve window
 
