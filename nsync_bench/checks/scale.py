@@ -32,6 +32,7 @@ import numpy as np
 # The same method variants (and style) as the GPU check, at the full-size architectures.
 from nsync_bench.checks.gpu import STYLE, VARIANTS
 from nsync_bench.errors import NsyncBenchError
+from nsync_bench.io import atomic_write_json
 from nsync_bench.perf.timing import peak_memory_mb
 
 log = logging.getLogger(__name__)
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                              variants=args.variants.split(","))
     args.work.mkdir(parents=True, exist_ok=True)
     report = run_scale_check(settings, args.work, args.cache)
-    (args.work / "scale-report.json").write_text(json.dumps(report, indent=2, default=str))
+    atomic_write_json(args.work / "scale-report.json", report, indent=2, default=str)
     log.info("scale check passed in %.0f s, peak RSS %.0f MB; report: %s", report["seconds"], report["peak_rss_mb"],
              args.work / "scale-report.json")
     return 0
