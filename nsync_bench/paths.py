@@ -66,8 +66,12 @@ def tracking_uri(override: str | None = None) -> str:
 
 
 def sqlite_file(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` tracking URI; None for any other URI."""
-    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+    """The database file of a ``sqlite:///`` tracking URI; None for any other URI, and for an in-memory store
+    (``sqlite:///:memory:``), which has no file beside which anything could be written."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    name = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    return None if name in ("", ":memory:") else Path(name)
 
 
 def artifact_root(uri: str) -> str | None:

@@ -13,7 +13,11 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+from pathlib import Path
+
 import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Small enough for seconds per run, large enough to exercise checkpoints and resume.
 FAST = [
@@ -42,3 +46,26 @@ def run_options(tmp_path, data_root):
         tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
         experiment="test",
     )
+
+
+@pytest.fixture(autouse=True)
+def _default_store_outside_the_project(tmp_path_factory, monkeypatch):
+    """The default MLflow store is ./mlflow.db; a command a test runs without --tracking-uri (a bad-input case
+    of `run` starts the MLflow helper before it refuses) would create it in the project. Each test gets its own
+    default instead; a test's own setting still wins."""
+    store = tmp_path_factory.mktemp("default-store") / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _the_suite_leaves_the_project_as_it_found_it():
+    """Nothing a test does may write into the project's root (a stray mlflow.db and lock files once landed
+    there, one of them in a commit). Dot-folders (caches, virtualenvs) are the tools', not the tests'."""
+    def visible():
+        return {p.name for p in PROJECT_ROOT.iterdir() if not p.name.startswith(".") and p.name != "__pycache__"}
+
+    before = visible()
+    yield
+    new = sorted(visible() - before)
+    if new:
+        pytest.fail(f"the tests wrote into the project root {PROJECT_ROOT}: {new}", pytrace=False)

@@ -53,6 +53,19 @@ def test_the_mlflow_client_gives_up_within_a_minute_unless_told_otherwise(monkey
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "300"
 
 
+def test_an_in_memory_store_writes_no_lock_file(tmp_path, monkeypatch):
+    """The init lock sits beside a store's file; an in-memory store has none, so nothing may appear in the
+    working directory (a lock named ``:memory:.init-lock`` once did, in the project's root)."""
+    from nsync_bench.paths import sqlite_file
+    from nsync_bench.tracking.tracker import client_for
+
+    monkeypatch.chdir(tmp_path)
+    client_for("sqlite:///:memory:")
+    assert list(tmp_path.iterdir()) == []
+    assert sqlite_file("sqlite:///:memory:") is None and sqlite_file("sqlite:///") is None
+    assert sqlite_file("sqlite:///runs/m.db") == Path("runs/m.db") and sqlite_file("http://h:5000") is None
+
+
 def test_a_store_that_stops_answering_is_one_error_then_silence(tmp_path):
     from nsync_bench.tracking.tracker import TrackingError
 
