@@ -3,10 +3,12 @@ errors reach the run with MLflow's (or our teaching) message."""
 
 from __future__ import annotations
 
+import io
 import signal
 
 import pytest
 from conftest import FAST
+from mlflow.tracking import MlflowClient
 
 from nsync_bench.errors import NsyncBenchError
 from nsync_bench.tracking import remote
@@ -101,3 +103,19 @@ def test_a_failed_tag_write_stops_the_run_at_its_next_waiting_call(helper, tmp_p
         tracker.log_artifact(note)
     tracker.log_artifact(note)  # reported once; the helper goes on
     tracker.finish("FAILED")
+
+
+def test_the_helper_creates_no_store_for_a_run_that_never_logs(tmp_path):
+    """A run refused after the helper started (a bad style, say) must leave no new store behind. MlflowClient
+    creates a missing SQLite store when it is constructed, and the helper's warm-up once constructed one: the
+    store appeared a moment after the refused command had returned. Run here in this process, synchronously."""
+    from nsync_bench.tracking.sidecar import _serve
+
+    replies = io.StringIO()
+    _serve(f"sqlite:///{tmp_path / 'new.db'}", io.StringIO(""), replies)  # started, then told the run is over
+    assert sorted(p.name for p in tmp_path.iterdir()) == [] and replies.getvalue() == ""
+    # An existing store is opened at once (its migration, if any, overlaps the run's imports).
+    MlflowClient(f"sqlite:///{tmp_path / 'old.db'}")
+    before = (tmp_path / "old.db").stat().st_size
+    _serve(f"sqlite:///{tmp_path / 'old.db'}", io.StringIO(""), io.StringIO())
+    assert (tmp_path / "old.db").stat().st_size == before

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from nsync_bench.errors import NsyncBenchError
+from nsync_bench.paths import sqlite_file
 
 
 class _Helper:
@@ -71,8 +72,15 @@ def _serve(tracking_uri: str, requests: IO[str], replies: IO[str]) -> None:
 
 
 def _warm_up(tracking_uri: str) -> None:
-    """Import MLflow's client and its SQL store now, while the run imports torch; touch no file (a run
-    refused later, for a bad style say, must not leave a new store behind)."""
+    """Import MLflow's client and its SQL store now, while the run imports torch; create no store (a run
+    refused later, for a bad style say, must not leave a new one behind). ``MlflowClient(...)`` creates a
+    SQLite store that does not exist yet, so for a new store only the imports are done here."""
+    db = sqlite_file(tracking_uri)
+    if db is not None and not db.exists():
+        # imported for their cost: the client, SQLAlchemy and Alembic
+        import mlflow.store.tracking.sqlalchemy_store
+        import mlflow.tracking
+        return
     from nsync_bench.tracking.tracker import _client
 
     _client(tracking_uri)
