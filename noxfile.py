@@ -43,7 +43,7 @@ def world_control(session: nox.Session) -> None:
 def tests_fast(session: nox.Session) -> None:
     """The fast tier for frequent runs: everything but the tests marked slow (end-to-end runs, sweeps,
     servers, browser, benchmarks), spread over the cores (pytest-xdist, at most four workers): about
-    70 s on 2 cores. CI runs the full ``tests`` session, one process."""
+    two minutes on 2 cores. CI runs the full ``tests`` session, one process."""
     session.install("-e", ".[dev]")
     session.run("pytest", "-m", "not slow", "-n", "auto", "--maxprocesses", "4", *(session.posargs or ["-q"]),
                 env=OFFLINE)
