@@ -61,3 +61,13 @@ def test_cli_claims_prints_rule_families_and_notes():
     assert "314 (raw)" in text
     bad = CliRunner().invoke(app, ["claims", "nope"])
     assert bad.exit_code == 2 and "no claims file 'nope'" in " ".join(bad.output.split())
+
+
+def test_an_absurd_seed_count_is_planned_not_an_overflow():
+    """``2.0 ** n`` overflows at n = 1024: `claims --seeds 100000` once ended in an OverflowError."""
+    from nsync_bench.cli.main import app
+    from nsync_bench.stats.rule import exact_min_p
+
+    assert exact_min_p(1024) == 2.0 ** -1023 and exact_min_p(100_000) == 0.0
+    result = CliRunner().invoke(app, ["claims", "toy-quick", "--seeds", "100000"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "unexpected" not in result.output, result.output

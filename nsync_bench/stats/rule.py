@@ -52,8 +52,9 @@ def uses_exact(test: str, n: int) -> bool:
 
 
 def exact_min_p(n: int) -> float:
-    """The smallest two-sided p-value of an exact sign-flip (or signed-rank) test on n non-zero differences."""
-    return 1.0 if n < 1 else min(1.0, 2.0 / 2.0**n)
+    """The smallest two-sided p-value of an exact sign-flip (or signed-rank) test on n non-zero differences,
+    2 / 2^n (``ldexp``: 0.0 past float range, where ``2.0**n`` overflows at n = 1024)."""
+    return 1.0 if n < 1 else min(1.0, math.ldexp(1.0, 1 - n))
 
 
 def seeds_to_reach(alpha: float, m: int = 1) -> int:
