@@ -124,6 +124,10 @@ def test_ui_command_binds_to_localhost_unless_told_otherwise(tmp_path, monkeypat
     assert served.exit_code == 2 and not launched  # a server is opened in a browser, not wrapped
     assert "already a tracking server" in " ".join(served.output.split())
 
+    for port in ("99999", "-1", "0"):  # once an OverflowError from bind(), reported as a bug
+        bad = runner.invoke(app, ["ui", "--tracking-uri", uri, "--port", port])
+        assert bad.exit_code == 2 and "--port" in bad.output and not launched, bad.output
+
 
 @pytest.mark.slow
 def test_ui_serves_the_runs_store(tmp_path):

@@ -31,7 +31,7 @@ def ui_url(host: str, port: int, experiment_id: str | None = None) -> str:
 def ui(
     tracking_uri: TrackingUriOption = None,
     host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps it local.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 5000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port (1-65535).")] = 5000,
 ) -> None:
     """Start the MLflow UI on 127.0.0.1 against the runs' store (Ctrl-C stops it)."""
     from nsync_bench.errors import NsyncBenchError
