@@ -99,3 +99,16 @@ def test_cli_dry_run_prints_count_and_estimate(tmp_path, monkeypatch):
     assert ("family nsync-beats-ti: 3 seeds cannot reach 0.05 with an exact test (smallest two-sided p 2/2^3 = "
             "0.25); need >= 6, or >= 10 with Holm over 16") in text
     assert not (tmp_path / "runs").exists()
+
+
+def test_repeated_names_and_seeds_run_once_and_are_named(tmp_path, monkeypatch):
+    """`--seeds 0,0` was one run, silently; the repeat is now said (and still one run: one task per run key)."""
+    monkeypatch.setenv("NSYNC_BENCH_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("NSYNC_BENCH_DATA_ROOT", str(tmp_path / "data"))
+    result = CliRunner().invoke(app, ["sweep", "--styles", "toy-pastel,toy-pastel", "--methods", "ti,ldm,ti",
+                                      "--seeds", "0,00,1", "--dry-run"], env={"COLUMNS": "200"})
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "--styles names toy-pastel more than once; each runs once." in text
+    assert "--methods names ti more than once" in text and "--seeds names 0 more than once" in text
+    assert "4 runs: 4 to start" in text

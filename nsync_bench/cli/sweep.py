@@ -25,8 +25,17 @@ if TYPE_CHECKING:
 SlurmLogsOption = Annotated[Path, typer.Option(help="Per-job logs folder.", rich_help_panel="Slurm")]
 
 def _csv(text: str | None) -> list[str]:
-    """A comma list without blanks or repeats (``ti,ti`` names one method)."""
-    return list(dict.fromkeys(item.strip() for item in (text or "").split(",") if item.strip()))
+    """A comma list without blanks; repeats are :func:`_once`'s to drop."""
+    return [item.strip() for item in (text or "").split(",") if item.strip()]
+
+
+def _once(values: list, option: str) -> list:
+    """``values`` without repeats (``ti,ti`` names one method; a run key is one task), saying so."""
+    kept = list(dict.fromkeys(values))
+    if len(kept) < len(values):
+        repeated = sorted({str(v) for v in values if values.count(v) > 1})
+        console.print(f"[yellow]{option} names {', '.join(repeated)} more than once; each runs once.[/]")
+    return kept
 
 
 def _print_claims_notes(spec: SweepSpec) -> None:
@@ -89,12 +98,13 @@ def sweep(
     from nsync_bench.sweep.matrix import SweepOptions, SweepSpec, load_sweep_file, run_sweep
 
     spec = load_sweep_file(file) if file else SweepSpec(styles=[], methods=[], seeds=[])
-    spec.styles = _csv(styles) or spec.styles
-    spec.methods = _csv(methods) or spec.methods
+    spec.styles = _once(_csv(styles), "--styles") or spec.styles
+    spec.methods = _once(_csv(methods), "--methods") or spec.methods
     try:
-        spec.seeds = list(dict.fromkeys(int(s) for s in _csv(seeds))) or spec.seeds
+        seed_list = [int(s) for s in _csv(seeds)]
     except ValueError:
         raise ConfigError(f"--seeds {seeds!r} must be a comma list of integers, e.g. 0,1,2.") from None
+    spec.seeds = _once(seed_list, "--seeds") or spec.seeds
     spec.profile = profile or spec.profile
     spec.protocol = protocol or spec.protocol
     spec.overrides = [*spec.overrides, *(overrides or [])]
@@ -129,7 +139,8 @@ def sweep(
                                protocol=spec.protocol, overrides=spec.overrides)
         max_parallel = default_parallel(first)
     try:
-        runner = make_executor(executor, max_parallel=max_parallel, slurm=slurm, devices=_csv(devices) or None)
+        runner = make_executor(executor, max_parallel=max_parallel, slurm=slurm,
+                               devices=_once(_csv(devices), "--devices") or None)
     except ValueError as err:
         raise ConfigError(str(err)) from None
     from nsync_bench.sweep.interrupts import SweepInterrupted, interrupt_on_sigterm
