@@ -104,6 +104,12 @@ def test_one_evaluation_prompt_fails_before_training(run_options):
                            r"eval.max_prompts = 1 .*FID/KID need at least 2.*eval.max_prompts=2")
 
 
+def test_a_batch_larger_than_the_training_set_fails_before_training(run_options):
+    """``train.batch_size=100000`` on the smoke profile's 24 images was killed for memory mid-run."""
+    _fails_before_training(run_options, [*FAST, "train.batch_size=100000"], ConfigError,
+                           r"train.batch_size = 100000 is larger than the 24 training images.*train.batch_size=24")
+
+
 def test_a_one_image_test_split_fails_before_training(run_options, own_style):
     for image in sorted((own_style / "test").glob("*.png"))[1:]:
         image.unlink()

@@ -8,6 +8,7 @@ checked here:
 * captions: training needs them under ``prompts.mode=caption``, NSYNC's rendered negative set
   always (its prompts are the train captions), and evaluation always (its prompts are the test
   captions, whatever ``prompts.mode`` is);
+* the batch: no larger than the training set (a larger one repeats images and only costs memory);
 * image counts: FID and KID need at least two images in each set (their specs' ``min_images``: a
   covariance and an unbiased MMD need two samples); evaluation generates one image per test caption,
   up to ``eval.max_prompts``;
@@ -99,6 +100,13 @@ def check_before_training(config: RunConfig, data: StyleData | Path, weights_dir
         if method_info(config.run.method).needs_negatives and not config.nsync.negatives_dir:
             raise _missing_captions(train, "train", style.name, f"{config.run.method}'s negative set is rendered "
                                     "from the train captions (or pass your own with --set nsync.negatives_dir=DIR)")
+    if method_info(config.run.method).trains and config.train.batch_size > len(train):
+        # Legal for the sampler (a batch spans epochs), but it only repeats images: memory grows with the batch
+        # (batch_size=100000 on the smoke profile was killed for memory), the gradient does not improve.
+        raise ConfigError(
+            f"train.batch_size = {config.train.batch_size} is larger than the {len(train)} training images of style "
+            f"{style.name!r}: each batch would repeat images. Fix: --set train.batch_size={len(train)} or less (for "
+            "a larger effective batch, train.gradient_accumulation_steps). Nothing was trained.")
     n_generated, n_real = evaluation_counts(config, len(test))
     table = specs()
     hard_minimum = max((table[n].min_images for n in config.metrics.names), default=1)
