@@ -31,11 +31,14 @@ def _csv(text: str | None) -> list[str]:
 
 def _once(values: list, option: str) -> list:
     """``values`` without repeats (``ti,ti`` names one method; a run key is one task), saying so."""
-    kept = list(dict.fromkeys(values))
-    if len(kept) < len(values):
-        repeated = sorted({str(v) for v in values if values.count(v) > 1})
+    from collections import Counter
+
+    from nsync_bench.sweep.matrix import unique
+
+    repeated = sorted(str(v) for v, count in Counter(values).items() if count > 1)
+    if repeated:
         console.print(f"[yellow]{option} names {', '.join(repeated)} more than once; each runs once.[/]")
-    return kept
+    return unique(values)
 
 
 def _print_claims_notes(spec: SweepSpec) -> None:

@@ -88,6 +88,7 @@ def check_before_training(config: RunConfig, data: StyleData | Path, weights_dir
     from nsync_bench.data.validate import check_before_run
 
     resolved = as_style_data(config.run.style, data)
+    method = method_info(config.run.method)
     style, style_dir, train, test = resolved.info, resolved.style_dir, resolved.train, resolved.test
     check_before_run(style.name, resolved.data_root, config.model.resolution)  # bad images stop here
     if not all(img.caption for img in test):
@@ -97,10 +98,10 @@ def check_before_training(config: RunConfig, data: StyleData | Path, weights_dir
         if config.prompts.mode == "caption":
             raise _missing_captions(train, "train", style.name, "prompts.mode=caption trains on them (or use "
                                     "--set prompts.mode=templates)")
-        if method_info(config.run.method).needs_negatives and not config.nsync.negatives_dir:
+        if method.needs_negatives and not config.nsync.negatives_dir:
             raise _missing_captions(train, "train", style.name, f"{config.run.method}'s negative set is rendered "
                                     "from the train captions (or pass your own with --set nsync.negatives_dir=DIR)")
-    if method_info(config.run.method).trains and config.train.batch_size > len(train):
+    if method.trains and config.train.batch_size > len(train):
         # Legal for the sampler (a batch spans epochs), but it only repeats images: memory grows with the batch
         # (batch_size=100000 on the smoke profile was killed for memory), the gradient does not improve.
         raise ConfigError(

@@ -75,17 +75,15 @@ def _warm_up(tracking_uri: str) -> None:
     """Import MLflow's client and its SQL store now, while the run imports torch; create no store (a run
     refused later, for a bad style say, must not leave a new one behind). ``MlflowClient(...)`` creates a
     SQLite store that does not exist yet, so for a new store only the imports are done here."""
-    db = sqlite_file(tracking_uri)
-    if db is not None and not db.exists():
-        # imported for their cost: the client, SQLAlchemy and Alembic
-        import mlflow.store.tracking.sqlalchemy_store
-        import mlflow.tracking
-        return
-    from nsync_bench.tracking.tracker import _client
+    import mlflow.tracking  # the client: imported for its cost
 
-    _client(tracking_uri)
     if tracking_uri.startswith("sqlite:"):
         import mlflow.store.tracking.sqlalchemy_store  # noqa: F401 - imported for its cost: SQLAlchemy, Alembic
+    db = sqlite_file(tracking_uri)
+    if db is None or db.exists():
+        from nsync_bench.tracking.tracker import _client
+
+        _client(tracking_uri)
 
 
 def main() -> None:
